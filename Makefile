@@ -1,0 +1,83 @@
+# Substrate build. `make` builds build/substrate; `make check` runs every test
+# suite (normal and ASan+UBSan builds); `make bench` runs the benchmarks.
+# SAN=1 selects the sanitizer build in build-asan/.
+
+CC      ?= cc
+PKGS    := libcurl openssl jansson yaml-0.1 libsodium libarchive zlib libseccomp
+SAN     ?= 0
+
+ifeq ($(SAN),1)
+BUILD   ?= build-asan
+OPT     := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDSAN   := -fsanitize=address,undefined
+else
+BUILD   ?= build
+OPT     := -O2 -g -D_FORTIFY_SOURCE=2
+LDSAN   :=
+endif
+
+PKG_CFLAGS := $(shell pkg-config --cflags $(PKGS) 2>/dev/null)
+PKG_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wformat=2 -Wpointer-arith \
+        -Wstrict-prototypes -Wmissing-prototypes -Wmissing-declarations -Wvla -Wundef \
+        -Wnull-dereference -Wdouble-promotion -Wimplicit-fallthrough \
+        -Wno-missing-field-initializers -Wno-format-nonliteral
+CFLAGS_ALL := -std=gnu17 $(OPT) $(WARN) -D_GNU_SOURCE -fstack-protector-strong -fPIE \
+        -Iinclude -I$(BUILD)/gen $(PKG_CFLAGS) $(CFLAGS)
+LDFLAGS_ALL := -pie -Wl,-z,relro,-z,now $(LDSAN) $(LDFLAGS)
+
+LIB_SRCS  := $(sort $(wildcard lib/*/*.c))
+CLI_SRCS  := $(sort $(wildcard src/*.c))
+UNIT_SRCS := $(sort $(wildcard tests/unit/*.c))
+LIB_OBJS  := $(LIB_SRCS:%.c=$(BUILD)/obj/%.o)
+CLI_OBJS  := $(CLI_SRCS:%.c=$(BUILD)/obj/%.o)
+UNIT_OBJS := $(UNIT_SRCS:%.c=$(BUILD)/obj/%.o)
+DEPS      := $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
+
+VERSION := $(shell cat VERSION)
+
+.PHONY: all check test unit bench clean deps asan
+all: $(BUILD)/substrate $(BUILD)/unit-tests
+
+$(BUILD)/gen/version.h: VERSION
+	@mkdir -p $(dir $@)
+	@printf '#pragma once\n#define SUBSTRATE_VERSION "%s"\n' "$(VERSION)" > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/obj/%.o: %.c $(BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $<"
+	@$(CC) $(CFLAGS_ALL) -MMD -MP -c $< -o $@
+
+$(BUILD)/libsubstrate.a: $(LIB_OBJS)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(BUILD)/substrate: $(CLI_OBJS) $(BUILD)/libsubstrate.a
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $(CLI_OBJS) $(BUILD)/libsubstrate.a $(PKG_LIBS)
+
+$(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libsubstrate.a
+	@echo "  LINK    $@"
+	@$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $(UNIT_OBJS) $(BUILD)/libsubstrate.a $(PKG_LIBS)
+
+asan:
+	$(MAKE) SAN=1
+
+# Every suite, normal and sanitizer builds; last line "N passed, N failed, N skipped".
+check: all
+	$(MAKE) SAN=1 all
+	tests/run
+
+test: check
+
+bench: all
+	bench/run
+
+deps:
+	scripts/install-deps
+
+clean:
+	rm -rf build build-asan
+
+-include $(DEPS)

@@ -1,0 +1,27 @@
+/* Filesystem utilities. All paths are caller-owned; outputs allocated here
+ * are returned to the caller to free. */
+#pragma once
+#include "error.h"
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Write via temp file in the same directory + fsync + rename + fsync(dir).
+ * Readers see either the old file or the complete new one, never a part. */
+int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);
+/* Read a whole file; fails with -EFBIG when larger than max. *out is
+ * NUL-terminated (not counted in *len). */
+int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err *e);
+int sub_mkdir_p(const char *path, mode_t mode, sub_err *e);
+/* Remove a tree without following symlinks or crossing mount points.
+ * A missing path is success. Refuses "/" and "". */
+int sub_rm_rf(const char *path, sub_err *e);
+/* Create a fresh private directory parent/prefixXXXXXX; *out to free. */
+int sub_mkdtemp(const char *parent, const char *prefix, char **out, sub_err *e);
+int sub_fsync_dir(const char *dir);
+/* Copy a regular file (contents + mode), atomically at dst. */
+int sub_copy_file(const char *src, const char *dst, mode_t mode, sub_err *e);
+/* Join two path pieces with exactly one '/' between them. Caller frees. */
+char *sub_path_join(const char *a, const char *b);
+bool sub_path_exists(const char *p);
+/* Readable message for an I/O errno, with a hint for ENOSPC/EROFS/EACCES. */
+const char *sub_io_hint(int err);

@@ -1,0 +1,32 @@
+/* Growable byte buffer, in the spirit of git's strbuf.
+ * Ownership: the sub_buf owns `data`; sub_buf_free() releases it and
+ * sub_buf_detach() hands it to the caller (who must free() it).
+ * `data` is always NUL-terminated once anything has been appended, so it can
+ * be used as a C string when the content has no embedded NULs.
+ * Appending never fails: allocation failure aborts (see macro.h). */
+#pragma once
+#include "macro.h"
+#include <stddef.h>
+
+typedef struct sub_buf {
+    char *data;
+    size_t len;
+    size_t cap;
+} sub_buf;
+
+#define SUB_BUF_INIT {NULL, 0, 0}
+
+void sub_buf_grow(sub_buf *b, size_t extra);
+void sub_buf_append(sub_buf *b, const void *data, size_t len);
+void sub_buf_puts(sub_buf *b, const char *s);
+void sub_buf_putc(sub_buf *b, char c);
+void sub_buf_printf(sub_buf *b, const char *fmt, ...) _printf_(2, 3);
+void sub_buf_reset(sub_buf *b);
+void sub_buf_free(sub_buf *b);
+/* Returns the data (never NULL: an empty buffer yields "") and resets b. */
+char *sub_buf_detach(sub_buf *b, size_t *len);
+/* Return the contents as a C string ("" when empty); still owned by b. */
+const char *sub_buf_str(const sub_buf *b);
+
+static inline void sub_buf_freep(sub_buf *b) { sub_buf_free(b); }
+#define _cleanup_buf_ _cleanup_(sub_buf_freep)

@@ -1,0 +1,207 @@
+#define _XOPEN_SOURCE 700
+#include "substrate/fs.h"
+#include "substrate/strbuf.h"
+#include <fcntl.h>
+#include <ftw.h>
+#include <libgen.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+const char *sub_io_hint(int err) {
+    switch (err) {
+    case ENOSPC: return " (the disk is full: free space under the state dir or point SUBSTRATE_STATE elsewhere)";
+    case EDQUOT: return " (disk quota exceeded)";
+    case EROFS: return " (read-only filesystem: point SUBSTRATE_STATE at a writable directory)";
+    case EACCES:
+    case EPERM: return " (permission denied: run as root or fix the directory's ownership)";
+    default: return "";
+    }
+}
+
+char *sub_path_join(const char *a, const char *b) {
+    size_t la = strlen(a);
+    while (la > 1 && a[la - 1] == '/') la--;
+    while (*b == '/') b++;
+    if (!*b) return xstrndup(a, la);
+    return xasprintf("%.*s/%s", (int)la, a, b);
+}
+
+bool sub_path_exists(const char *p) {
+    struct stat st;
+    return lstat(p, &st) == 0;
+}
+
+int sub_fsync_dir(const char *dir) {
+    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    int r = fsync(fd) < 0 ? -errno : 0;
+    close(fd);
+    return r;
+}
+
+static int write_all(int fd, const void *data, size_t len) {
+    const char *p = data;
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                          sub_err *e) {
+    _cleanup_free_ char *dcopy = xstrdup(path);
+    const char *dir = dirname(dcopy);
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return sub_err_set(e, -err, "cannot create a file in %s: %s%s", dir, strerror(err),
+                           sub_io_hint(err));
+    }
+    int r = write_all(fd, data, len);
+    if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
+    if (r == 0 && fsync(fd) < 0) r = -errno;
+    if (r == 0 && close(TAKE_FD(fd)) < 0) r = -errno;
+    if (r == 0 && rename(tmp, path) < 0) r = -errno;
+    if (r < 0) {
+        unlink(tmp);
+        return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
+    }
+    sub_fsync_dir(dir);
+    return 0;
+}
+
+int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err *e) {
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return sub_err_set(e, -err, "cannot open %s: %s", path, strerror(err));
+    }
+    struct stat st;
+    if (fstat(fd, &st) < 0) return sub_err_set(e, -errno, "cannot stat %s: %m", path);
+    if (S_ISDIR(st.st_mode)) return sub_err_set(e, -EISDIR, "%s is a directory, not a file", path);
+    if (S_ISREG(st.st_mode) && (size_t)st.st_size > max)
+        return sub_err_set(e, -EFBIG, "%s is too large (%lld bytes; the limit is %zu)", path,
+                           (long long)st.st_size, max);
+    sub_buf b = SUB_BUF_INIT;
+    char buf[65536];
+    for (;;) {
+        ssize_t n = read(fd, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            int r = sub_err_set(e, -errno, "cannot read %s: %m", path);
+            sub_buf_free(&b);
+            return r;
+        }
+        if (n == 0) break;
+        if (b.len + (size_t)n > max) {
+            sub_buf_free(&b);
+            return sub_err_set(e, -EFBIG, "%s is too large (the limit is %zu bytes)", path, max);
+        }
+        sub_buf_append(&b, buf, (size_t)n);
+    }
+    *out = sub_buf_detach(&b, len);
+    return 0;
+}
+
+int sub_mkdir_p(const char *path, mode_t mode, sub_err *e) {
+    _cleanup_free_ char *p = xstrdup(path);
+    size_t n = strlen(p);
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != 0) continue;
+        char c = p[i];
+        p[i] = 0;
+        if (mkdir(p, mode) < 0 && errno != EEXIST) {
+            int err = errno;
+            return sub_err_set(e, -err, "cannot create directory %s: %s%s", p, strerror(err),
+                               sub_io_hint(err));
+        }
+        p[i] = c;
+    }
+    struct stat st;
+    if (stat(path, &st) < 0 || !S_ISDIR(st.st_mode))
+        return sub_err_set(e, -ENOTDIR, "%s exists and is not a directory", path);
+    return 0;
+}
+
+static int rm_cb(const char *p, const struct stat *st, int flag, struct FTW *ftw) {
+    (void)st;
+    (void)ftw;
+    int r = (flag == FTW_DP) ? rmdir(p) : unlink(p);
+    if (r < 0 && errno != ENOENT) return -errno;
+    return 0;
+}
+
+int sub_rm_rf(const char *path, sub_err *e) {
+    if (!path || !*path || !strcmp(path, "/"))
+        return sub_err_set(e, -EINVAL, "refusing to remove \"%s\"", path ? path : "");
+    struct stat st;
+    if (lstat(path, &st) < 0) return errno == ENOENT ? 0 : sub_err_set(e, -errno, "cannot stat %s: %m", path);
+    if (!S_ISDIR(st.st_mode)) {
+        if (unlink(path) < 0 && errno != ENOENT)
+            return sub_err_set(e, -errno, "cannot remove %s: %m", path);
+        return 0;
+    }
+    int r = nftw(path, rm_cb, 32, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);
+    if (r != 0) {
+        int err = r < 0 ? (errno ? errno : EIO) : -r;
+        return sub_err_set(e, -err, "cannot remove %s: %s", path, strerror(err));
+    }
+    return 0;
+}
+
+int sub_mkdtemp(const char *parent, const char *prefix, char **out, sub_err *e) {
+    int r = sub_mkdir_p(parent, 0755, e);
+    if (r < 0) return r;
+    char *t = xasprintf("%s/%sXXXXXX", parent, prefix);
+    if (!mkdtemp(t)) {
+        int err = errno;
+        free(t);
+        return sub_err_set(e, -err, "cannot create a temporary directory in %s: %s%s", parent,
+                           strerror(err), sub_io_hint(err));
+    }
+    *out = t;
+    return 0;
+}
+
+int sub_copy_file(const char *src, const char *dst, mode_t mode, sub_err *e) {
+    _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
+    if (in < 0) return sub_err_set(e, -errno, "cannot open %s: %m", src);
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", dst);
+    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return sub_err_set(e, -err, "cannot create %s: %s%s", tmp, strerror(err), sub_io_hint(err));
+    }
+    char buf[65536];
+    int r = 0;
+    for (;;) {
+        ssize_t n = read(in, buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            r = -errno;
+            break;
+        }
+        if (n == 0) break;
+        if ((r = write_all(fd, buf, (size_t)n)) < 0) break;
+    }
+    if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
+    if (r == 0 && fsync(fd) < 0) r = -errno;
+    if (r == 0 && close(TAKE_FD(fd)) < 0) r = -errno;
+    if (r == 0 && rename(tmp, dst) < 0) r = -errno;
+    if (r < 0) {
+        unlink(tmp);
+        return sub_err_set(e, r, "cannot copy %s to %s: %s%s", src, dst, strerror(-r),
+                           sub_io_hint(-r));
+    }
+    return 0;
+}

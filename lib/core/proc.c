@@ -1,0 +1,193 @@
+#include "substrate/proc.h"
+#include "substrate/strbuf.h"
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+extern char **environ;
+
+static int setup_fd(int want, int target) {
+    if (want == SUB_FD_INHERIT) return 0;
+    int fd = want;
+    if (want == SUB_FD_NULL) {
+        fd = open("/dev/null", O_RDWR);
+        if (fd < 0) return -1;
+    }
+    if (fd == target) {
+        /* clear CLOEXEC */
+        int fl = fcntl(fd, F_GETFD);
+        return fl < 0 ? -1 : fcntl(fd, F_SETFD, fl & ~FD_CLOEXEC);
+    }
+    if (dup2(fd, target) < 0) return -1;
+    if (want == SUB_FD_NULL) close(fd);
+    return 0;
+}
+
+static char **build_env(const sub_proc_opts *o) {
+    char **env = NULL;
+    if (!o->clear_env)
+        for (char **p = environ; p && *p; p++) {
+            bool overridden = false;
+            const char *eq = strchr(*p, '=');
+            size_t kl = eq ? (size_t)(eq - *p) : strlen(*p);
+            for (char *const *s = o->setenv; s && *s; s++)
+                if (!strncmp(*s, *p, kl) && (*s)[kl] == '=') overridden = true;
+            if (!overridden) strv_push(&env, *p);
+        }
+    for (char *const *s = o->setenv; s && *s; s++) strv_push(&env, *s);
+    if (!env) env = xcalloc(1, sizeof(char *));
+    return env;
+}
+
+/* PATH lookup against the child's environment, done before fork. */
+static char *find_program(const char *name, char *const *env) {
+    if (strchr(name, '/')) return xstrdup(name);
+    const char *path = NULL;
+    for (char *const *p = env; *p; p++)
+        if (str_has_prefix(*p, "PATH=")) path = *p + 5;
+    if (!path) path = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+    _cleanup_free_ char *copy = xstrdup(path);
+    char *save = NULL;
+    for (char *d = strtok_r(copy, ":", &save); d; d = strtok_r(NULL, ":", &save)) {
+        char *cand = xasprintf("%s/%s", *d ? d : ".", name);
+        if (access(cand, X_OK) == 0) return cand;
+        free(cand);
+    }
+    return NULL;
+}
+
+bool sub_have_program(const char *name) {
+    char *const noenv[] = {NULL};
+    sub_proc_opts o = SUB_PROC_OPTS_INIT;
+    o.setenv = noenv;
+    _cleanup_strv_ char **env = build_env(&o);
+    _cleanup_free_ char *p = find_program(name, env);
+    return p && access(p, X_OK) == 0;
+}
+
+char *sub_argv_str(char *const argv[]) {
+    sub_buf b = SUB_BUF_INIT;
+    for (size_t i = 0; argv[i]; i++) sub_buf_printf(&b, "%s%s", i ? " " : "", argv[i]);
+    return sub_buf_detach(&b, NULL);
+}
+
+int sub_spawn(char *const argv[], const sub_proc_opts *o, pid_t *pid, sub_err *e) {
+    static const sub_proc_opts defaults = SUB_PROC_OPTS_INIT;
+    if (!o) o = &defaults;
+    _cleanup_strv_ char **env = build_env(o);
+    _cleanup_free_ char *prog = find_program(argv[0], env);
+    if (!prog)
+        return sub_err_setk(e, SUB_KIND_ENV, -ENOENT,
+                            "%s: program not found on PATH (run scripts/install-deps)", argv[0]);
+    int pipefd[2];
+    if (pipe2(pipefd, O_CLOEXEC) < 0) return sub_err_set(e, -errno, "pipe: %m");
+    pid_t p = fork();
+    if (p < 0) {
+        int err = errno;
+        close(pipefd[0]);
+        close(pipefd[1]);
+        return sub_err_set(e, -err, "fork: %s", strerror(err));
+    }
+    if (p == 0) {
+        int err = 0;
+        const char *stage = "";
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        signal(SIGPIPE, SIG_DFL);
+        if (o->new_session && setsid() < 0) stage = "setsid";
+        else if (setup_fd(o->stdin_fd, 0) < 0) stage = "stdin";
+        else if (setup_fd(o->stdout_fd, 1) < 0) stage = "stdout";
+        else if (setup_fd(o->stderr_fd, 2) < 0) stage = "stderr";
+        else if (o->cwd && chdir(o->cwd) < 0) stage = "chdir";
+        else {
+            if (o->umask >= 0) umask((mode_t)o->umask);
+            execve(prog, argv, env);
+            stage = "exec";
+        }
+        err = errno;
+        char msg[256];
+        int n = snprintf(msg, sizeof msg, "%d %s", err, stage);
+        if (write(pipefd[1], msg, (size_t)n) < 0) { /* nothing more to do */
+        }
+        _exit(127);
+    }
+    close(pipefd[1]);
+    char msg[256];
+    ssize_t n;
+    do n = read(pipefd[0], msg, sizeof msg - 1);
+    while (n < 0 && errno == EINTR);
+    close(pipefd[0]);
+    if (n > 0) {
+        msg[n] = 0;
+        int err = atoi(msg);
+        const char *stage = strchr(msg, ' ');
+        stage = stage ? stage + 1 : "?";
+        waitpid(p, NULL, 0);
+        if (!strcmp(stage, "chdir"))
+            return sub_err_set(e, -err, "cannot enter %s to run %s: %s", o->cwd, argv[0],
+                               strerror(err));
+        return sub_err_set(e, -err, "cannot run %s (%s): %s", argv[0], stage, strerror(err));
+    }
+    *pid = p;
+    return 0;
+}
+
+int sub_wait(pid_t pid, int *status, sub_err *e) {
+    int st;
+    while (waitpid(pid, &st, 0) < 0) {
+        if (errno == EINTR) continue;
+        return sub_err_set(e, -errno, "waitpid %d: %m", (int)pid);
+    }
+    if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
+    return 0;
+}
+
+int sub_run(char *const argv[], const sub_proc_opts *o, int *status, sub_err *e) {
+    pid_t pid;
+    int r = sub_spawn(argv, o, &pid, e);
+    if (r < 0) return r;
+    return sub_wait(pid, status, e);
+}
+
+int sub_run_capture(char *const argv[], const sub_proc_opts *o, size_t max, char **out,
+                    int *status, sub_err *e) {
+    static const sub_proc_opts defaults = SUB_PROC_OPTS_INIT;
+    sub_proc_opts oo = o ? *o : defaults;
+    int fds[2];
+    if (pipe2(fds, O_CLOEXEC) < 0) return sub_err_set(e, -errno, "pipe: %m");
+    oo.stdout_fd = fds[1];
+    pid_t pid;
+    int r = sub_spawn(argv, &oo, &pid, e);
+    close(fds[1]);
+    if (r < 0) {
+        close(fds[0]);
+        return r;
+    }
+    sub_buf b = SUB_BUF_INIT;
+    bool toobig = false;
+    char buf[8192];
+    for (;;) {
+        ssize_t n = read(fds[0], buf, sizeof buf);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            break;
+        }
+        if (n == 0) break;
+        if (b.len + (size_t)n > max) toobig = true;
+        else sub_buf_append(&b, buf, (size_t)n);
+    }
+    close(fds[0]);
+    r = sub_wait(pid, status, e);
+    if (r < 0 || toobig) {
+        sub_buf_free(&b);
+        if (toobig)
+            return sub_err_set(e, -EFBIG, "output of %s exceeds %zu bytes", argv[0], max);
+        return r;
+    }
+    *out = sub_buf_detach(&b, NULL);
+    return 0;
+}

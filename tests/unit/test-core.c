@@ -1,0 +1,153 @@
+#include "substrate/digest.h"
+#include "substrate/fs.h"
+#include "substrate/json.h"
+#include "substrate/proc.h"
+#include "substrate/strbuf.h"
+#include "unit.h"
+#include <sys/stat.h>
+
+TEST(digest_sha256_known_vectors) {
+    sub_err e = {0};
+    char d[SUB_DIGEST_MAX];
+    CHECK_OK(sub_sha256_buf("", 0, d, &e), &e);
+    CHECK_STREQ(d, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK_OK(sub_sha256_buf("abc", 3, d, &e), &e);
+    CHECK_STREQ(d, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    /* streaming in pieces gives the same result as one shot */
+    sub_sha256 h = {0};
+    CHECK_OK(sub_sha256_init(&h, &e), &e);
+    sub_sha256_update(&h, "a", 1);
+    sub_sha256_update(&h, "bc", 2);
+    char d2[SUB_DIGEST_MAX];
+    sub_sha256_final(&h, d2);
+    CHECK_STREQ(d2, d);
+}
+
+TEST(digest_file_matches_shared_vector) {
+    sub_err e = {0};
+    _cleanup_free_ char *p = unit_shared("vectors/cosign/image-manifest.json");
+    _cleanup_free_ char *want = NULL;
+    _cleanup_free_ char *wp = unit_shared("vectors/cosign/image-manifest.digest");
+    size_t len, size = 0;
+    CHECK_OK(sub_read_file(wp, 4096, &want, &len, &e), &e);
+    if (!want) return;
+    want[strcspn(want, "\n")] = 0;
+    char d[SUB_DIGEST_MAX];
+    CHECK_OK(sub_sha256_file(p, d, &size, &e), &e);
+    CHECK_STREQ(d, want);
+    CHECK(size > 0);
+}
+
+TEST(digest_validate_table) {
+    static const struct {
+        const char *d;
+        bool ok;
+    } t[] = {
+        {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", true},
+        {"sha512:" "cf83e1357eefb8bdf1542850d66d8007d620e4050b5715dc83f4a921d36ce9ce"
+         "47d0d13c5d85f2b0ff8318d2877eec2f63b931bd47417a81a538327af927da3e", true},
+        {"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855", false},
+        {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b85", false},
+        {"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b8555", false},
+        {"sha256:g3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", false},
+        {"e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", false},
+        {"md5:d41d8cd98f00b204e9800998ecf8427e", false},
+        {"sha256:", false},
+        {"", false},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        sub_err e = {0};
+        int r = sub_digest_validate(t[i].d, &e);
+        if ((r == 0) != t[i].ok) unit_fail(__FILE__, __LINE__, "digest \"%s\": got %d", t[i].d, r);
+        if (r < 0 && !e.msg[0]) unit_fail(__FILE__, __LINE__, "no message for \"%s\"", t[i].d);
+    }
+}
+
+TEST(json_rejects_duplicate_keys_and_oversize) {
+    sub_err e = {0};
+    json_t *j = NULL;
+    const char *dup = "{\"a\":1,\"a\":2}";
+    CHECK(sub_json_parse(dup, strlen(dup), 1024, "doc", &j, &e) < 0);
+    CHECK(strstr(e.msg, "duplicate") != NULL);
+    const char *ok = "{\"b\":1,\"a\":[true,\"x\"]}";
+    CHECK(sub_json_parse(ok, strlen(ok), 8, "doc", &j, &e) == -E2BIG);
+    CHECK_OK(sub_json_parse(ok, strlen(ok), 1024, "doc", &j, &e), &e);
+    _cleanup_free_ char *s = sub_json_dump(j, NULL);
+    CHECK_STREQ(s, "{\"a\":[true,\"x\"],\"b\":1}");
+    const char *str;
+    CHECK(sub_json_get_str(j, "doc", "b", true, &str, &e) == -EBADMSG);
+    CHECK(strstr(e.msg, "must be a string") != NULL);
+    CHECK(sub_json_get_str(j, "doc", "zz", false, &str, &e) == -ENOENT);
+    static const char *const allowed[] = {"a", NULL};
+    CHECK(sub_json_check_keys(j, "doc", allowed, &e) == -EBADMSG);
+    CHECK(strstr(e.msg, "\"b\"") != NULL);
+    json_decref(j);
+}
+
+TEST(fs_atomic_write_replaces_whole_file) {
+    sub_err e = {0};
+    _cleanup_free_ char *p = sub_path_join(unit_tmpdir(), "f");
+    CHECK_OK(sub_write_file_atomic(p, "one", 3, 0640, &e), &e);
+    CHECK_OK(sub_write_file_atomic(p, "second", 6, 0600, &e), &e);
+    _cleanup_free_ char *data = NULL;
+    size_t len;
+    CHECK_OK(sub_read_file(p, 100, &data, &len, &e), &e);
+    CHECK_STREQ(data, "second");
+    struct stat st;
+    CHECK(stat(p, &st) == 0 && (st.st_mode & 0777) == 0600);
+    CHECK(sub_read_file(p, 3, &data, &len, &e) == -EFBIG);
+    /* a write into a missing directory fails and leaves nothing */
+    _cleanup_free_ char *bad = sub_path_join(unit_tmpdir(), "nodir/f");
+    CHECK(sub_write_file_atomic(bad, "x", 1, 0644, &e) < 0);
+    CHECK(!sub_path_exists(bad));
+}
+
+TEST(fs_rm_rf_does_not_follow_symlinks) {
+    sub_err e = {0};
+    const char *t = unit_tmpdir();
+    _cleanup_free_ char *keep = sub_path_join(t, "keep");
+    _cleanup_free_ char *keepf = sub_path_join(t, "keep/file");
+    _cleanup_free_ char *victim = sub_path_join(t, "victim/a/b");
+    _cleanup_free_ char *link = sub_path_join(t, "victim/a/link");
+    _cleanup_free_ char *vroot = sub_path_join(t, "victim");
+    CHECK_OK(sub_mkdir_p(keep, 0755, &e), &e);
+    CHECK_OK(sub_write_file_atomic(keepf, "x", 1, 0644, &e), &e);
+    CHECK_OK(sub_mkdir_p(victim, 0755, &e), &e);
+    CHECK(symlink(keep, link) == 0);
+    CHECK_OK(sub_rm_rf(vroot, &e), &e);
+    CHECK(!sub_path_exists(vroot));
+    CHECK(sub_path_exists(keepf));
+    CHECK(sub_rm_rf("/", &e) == -EINVAL);
+}
+
+TEST(proc_spawn_capture_and_errors) {
+    sub_err e = {0};
+    char *argv[] = {"sh", "-c", "printf \"$FOO\"; exit 3", NULL};
+    char *env[] = {"FOO=hello", NULL};
+    sub_proc_opts o = SUB_PROC_OPTS_INIT;
+    o.setenv = env;
+    _cleanup_free_ char *out = NULL;
+    int st = -1;
+    CHECK_OK(sub_run_capture(argv, &o, 1024, &out, &st, &e), &e);
+    CHECK_STREQ(out, "hello");
+    CHECK_INT(st, 3);
+    char *missing[] = {"substrate-no-such-program", NULL};
+    CHECK(sub_run(missing, NULL, &st, &e) == -ENOENT);
+    CHECK(strstr(e.msg, "not found") != NULL);
+    o.cwd = "/nonexistent-dir";
+    CHECK(sub_run(argv, &o, &st, &e) == -ENOENT);
+    CHECK(strstr(e.msg, "/nonexistent-dir") != NULL);
+}
+
+TEST(strbuf_appends_and_detaches) {
+    sub_buf b = SUB_BUF_INIT;
+    CHECK_STREQ(sub_buf_str(&b), "");
+    for (int i = 0; i < 1000; i++) sub_buf_printf(&b, "%d,", i);
+    CHECK(b.len > 1000);
+    CHECK(str_has_suffix(b.data, "999,"));
+    size_t len;
+    char *s = sub_buf_detach(&b, &len);
+    CHECK(len == strlen(s));
+    CHECK(b.data == NULL && b.len == 0);
+    free(s);
+}
