@@ -23,5 +23,8 @@ int sub_copy_file(const char *src, const char *dst, mode_t mode, sub_err *e);
 /* Join two path pieces with exactly one '/' between them. Caller frees. */
 char *sub_path_join(const char *a, const char *b);
 bool sub_path_exists(const char *p);
+/* After a failed write by a child process: is the filesystem holding path
+ * (nearly) out of space, so the failure is most likely a full disk? */
+bool sub_fs_nearly_full(const char *path);
 /* Readable message for an I/O errno, with a hint for ENOSPC/EROFS/EACCES. */
 const char *sub_io_hint(int err);

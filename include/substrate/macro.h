@@ -64,3 +64,5 @@ int str_has_suffix(const char *s, const char *suffix);
 size_t strv_len(char *const *v);
 /* Append a copy of s to a NULL-terminated vector (reallocates). */
 void strv_push(char ***v, const char *s);
+/* qsort comparator for an array of C strings */
+int strcmp_ptr(const void *a, const void *b);

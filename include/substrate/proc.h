@@ -6,6 +6,7 @@
 
 #define SUB_FD_INHERIT (-1)
 #define SUB_FD_NULL (-2)
+#define SUB_FD_STDOUT (-3) /* stderr only: send it where stdout goes */
 
 typedef struct sub_proc_opts {
     const char *cwd;          /* NULL = inherit */

@@ -73,3 +73,7 @@ void strv_push(char ***v, const char *s) {
     (*v)[n] = xstrdup(s);
     (*v)[n + 1] = NULL;
 }
+
+int strcmp_ptr(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 const char *sub_io_hint(int err) {
@@ -204,4 +205,11 @@ int sub_copy_file(const char *src, const char *dst, mode_t mode, sub_err *e) {
                            sub_io_hint(-r));
     }
     return 0;
+}
+
+bool sub_fs_nearly_full(const char *path) {
+    struct statvfs sv;
+    if (statvfs(path, &sv) < 0) return false;
+    unsigned long long avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
+    return avail < (256ull << 10) || (sv.f_files && sv.f_favail == 0);
 }

@@ -11,6 +11,7 @@ extern char **environ;
 
 static int setup_fd(int want, int target) {
     if (want == SUB_FD_INHERIT) return 0;
+    if (want == SUB_FD_STDOUT) return dup2(1, target) < 0 ? -1 : 0;
     int fd = want;
     if (want == SUB_FD_NULL) {
         fd = open("/dev/null", O_RDWR);
