@@ -66,6 +66,14 @@ c["rootfs"]["type"] = "tarballs"
 json.dump(c, open(sys.argv[2], "w"))
 EOF
 t_fails "config with a bad rootfs type fails" 1 "badcfg.json: INVALID: .*rootfs\.type" "$CHK" config "$T/badcfg.json"
+$PY - "$FX/image-config.json" "$T/badtime.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["history"][0]["created"] = "2026-13-28T12:48:46Z"
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+t_fails "config with an impossible date-time fails" 1 "badtime.json: INVALID: .*history\[0\]\.created: .* is not a 'date-time'" \
+    "$CHK" config "$T/badtime.json"
 
 # usage and environment errors are not passes
 t_fails "unknown kind is a usage error" 2 "unknown kind" "$CHK" manifesto "$FX/image-manifest.json"
