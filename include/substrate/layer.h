@@ -59,9 +59,11 @@ typedef struct sub_layer_result {
  * rename; nothing left on failure). entries (n of them) and every string
  * they point to stay owned by the caller. mtime (seconds since the epoch,
  * >= 0; normally SOURCE_DATE_EPOCH) is stored for every entry. On success
- * *res is filled and 0 returned; on failure a negative errno with *e naming
- * the offending entry: -EINVAL for a bad entry list, -EEXIST for a duplicate
- * path, -ENOENT/-EACCES/... for an unreadable src, -EIO for a src that
- * changed while it was read or for a libarchive/zlib failure. */
+ * *res (may be NULL) is filled and 0 returned; on failure *res is untouched
+ * and a negative errno is returned with *e naming the offending entry:
+ * -EINVAL (input class) for a bad entry list, a duplicate path or a src that
+ * is not a regular file; -ENOENT/-EACCES/... for an unreadable src; -EIO for
+ * a src whose size changed while it was read, or a libarchive/zlib failure;
+ * the write error (-ENOSPC, ...) when the output cannot be written. */
 int sub_layer_write(const sub_layer_entry *entries, size_t n, int64_t mtime, const char *out_path,
                     sub_layer_result *res, sub_err *e);
