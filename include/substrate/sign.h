@@ -159,6 +159,9 @@ char *sub_key_prefix(const char *key_path);
  * behind. The key id is copied to id_out when non-NULL. */
 int sub_key_generate_files(const char *prefix, const char *pass, size_t passlen,
                            char id_out[SUB_DIGEST_MAX], sub_err *e);
+/* 0 when neither <prefix>.key nor <prefix>.pub exists, else -EEXIST naming
+ * them (callers check before asking for a passphrase). */
+int sub_key_files_absent(const char *prefix, sub_err *e);
 /* Read and decrypt a cosign key file with the given passphrase. */
 int sub_privkey_load_file(const char *path, const char *pass, size_t passlen, sub_privkey **out,
                           sub_err *e);

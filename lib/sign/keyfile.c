@@ -181,21 +181,27 @@ int sub_privkey_load_file(const char *path, const char *pass, size_t passlen, su
     return sub_privkey_decrypt(data, len, pass, passlen, path, out, e);
 }
 
-int sub_key_generate_files(const char *prefix, const char *pass, size_t passlen,
-                           char id_out[SUB_DIGEST_MAX], sub_err *e) {
-    if (!prefix || !*prefix) return sub_err_set(e, -EINVAL, "empty key prefix");
+int sub_key_files_absent(const char *prefix, sub_err *e) {
     _cleanup_free_ char *keyp = xasprintf("%s.key", prefix);
     _cleanup_free_ char *pubp = xasprintf("%s.pub", prefix);
     bool hk = sub_path_exists(keyp), hp = sub_path_exists(pubp);
-    if (hk || hp)
-        return sub_err_setk(e, SUB_KIND_INPUT, -EEXIST,
-                            "%s%s%s already exist%s; refusing to overwrite (move %s away or choose "
-                            "another prefix)",
-                            hk ? keyp : "", hk && hp ? " and " : "", hp ? pubp : "",
-                            hk && hp ? "" : "s", hk && hp ? "them" : "it");
+    if (!hk && !hp) return 0;
+    return sub_err_setk(e, SUB_KIND_INPUT, -EEXIST,
+                        "%s%s%s already exist%s; refusing to overwrite (move %s away or choose "
+                        "another prefix)",
+                        hk ? keyp : "", hk && hp ? " and " : "", hp ? pubp : "",
+                        hk && hp ? "" : "s", hk && hp ? "them" : "it");
+}
 
+int sub_key_generate_files(const char *prefix, const char *pass, size_t passlen,
+                           char id_out[SUB_DIGEST_MAX], sub_err *e) {
+    if (!prefix || !*prefix) return sub_err_set(e, -EINVAL, "empty key prefix");
+    int r = sub_key_files_absent(prefix, e);
+    if (r < 0) return r;
+    _cleanup_free_ char *keyp = xasprintf("%s.key", prefix);
+    _cleanup_free_ char *pubp = xasprintf("%s.pub", prefix);
     _cleanup_privkey_ sub_privkey *k = NULL;
-    int r = sub_privkey_generate(&k, e);
+    r = sub_privkey_generate(&k, e);
     if (r < 0) return r;
     _cleanup_free_ char *keypem = NULL;
     r = sub_privkey_encrypt(k, pass, passlen, &keypem, e);
