@@ -38,6 +38,7 @@ int sub_privkey_encrypt(const sub_privkey *k, const char *pass, size_t passlen, 
     r = derive(pass, passlen, salt, sizeof salt, SUB_COSIGN_SCRYPT_N, SUB_COSIGN_SCRYPT_R,
                SUB_COSIGN_SCRYPT_P, key, e);
     if (r < 0) {
+        sodium_memzero(key, sizeof key);
         sub_secret_free(der, derlen);
         return r;
     }
@@ -154,7 +155,10 @@ int sub_privkey_decrypt(const char *pem, size_t len, const char *pass, size_t pa
 
     unsigned char key[KEY_LEN];
     r = derive(pass, passlen, salt, saltlen, (uint64_t)N, (uint32_t)rr, (uint32_t)p, key, e);
-    if (r < 0) return r;
+    if (r < 0) {
+        sodium_memzero(key, sizeof key);
+        return r;
+    }
     size_t derlen = ctlen - crypto_secretbox_MACBYTES;
     unsigned char *der = xmalloc(derlen);
     int open_ok = crypto_secretbox_open_easy(der, ct, ctlen, nonce, key) == 0;

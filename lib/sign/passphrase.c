@@ -130,8 +130,8 @@ static int tty_read(int fd, const char *prompt, char *buf, size_t *len, sub_err 
     if (write(fd, prompt, strlen(prompt)) < 0) r = -errno;
     size_t n = 0;
     bool eof = false, toolong = false;
+    char c = 0;
     while (r == 0 && !got_signal) {
-        char c;
         ssize_t k = read(fd, &c, 1);
         if (k < 0) {
             if (errno == EINTR) continue;
@@ -145,8 +145,8 @@ static int tty_read(int fd, const char *prompt, char *buf, size_t *len, sub_err 
         if (c == '\n') break;
         if (n < CAP - 1) buf[n++] = c;
         else toolong = true;
-        c = 0;
     }
+    sodium_memzero(&c, sizeof c);
     if (have_t) tcsetattr(fd, TCSAFLUSH, &old);
     for (size_t i = 0; i < ARRAY_SIZE(prompt_signals); i++)
         sigaction(prompt_signals[i], &saved[i], NULL);

@@ -69,6 +69,12 @@ int sub_cosign_payload_parse(const void *data, size_t len, sub_cosign_payload *o
                            SUB_COSIGN_PAYLOAD_TYPE);
     if (!*ref)
         return sub_err_set(e, -EBADMSG, WHAT ": critical.identity.docker-reference is empty");
+    for (const char *q = ref; *q; q++)
+        if ((unsigned char)*q <= ' ' || (unsigned char)*q >= 0x7f)
+            return sub_err_set(e, -EBADMSG,
+                               WHAT ": critical.identity.docker-reference contains whitespace, a "
+                               "control or a non-ASCII character (byte %zu)",
+                               (size_t)(q - ref));
     sub_err de = {0};
     if (sub_digest_validate(digest, &de) < 0)
         return sub_err_set(e, -EBADMSG, WHAT ": critical.image.docker-manifest-digest: %s", de.msg);

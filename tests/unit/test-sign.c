@@ -125,6 +125,9 @@ TEST(sign_payload_parse_strict) {
          "digest\":%s},\"type\":\"cosign container image signature\"},\"other\":{}}",
          "unknown field \"other\""},
         {"[%s]", "object"},
+        {"{\"critical\":{\"identity\":{\"docker-reference\":\"r/x\\u001b[2J\"},\"image\":{"
+         "\"docker-manifest-digest\":%s},\"type\":\"cosign container image signature\"}}",
+         "control"},
         {"{\"critical\":{\"identity\":{\"docker-reference\":\"r/x\"}}}%.0s", "missing"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(good); i++) {
