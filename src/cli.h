@@ -22,3 +22,6 @@ CMD(pull);
 CMD(inspect);
 CMD(acceptance);
 CMD(version);
+CMD(key);
+CMD(sign);
+CMD(verify);

@@ -1,0 +1,166 @@
+/* base64, PEM, secret buffers and no-overwrite file creation for lib/sign. */
+#include "sign-internal.h"
+#include "substrate/fs.h"
+#include "substrate/strbuf.h"
+#include <fcntl.h>
+#include <libgen.h>
+#include <sodium.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sign_sodium_init(sub_err *e) {
+    if (sodium_init() < 0)
+        return sub_err_setk(e, SUB_KIND_ENV, -EIO,
+                            "libsodium failed to initialise (no usable random source?)");
+    return 0;
+}
+
+void sub_secret_free(void *p, size_t len) {
+    if (!p) return;
+    sodium_memzero(p, len);
+    free(p);
+}
+
+char *sub_b64_encode(const void *data, size_t len) {
+    size_t n = sodium_base64_ENCODED_LEN(len, sodium_base64_VARIANT_ORIGINAL);
+    char *out = xmalloc(n);
+    sodium_bin2base64(out, n, data, len, sodium_base64_VARIANT_ORIGINAL);
+    return out;
+}
+
+int sub_b64_decode(const char *b64, size_t len, const char *ignore, const char *what,
+                   unsigned char **out, size_t *outlen, sub_err *e) {
+    size_t cap = len / 4 * 3 + 3;
+    unsigned char *buf = xmalloc(cap);
+    size_t n = 0;
+    const char *end = NULL;
+    if (sodium_base642bin(buf, cap, b64, len, ignore, &n, &end, sodium_base64_VARIANT_ORIGINAL) <
+            0 ||
+        end != b64 + len) {
+        size_t at = end ? (size_t)(end - b64) : 0;
+        sub_secret_free(buf, cap);
+        return sub_err_set(e, -EBADMSG,
+                           "%s is not valid base64 (standard alphabet, '=' padding): it goes "
+                           "wrong at byte %zu of %zu",
+                           what, at, len);
+    }
+    *out = buf;
+    *outlen = n;
+    return 0;
+}
+
+static const char *find_line_end(const char *p, const char *end) {
+    const char *nl = memchr(p, '\n', (size_t)(end - p));
+    return nl ? nl : end;
+}
+
+int sign_pem_decode(const char *text, size_t len, const char *what, char **label,
+                    unsigned char **der, size_t *derlen, sub_err *e) {
+    const char *end = text + len;
+    const char *begin = NULL;
+    for (const char *p = text; p < end;) {
+        const char *le = find_line_end(p, end);
+        if ((size_t)(le - p) >= 11 && !memcmp(p, "-----BEGIN ", 11)) {
+            begin = p;
+            break;
+        }
+        p = le < end ? le + 1 : end;
+    }
+    if (!begin)
+        return sub_err_set(e, -EBADMSG, "%s is not a PEM file (no \"-----BEGIN ...-----\" line)",
+                           what);
+    const char *le = find_line_end(begin, end);
+    const char *lstart = begin + 11, *lend = le;
+    if (lend > lstart && lend[-1] == '\r') lend--;
+    if (lend - lstart < 6 || memcmp(lend - 5, "-----", 5))
+        return sub_err_set(e, -EBADMSG, "%s: malformed PEM BEGIN line", what);
+    _cleanup_free_ char *lab = xstrndup(lstart, (size_t)(lend - 5 - lstart));
+    _cleanup_free_ char *endline = xasprintf("-----END %s-----", lab);
+    size_t el = strlen(endline);
+    const char *body = le < end ? le + 1 : end;
+    const char *p = body, *body_end = NULL, *after = NULL;
+    while (p < end) {
+        const char *q = find_line_end(p, end);
+        const char *qe = q;
+        if (qe > p && qe[-1] == '\r') qe--;
+        if ((size_t)(qe - p) == el && !memcmp(p, endline, el)) {
+            body_end = p;
+            after = q < end ? q + 1 : end;
+            break;
+        }
+        if (memchr(p, ':', (size_t)(qe - p)))
+            return sub_err_set(e, -EBADMSG,
+                               "%s: PEM block \"%s\" has headers (\"%.*s\"); this is not a key "
+                               "format Substrate or cosign reads",
+                               what, lab, (int)(qe - p > 60 ? 60 : qe - p), p);
+        p = q < end ? q + 1 : end;
+    }
+    if (!body_end)
+        return sub_err_set(e, -EBADMSG, "%s: PEM block \"%s\" has no \"%s\" line", what, lab,
+                           endline);
+    for (const char *t = after; t < end; t++)
+        if (!strchr(" \t\r\n", *t))
+            return sub_err_set(e, -EBADMSG,
+                               "%s: unexpected content after the PEM block \"%s\" (one key per "
+                               "file)",
+                               what, lab);
+    _cleanup_free_ char *bwhat = xasprintf("%s (PEM body)", what);
+    int r = sub_b64_decode(body, (size_t)(body_end - body), " \t\r\n", bwhat, der, derlen, e);
+    if (r < 0) return r;
+    *label = TAKE_PTR(lab);
+    return 0;
+}
+
+char *sign_pem_encode(const char *label, const void *der, size_t len) {
+    _cleanup_free_ char *b64 = sub_b64_encode(der, len);
+    size_t n = strlen(b64);
+    sub_buf b = SUB_BUF_INIT;
+    sub_buf_printf(&b, "-----BEGIN %s-----\n", label);
+    for (size_t i = 0; i < n; i += 64) {
+        sub_buf_append(&b, b64 + i, n - i < 64 ? n - i : 64);
+        sub_buf_putc(&b, '\n');
+    }
+    sub_buf_printf(&b, "-----END %s-----\n", label);
+    return sub_buf_detach(&b, NULL);
+}
+
+static int write_all(int fd, const char *p, size_t len) {
+    while (len) {
+        ssize_t n = write(fd, p, len);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            return -errno;
+        }
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
+int sign_write_new_file(const char *path, const void *data, size_t len, mode_t mode, sub_err *e) {
+    _cleanup_free_ char *dcopy = xstrdup(path);
+    const char *dir = dirname(dcopy);
+    _cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", path);
+    /* mkostemp creates 0600: the content is never visible with a wider mode. */
+    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return sub_err_set(e, -err, "cannot create a file in %s: %s%s", dir, strerror(err),
+                           sub_io_hint(err));
+    }
+    int r = write_all(fd, data, len);
+    if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
+    if (r == 0 && fsync(fd) < 0) r = -errno;
+    if (r == 0 && close(TAKE_FD(fd)) < 0) r = -errno;
+    if (r == 0 && link(tmp, path) < 0) r = -errno;
+    unlink(tmp);
+    if (r == -EEXIST)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EEXIST,
+                            "%s already exists; refusing to overwrite it (move it away or choose "
+                            "another name)",
+                            path);
+    if (r < 0) return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
+    sub_fsync_dir(dir);
+    return 0;
+}

@@ -1,0 +1,38 @@
+/* Private to lib/sign: the key structs and shared helpers. */
+#pragma once
+#include "substrate/sign.h"
+#include <openssl/evp.h>
+
+struct sub_pubkey {
+    EVP_PKEY *pkey; /* public only */
+    char id[SUB_DIGEST_MAX];
+    char *source; /* never NULL ("" when unknown) */
+};
+
+struct sub_privkey {
+    EVP_PKEY *pkey; /* key pair */
+    char id[SUB_DIGEST_MAX];
+};
+
+/* sodium_init() once; -EIO (error set) when libsodium cannot start. */
+int sign_sodium_init(sub_err *e);
+
+/* The first PEM block in text: its label (caller frees) and decoded body
+ * (caller frees; sub_secret_free it when secret). Text before the block is
+ * ignored; anything but whitespace after it is an error. PEM headers
+ * ("Proc-Type: ...") are refused. `what` names the input. */
+int sign_pem_decode(const char *text, size_t len, const char *what, char **label,
+                    unsigned char **der, size_t *derlen, sub_err *e);
+/* "-----BEGIN label-----\n" + base64 in 64-column lines + END line. */
+char *sign_pem_encode(const char *label, const void *der, size_t len);
+
+/* The key must be EC on P-256; error names `what`. */
+int sign_check_p256(EVP_PKEY *pkey, const char *what, sub_err *e);
+/* "sha256:<hex>" of the SPKI DER of pkey's public half. */
+int sign_key_id(EVP_PKEY *pkey, char out[SUB_DIGEST_MAX], sub_err *e);
+/* Wrap an EVP_PKEY (takes ownership, also on failure). */
+int sign_pubkey_wrap(EVP_PKEY *pkey, const char *source, sub_pubkey **out, sub_err *e);
+
+/* Create path with exactly these bytes and mode, failing with -EEXIST if it
+ * exists (never replaces anything): temp file + link(). */
+int sign_write_new_file(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);
