@@ -78,5 +78,6 @@ int sub_layout_refname_validate(const char *name, sub_err *e);
 
 /* Split a command-line "DIR[:NAME]" into the layout directory and the name
  * (NULL when absent). The name is what follows the last ':' when that part
- * contains no '/', so "/tmp/a:b/c" is a directory. Caller frees both. */
+ * contains no '/', so "/tmp/a:b/c" is a directory; "DIR:sha256:<hex>" names
+ * the image by digest. Caller frees both. */
 void sub_layout_parse_arg(const char *arg, char **dir, char **name);

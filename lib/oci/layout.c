@@ -126,6 +126,13 @@ static int lock_dir(const char *dir, sub_err *e) {
 }
 
 void sub_layout_parse_arg(const char *arg, char **dir, char **name) {
+    /* DIR:sha256:<hex> names the image by digest */
+    for (const char *p = strchr(arg, ':'); p; p = strchr(p + 1, ':'))
+        if (p != arg && sub_digest_validate(p + 1, NULL) == 0) {
+            *dir = xstrndup(arg, (size_t)(p - arg));
+            *name = xstrdup(p + 1);
+            return;
+        }
     const char *c = strrchr(arg, ':');
     if (c && c != arg && !strchr(c, '/')) {
         *dir = xstrndup(arg, (size_t)(c - arg));

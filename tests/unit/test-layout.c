@@ -284,6 +284,8 @@ TEST(layout_parse_arg_splits_dir_and_name) {
         {"/tmp/a:b/c", "/tmp/a:b/c", NULL},
         {"/tmp/l:", "/tmp/l", NULL},
         {"/tmp/l:x:y", "/tmp/l:x", "y"},
+        {"/tmp/l:sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", "/tmp/l",
+         "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
         _cleanup_free_ char *d = NULL, *n = NULL;
