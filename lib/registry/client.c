@@ -187,12 +187,12 @@ static size_t on_header(char *buf, size_t sz, size_t nm, void *ud) {
     if (n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
         /* end of this response's headers: refuse an announced oversize body now */
         if (ok2xx(x->status) && x->out_max && x->clen >= 0 && strcmp(x->method, "HEAD") != 0) {
-            if ((uint64_t)x->clen > x->out_max) {
-                x->abort = ABORT_TOO_BIG;
-                return 0;
-            }
             if (x->out_expect && (uint64_t)x->clen != x->out_expect) {
                 x->abort = ABORT_SIZE;
+                return 0;
+            }
+            if ((uint64_t)x->clen > x->out_max) {
+                x->abort = ABORT_TOO_BIG;
                 return 0;
             }
         }

@@ -151,8 +151,9 @@ static int check_port_free(const char *addr, sub_err *e) {
     return 0;
 }
 
-/* GET /v2/ answered with 200 (or 401, when the registry wants credentials). */
-static bool answering(const char *addr) {
+/* GET /v2/ answered with 200, or 401 when the registry wants credentials
+ * (auth: it was configured with htpasswd). */
+static bool answering(const char *addr, bool auth) {
     CURL *c = curl_easy_init();
     if (!c) return false;
     _cleanup_free_ char *u = xasprintf("http://%s/v2/", addr);
@@ -170,7 +171,7 @@ static bool answering(const char *addr) {
     if (cc == CURLE_OK) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(c);
     if (devnull) fclose(devnull);
-    return code == 200 || code == 401;
+    return code == 200 || (auth && code == 401);
 }
 
 /* ---- process identity ------------------------------------------------------------------- */
@@ -373,7 +374,7 @@ int sub_regsrv_status_get(const sub_regsrv_opts *o, sub_regsrv_status *st, sub_e
         st->pid = pid;
         st->running = is_our_registry(pid, p.config);
     }
-    if (st->running && st->addr[0]) st->answering = answering(st->addr);
+    if (st->running && st->addr[0]) st->answering = answering(st->addr, recorded_htpasswd(p.config));
     return 0;
 }
 
@@ -392,6 +393,9 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
             return sub_err_setk(e, SUB_KIND_INPUT, -errno,
                                 "htpasswd file %s: %m (create it with `htpasswd -Bbn USER PASS > FILE`)",
                                 o->htpasswd);
+        struct stat hst;
+        if (stat(buf, &hst) < 0 || !S_ISREG(hst.st_mode))
+            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "htpasswd file %s is not a regular file", buf);
         if (access(buf, R_OK) < 0)
             return sub_err_setk(e, SUB_KIND_INPUT, -errno, "htpasswd file %s is not readable: %m", buf);
         htpasswd = xstrdup(buf);
@@ -414,7 +418,7 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
                                 cur, same_auth ? "" : " with other authentication settings", (int)old);
         int wait_s = o->wait_s > 0 ? o->wait_s : 15;
         long deadline = now_ms() + wait_s * 1000L;
-        while (!answering(o->addr)) {
+        while (!answering(o->addr, htpasswd != NULL)) {
             if (!is_our_registry(old, p.config) || now_ms() >= deadline) {
                 r = sub_err_setk(e, SUB_KIND_ENV, -ETIMEDOUT,
                                  "the registry (pid %d) runs but does not answer on %s; see %s, or "
@@ -482,7 +486,7 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
             log_tail(p.log, e);
             return r;
         }
-        if (answering(o->addr)) break;
+        if (answering(o->addr, htpasswd != NULL)) break;
         if (now_ms() >= deadline) {
             kill(pid, SIGTERM);
             if (!wait_gone(pid, 3000)) kill(pid, SIGKILL);

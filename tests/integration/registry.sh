@@ -113,4 +113,16 @@ t_fails "a missing htpasswd file is an input error" 2 "htpasswd file" \
     "$BIN" registry start --htpasswd "$T/nope"
 t_check "nothing is left running" test ! -e "$PIDFILE"
 
+# --- a docker-registry that dies at startup: its log tail is reported ---
+mkdir -p "$T/fakebin"
+printf '#!/bin/sh\necho "fake registry: storage driver exploded" >&2\nexit 7\n' >"$T/fakebin/docker-registry"
+chmod +x "$T/fakebin/docker-registry"
+FAKE=(env PATH="$T/fakebin:$PATH" SUBSTRATE_STATE="$T/fake" SUBSTRATE_REGISTRY=127.0.0.1:$(t_free_port))
+t_fails "a registry dying at startup fails with exit 3 and its exit status" 3 \
+    "docker-registry exited during startup \(status 7\); see $T/fake/registry/registry.log" \
+    "${FAKE[@]}" "$BIN" registry start
+t_fails "the error shows the tail of its log" 3 "detail: .*registry.log says: fake registry: storage driver exploded" \
+    "${FAKE[@]}" "$BIN" registry start
+t_check "no pid file is left after a failed start" test ! -e "$T/fake/registry/registry.pid"
+
 t_done

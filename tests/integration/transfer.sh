@@ -118,6 +118,36 @@ t_eq "pulling again into the same layout is fine and adds nothing" \
 t_fails "pull without a tag or digest is a usage error" 2 "name a tag" "$BIN" pull test/busybox --oci "$T/P3"
 t_fails "pull of a missing tag fails clearly" 2 "no such manifest" "$BIN" pull test/busybox:nope --oci "$T/P3"
 
+# ---- an image index (multi-platform): children first, the index last ----
+IDX=$($PY - "$L" "$MD" "$MSIZE" <<'EOF'
+import hashlib, json, os, sys
+d, md, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+idx = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                  "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                 "digest": md, "size": size,
+                                 "platform": {"architecture": "amd64", "os": "linux"}}]},
+                 sort_keys=True, separators=(",", ":")).encode()
+h = hashlib.sha256(idx).hexdigest()
+open(os.path.join(d, "blobs/sha256", h), "wb").write(idx)
+top = json.load(open(os.path.join(d, "index.json")))
+top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                         "digest": "sha256:" + h, "size": len(idx),
+                         "annotations": {"org.opencontainers.image.ref.name": "multi"}})
+json.dump(top, open(os.path.join(d, "index.json"), "w"))
+print("sha256:" + h)
+EOF
+)
+t_eq "push of an index prints its digest" "$("$BIN" push --oci "$L:multi" test/multi:v1 2>&1)" \
+    "$REG/test/multi:v1 $REG/test/multi@$IDX"
+t_eq "the registry serves exactly the index bytes we pushed" \
+    "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$REG/test/multi:v1" | sha256sum | cut -d' ' -f1)" "$IDX"
+t_fails "inspect of the index lists the child manifest and its platform" 0 "$MD +[0-9]+ +linux/amd64" \
+    "$BIN" inspect test/multi:v1
+t_eq "pull of the index fetches index, manifest, config and layer" \
+    "$("$BIN" pull test/multi:v1 --oci "$T/M:m" 2>&1; blob_count "$T/M")" "$REG/test/multi@$IDX
+4"
+t_eq "the pulled layout names the index" "$(layout_entry "$T/M" m | cut -d' ' -f1)" "$IDX"
+
 # ---- corrupt the stored blob in the registry's storage ----
 RBLOB=$RDATA/blobs/sha256/${LAYER:7:2}/${LAYER#sha256:}/data
 if [ -f "$RBLOB" ]; then
@@ -244,6 +274,17 @@ if wait_file "$T/hostile.port"; then
         "does not match the Content-Type" "$H/mismatched-type:v1"
     hostile "a Bearer challenge gets a clear 'not supported yet' error" 3 \
         "wants a bearer token.*token auth is not supported yet" "$H/bearer:v1"
+    # pushes: upload locations and the manifest digest the registry reports
+    t_fails "push with a relative upload Location (and its query kept) works" 0 "$H/relative-location@$MD" \
+        "$BIN" push --oci "$L:t" "$H/relative-location:v1"
+    t_fails "push with a path-only upload Location works" 0 "$H/rooted-location@$MD" \
+        "$BIN" push --oci "$L:t" "$H/rooted-location:v1"
+    t_fails "an upload Location on another host is refused, nothing sent there (exit 3)" 3 \
+        "asked us to upload to another address \(127.0.0.2:9\); refused" \
+        "$BIN" push --oci "$L:t" "$H/offsite-upload:v1"
+    t_fails "a registry reporting another digest for the pushed manifest is caught (exit 1)" 1 \
+        "digest mismatch after pushing manifest lying-put:v1: expected $MD" \
+        "$BIN" push --oci "$L:t" "$H/lying-put:v1"
 else
     t_not_ok "hostile registry started"
 fi

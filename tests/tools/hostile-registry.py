@@ -19,6 +19,17 @@ misbehaves:
   mismatched-type       the manifest is served as an index Content-Type
   bearer                every request gets 401 with a Bearer challenge
 
+Pushes (blob uploads, manifest PUTs) are accepted into memory, digest-checked;
+the upload Location depends on the repository:
+
+  relative-location     a relative Location ("<uuid>?_state=..."), whose query
+                        must come back on the PUT
+  rooted-location       a path-only Location ("/v2/.../uploads/<uuid>")
+  offsite-upload        an absolute Location naming another host (127.0.0.2:9,
+                        still loopback): a client must refuse to follow it
+  lying-put             manifest PUTs answer with a wrong Docker-Content-Digest
+  anything else         an absolute Location on this registry
+
 Usage: hostile-registry.py --port-file FILE [--info FILE] [--port N]
 The chosen port is written to --port-file once the socket listens; --info gets
 a JSON object with the digests the tests need.
@@ -30,6 +41,8 @@ import os
 import re
 import socket
 import sys
+import threading
+import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -71,6 +84,9 @@ OTHER = canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
 BIG_BLOB = manifest(layer_size=BIG)
 HUGE_MANIFEST = manifest(pad=5 << 20)
 
+STORE = {}  # pushed blobs and manifests: (repo, digest) -> bytes
+STORE_LOCK = threading.Lock()
+UPLOAD_RE = re.compile(r"^/v2/(?P<repo>[a-z0-9-]+)/blobs/uploads/(?P<uid>[0-9a-f]*)(?:\?(?P<q>.*))?$")
 PATH_RE = re.compile(r"^/v2/(?P<repo>[a-z0-9-]+)/(?P<kind>manifests|blobs)/(?P<ref>[A-Za-z0-9_.:-]+)$")
 
 
@@ -161,7 +177,62 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(GOOD, OCI_MANIFEST, digest=sha(GOOD))
         return self._error(404, "MANIFEST_UNKNOWN", "manifest unknown")
 
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def do_POST(self):
+        m = UPLOAD_RE.match(self.path)
+        if not m or m.group("uid"):
+            return self._error(404, "NAME_UNKNOWN", "no such path")
+        self._body()
+        repo, uid = m.group("repo"), uuid.uuid4().hex
+        if repo == "relative-location":
+            loc = uid + "?_state=keep-me"
+        elif repo == "rooted-location":
+            loc = "/v2/%s/blobs/uploads/%s" % (repo, uid)
+        elif repo == "offsite-upload":
+            loc = "http://127.0.0.2:9/v2/%s/blobs/uploads/%s" % (repo, uid)
+        else:
+            loc = "http://127.0.0.1:%d/v2/%s/blobs/uploads/%s" % (self.server.server_address[1], repo, uid)
+        self.send_response(202)
+        self.send_header("Location", loc)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_PUT(self):
+        body = self._body()
+        m = UPLOAD_RE.match(self.path)
+        if m and m.group("uid"):
+            q = dict(kv.split("=", 1) for kv in (m.group("q") or "").split("&") if "=" in kv)
+            want = q.get("digest", "").replace("%3A", ":").replace("%3a", ":")
+            if m.group("repo") == "relative-location" and q.get("_state") != "keep-me":
+                return self._error(400, "BLOB_UPLOAD_INVALID", "the upload state was lost")
+            if sha(body) != want:
+                return self._error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
+            with STORE_LOCK:
+                STORE[(m.group("repo"), want)] = body
+            self.send_response(201)
+            self.send_header("Docker-Content-Digest", want)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        m = PATH_RE.match(self.path)
+        if not m or m.group("kind") != "manifests":
+            return self._error(404, "NAME_UNKNOWN", "no such path")
+        d = sha(body)
+        with STORE_LOCK:
+            STORE[(m.group("repo"), d)] = body
+        self.send_response(201)
+        self.send_header("Docker-Content-Digest", sha(OTHER) if m.group("repo") == "lying-put" else d)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
     def blob(self, repo, ref):
+        with STORE_LOCK:
+            pushed = STORE.get((repo, ref))
+        if pushed is not None:
+            return self._send(pushed, "application/octet-stream", digest=ref)
         if ref == sha(CONFIG):
             return self._send(CONFIG, "application/octet-stream", digest=ref)
         if ref != sha(LAYER):
