@@ -6,7 +6,16 @@
  * is an error (-EILSEQ, exit class "check") and is never returned or kept.
  * Sizes are capped. Authentication: anonymous, or HTTP basic when the registry
  * answers 401 with a Basic challenge and credentials are configured; the
- * challenge handling is shaped so a Bearer token flow can be added.
+ * challenge handling is shaped so a Bearer token flow can be added (a Bearer
+ * challenge is, for now, a clear -ENOTSUP error).
+ *
+ * Network safety: only loopback hosts (sub_reg_new refuses others), no
+ * proxies from the environment, no redirects followed, and an upload
+ * Location that names another host:port is refused.
+ *
+ * Errors: HTTP failures set e->http_status and put the registry's error JSON
+ * (errors[].code: message) in e->detail. A refused connection says the
+ * registry is not reachable and to run `substrate registry start`.
  *
  * Ownership: sub_reg is opaque and freed with sub_reg_free(); strings returned
  * through char** are the caller's to free(). */
