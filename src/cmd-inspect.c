@@ -10,35 +10,37 @@
 #include <string.h>
 
 static void help(FILE *f) {
-    fputs("Usage: substrate inspect REF [--json]\n"
-          "\n"
-          "Show an image in the registry without pulling its layers: the manifest digest (verified\n"
-          "against the bytes received), media type and size, the layers, and from the image config\n"
-          "its platform, creation time and labels. For an index (multi-platform image) the child\n"
-          "manifests and their platforms are listed.\n"
-          "\n"
-          "REF is [REGISTRY/]REPO:TAG or [REGISTRY/]REPO@sha256:... Without a registry,\n"
-          "$SUBSTRATE_REGISTRY is used; only loopback registries are accepted.\n"
-          "\n"
-          "Options:\n"
-          "  --json      print {name, reference, digest, mediaType, size, config, layers, manifests}\n"
-          "  -h, --help  show this help\n"
-          "\n"
-          "Environment:\n"
-          "  SUBSTRATE_REGISTRY           default registry host:port (default 127.0.0.1:5000)\n"
-          "  SUBSTRATE_REGISTRY_USER      user for HTTP basic auth (when the registry asks)\n"
-          "  SUBSTRATE_REGISTRY_PASSWORD  its password\n"
-          "\n"
-          "Exit codes:\n"
-          "  0  shown\n"
-          "  1  a digest did not match what the registry sent\n"
-          "  2  usage error, bad reference, no such image, malformed manifest or config\n"
-          "  3  the registry is unreachable or refused the request\n"
-          "\n"
-          "Examples:\n"
-          "  substrate inspect hello:v1\n"
-          "  substrate inspect 127.0.0.1:5000/hello@sha256:4f1c... --json\n",
-          f);
+    fputs(
+        "Usage: substrate inspect REF [--json]\n"
+        "\n"
+        "Show an image in the registry without pulling its layers: the manifest digest (verified\n"
+        "against the bytes received), media type and size, the layers, and from the image config\n"
+        "its platform, creation time and labels. For an index (multi-platform image) the child\n"
+        "manifests and their platforms are listed.\n"
+        "\n"
+        "REF is [REGISTRY/]REPO:TAG or [REGISTRY/]REPO@sha256:... Without a registry,\n"
+        "$SUBSTRATE_REGISTRY is used; only loopback registries are accepted.\n"
+        "\n"
+        "Options:\n"
+        "  --json      print {name, reference, digest, mediaType, size, config, layers, "
+        "manifests}\n"
+        "  -h, --help  show this help\n"
+        "\n"
+        "Environment:\n"
+        "  SUBSTRATE_REGISTRY           default registry host:port (default 127.0.0.1:5000)\n"
+        "  SUBSTRATE_REGISTRY_USER      user for HTTP basic auth (when the registry asks)\n"
+        "  SUBSTRATE_REGISTRY_PASSWORD  its password\n"
+        "\n"
+        "Exit codes:\n"
+        "  0  shown\n"
+        "  1  a digest did not match what the registry sent\n"
+        "  2  usage error, bad reference, no such image, malformed manifest or config\n"
+        "  3  the registry is unreachable or refused the request\n"
+        "\n"
+        "Examples:\n"
+        "  substrate inspect hello:v1\n"
+        "  substrate inspect 127.0.0.1:5000/hello@sha256:4f1c... --json\n",
+        f);
 }
 
 static json_t *desc_list(const sub_desc *d, size_t n) {
@@ -66,7 +68,8 @@ int cmd_inspect(int argc, char **argv) {
     if (optind + 1 != argc) return cli_usage_error("inspect", "expected exactly one REF");
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
-    if (sub_ref_parse(argv[optind], sub_registry_addr(), &ref, &e) < 0) return cli_fail("inspect", &e);
+    if (sub_ref_parse(argv[optind], sub_registry_addr(), &ref, &e) < 0)
+        return cli_fail("inspect", &e);
     if (!ref.tag && !ref.digest)
         return cli_usage_error("inspect", "%s: name a tag (REPO:TAG) or a digest (REPO@sha256:...)",
                                argv[optind]);
@@ -86,7 +89,8 @@ int cmd_inspect(int argc, char **argv) {
     if (m.kind == SUB_MANIFEST_IMAGE && sub_mt_is_config(m.config.media_type)) {
         _cleanup_free_ char *cb = NULL;
         size_t cl = 0;
-        if (sub_reg_blob_get_buf(r, ref.repository, m.config.digest, SUB_CONFIG_MAX, &cb, &cl, &e) < 0)
+        if (sub_reg_blob_get_buf(r, ref.repository, m.config.digest, SUB_CONFIG_MAX, &cb, &cl, &e) <
+            0)
             return cli_fail("inspect", &e);
         if (sub_image_config_parse(cb, cl, &cfg, &e) < 0) return cli_fail("inspect", &e);
         have_cfg = true;
@@ -95,9 +99,9 @@ int cmd_inspect(int argc, char **argv) {
     _cleanup_free_ char *dref = xasprintf("%s@%s", nm, digest);
 
     if (json) {
-        _cleanup_json_ json_t *j = json_pack("{s:s,s:s,s:s,s:s,s:I}", "name", nm, "reference", dref,
-                                             "digest", digest, "mediaType", m.media_type, "size",
-                                             (json_int_t)len);
+        _cleanup_json_ json_t *j =
+            json_pack("{s:s,s:s,s:s,s:s,s:I}", "name", nm, "reference", dref, "digest", digest,
+                      "mediaType", m.media_type, "size", (json_int_t)len);
         if (ref.tag) json_object_set_new(j, "tag", json_string(ref.tag));
         if (m.kind == SUB_MANIFEST_IMAGE) {
             json_t *cj = sub_desc_to_json(&m.config);
@@ -108,7 +112,8 @@ int cmd_inspect(int argc, char **argv) {
                 if (cfg.created) json_object_set_new(cj, "created", json_string(cfg.created));
                 json_t *labels = json_object();
                 for (size_t i = 0; i < cfg.n_labels; i++)
-                    json_object_set_new(labels, cfg.labels[i].key, json_string(cfg.labels[i].value));
+                    json_object_set_new(labels, cfg.labels[i].key,
+                                        json_string(cfg.labels[i].value));
                 json_object_set_new(cj, "labels", labels);
             }
             json_object_set_new(j, "config", cj);

@@ -58,8 +58,8 @@ typedef struct sub_desc {
     char *media_type; /* never NULL after a successful parse */
     char digest[SUB_DIGEST_MAX];
     uint64_t size;
-    char *artifact_type;  /* NULL when absent */
-    sub_kv *annotations;  /* n_annotations entries, sorted by key */
+    char *artifact_type; /* NULL when absent */
+    sub_kv *annotations; /* n_annotations entries, sorted by key */
     size_t n_annotations;
     sub_platform *platform; /* NULL when absent */
 } sub_desc;

@@ -50,8 +50,9 @@ static int check_oci_layout_file(const char *dir, sub_err *e) {
     const char *v;
     if ((r = sub_json_get_str(j, p, "imageLayoutVersion", true, &v, e)) < 0) return r;
     if (!streq(v, SUB_LAYOUT_VERSION))
-        return sub_err_set(e, -EBADMSG, "%s: imageLayoutVersion is \"%s\"; only \"%s\" is supported",
-                           p, v, SUB_LAYOUT_VERSION);
+        return sub_err_set(e, -EBADMSG,
+                           "%s: imageLayoutVersion is \"%s\"; only \"%s\" is supported", p, v,
+                           SUB_LAYOUT_VERSION);
     return 0;
 }
 
@@ -146,9 +147,12 @@ void sub_layout_parse_arg(const char *arg, char **dir, char **name) {
 /* ---- ref names -------------------------------------------------------------------------- */
 
 int sub_layout_refname_validate(const char *name, sub_err *e) {
-    if (!name || !*name) return sub_err_set(e, -EINVAL, "empty image name (ref.name) for the layout");
+    if (!name || !*name)
+        return sub_err_set(e, -EINVAL, "empty image name (ref.name) for the layout");
     size_t n = strlen(name);
-    if (n > 255) return sub_err_set(e, -EINVAL, "layout name \"%.40s...\" is longer than 255 characters", name);
+    if (n > 255)
+        return sub_err_set(e, -EINVAL, "layout name \"%.40s...\" is longer than 255 characters",
+                           name);
     bool need_alnum = true; /* at the start of a component or after a separator */
     for (size_t i = 0; i < n; i++) {
         char c = name[i];
@@ -163,10 +167,11 @@ int sub_layout_refname_validate(const char *name, sub_err *e) {
             continue;
         }
         if (!sep || need_alnum)
-            return sub_err_set(e, -EINVAL,
-                               "layout name \"%s\": '%c' at position %zu is not allowed there (names "
-                               "are letters and digits, separated by one of - . _ : @ + / or \"--\")",
-                               name, c, i + 1);
+            return sub_err_set(
+                e, -EINVAL,
+                "layout name \"%s\": '%c' at position %zu is not allowed there (names "
+                "are letters and digits, separated by one of - . _ : @ + / or \"--\")",
+                name, c, i + 1);
         need_alnum = true;
     }
     if (need_alnum)
@@ -219,19 +224,19 @@ int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, su
     struct stat st;
     if (fstat(fd, &st) < 0) return sub_err_set(e, -errno, "cannot stat %s: %m", p);
     if (!S_ISREG(st.st_mode))
-        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ, "blob %s in layout %s is not a regular file",
-                            digest, dir);
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "blob %s in layout %s is not a regular file", digest, dir);
     if (size && (uint64_t)st.st_size != size)
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                            "blob %s in layout %s has %lld bytes, but its descriptor says %llu", digest,
-                            dir, (long long)st.st_size, (unsigned long long)size);
+                            "blob %s in layout %s has %lld bytes, but its descriptor says %llu",
+                            digest, dir, (long long)st.st_size, (unsigned long long)size);
     char got[SUB_DIGEST_MAX];
     uint64_t n;
     if ((r = hash_fd(fd, got, &n, e, p)) < 0) return r;
     if (strcmp(got, digest) != 0)
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                            "blob %s in layout %s is corrupt: its content hashes to %s", digest, dir,
-                            got);
+                            "blob %s in layout %s is corrupt: its content hashes to %s", digest,
+                            dir, got);
     return 1;
 }
 
@@ -250,8 +255,8 @@ int sub_layout_read_blob(const char *dir, const char *digest, size_t max, char *
     if ((r = sub_sha256_buf(data, n, got, e)) < 0) return r;
     if (strcmp(got, digest) != 0)
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                            "blob %s in layout %s is corrupt: its content hashes to %s", digest, dir,
-                            got);
+                            "blob %s in layout %s is corrupt: its content hashes to %s", digest,
+                            dir, got);
     *out = TAKE_PTR(data);
     if (len) *len = n;
     return 0;
@@ -342,11 +347,12 @@ int sub_layout_tag(const char *dir, const char *ref_name, const char *media_type
     struct stat st;
     if (lstat(bp, &st) < 0 || !S_ISREG(st.st_mode))
         return sub_err_setk(e, SUB_KIND_CHECK, -ENOENT,
-                            "cannot name %s in layout %s: the blob is not in the layout", digest, dir);
+                            "cannot name %s in layout %s: the blob is not in the layout", digest,
+                            dir);
     if ((uint64_t)st.st_size != size)
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                            "cannot name %s in layout %s: the blob has %lld bytes, not %llu", digest,
-                            dir, (long long)st.st_size, (unsigned long long)size);
+                            "cannot name %s in layout %s: the blob has %lld bytes, not %llu",
+                            digest, dir, (long long)st.st_size, (unsigned long long)size);
     if (sub_mt_is_manifest(media_type) && size <= SUB_REG_MAX_MANIFEST) {
         if ((r = sub_layout_check_blob(dir, digest, size, e)) < 0) return r;
     }
@@ -369,7 +375,8 @@ int sub_layout_tag(const char *dir, const char *ref_name, const char *media_type
     if (!present) {
         json_t *d = json_pack("{s:s,s:s,s:I}", "mediaType", media_type, "digest", digest, "size",
                               (json_int_t)size);
-        if (ref_name) json_object_set_new(d, "annotations", json_pack("{s:s}", SUB_ANNOT_REF_NAME, ref_name));
+        if (ref_name)
+            json_object_set_new(d, "annotations", json_pack("{s:s}", SUB_ANNOT_REF_NAME, ref_name));
         json_array_append_new(neu, d);
     }
     json_object_set_new(idx, "manifests", neu);
@@ -402,16 +409,18 @@ int sub_layout_resolve(const char *dir, const char *ref_name, char digest_out[SU
         }
     }
     if (!hit) {
-        r = sub_err_setk(e, SUB_KIND_INPUT, -ENOENT, "no image named \"%s\" in layout %s (names there: %s)",
-                         ref_name, dir, names.len ? sub_buf_str(&names) : "none");
+        r = sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
+                         "no image named \"%s\" in layout %s (names there: %s)", ref_name, dir,
+                         names.len ? sub_buf_str(&names) : "none");
         sub_buf_free(&names);
         return r;
     }
     sub_buf_free(&names);
     if (nhits > 1)
-        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
-                            "the name \"%s\" is ambiguous in layout %s: it names %zu different images",
-                            ref_name, dir, nhits);
+        return sub_err_setk(
+            e, SUB_KIND_INPUT, -EINVAL,
+            "the name \"%s\" is ambiguous in layout %s: it names %zu different images", ref_name,
+            dir, nhits);
     sub_desc d;
     if ((r = sub_desc_parse(hit, "index.json entry", &d, e)) < 0) return r;
     memcpy(digest_out, d.digest, strlen(d.digest) + 1);
@@ -433,14 +442,15 @@ static bool seen(char ***visited, const char *digest) {
 static int verify_desc(const char *dir, const sub_desc *d, const char *parent, int depth,
                        char ***visited, int *count, sub_err *e) {
     if (depth > MAX_DEPTH)
-        return sub_err_setk(e, SUB_KIND_CHECK, -ELOOP, "layout %s: manifests nest deeper than %d levels",
-                            dir, MAX_DEPTH);
+        return sub_err_setk(e, SUB_KIND_CHECK, -ELOOP,
+                            "layout %s: manifests nest deeper than %d levels", dir, MAX_DEPTH);
     if (seen(visited, d->digest)) return 0;
     int r = sub_layout_check_blob(dir, d->digest, 0, e);
     if (r < 0) return r;
     if (r == 0)
-        return sub_err_setk(e, SUB_KIND_CHECK, -ENOENT, "layout %s: blob %s (referenced by %s) is missing",
-                            dir, d->digest, parent);
+        return sub_err_setk(e, SUB_KIND_CHECK, -ENOENT,
+                            "layout %s: blob %s (referenced by %s) is missing", dir, d->digest,
+                            parent);
     _cleanup_free_ char *p = sub_layout_blob_path(dir, d->digest);
     struct stat st;
     if (stat(p, &st) < 0) return sub_err_set(e, -errno, "cannot stat %s: %m", p);
@@ -452,20 +462,23 @@ static int verify_desc(const char *dir, const sub_desc *d, const char *parent, i
     if (!sub_mt_is_manifest(d->media_type)) return 0;
     _cleanup_free_ char *data = NULL;
     size_t len;
-    if ((r = sub_layout_read_blob(dir, d->digest, SUB_REG_MAX_MANIFEST, &data, &len, e)) < 0) return r;
+    if ((r = sub_layout_read_blob(dir, d->digest, SUB_REG_MAX_MANIFEST, &data, &len, e)) < 0)
+        return r;
     _cleanup_manifest_ sub_manifest m = {0};
     if ((r = sub_manifest_parse(data, len, d->media_type, &m, e)) < 0) {
         sub_err_prefix(e, "layout %s: manifest %s", dir, d->digest);
         return r;
     }
     if (m.kind == SUB_MANIFEST_IMAGE) {
-        if ((r = verify_desc(dir, &m.config, d->digest, depth + 1, visited, count, e)) < 0) return r;
+        if ((r = verify_desc(dir, &m.config, d->digest, depth + 1, visited, count, e)) < 0)
+            return r;
         for (size_t i = 0; i < m.n_layers; i++)
             if ((r = verify_desc(dir, &m.layers[i], d->digest, depth + 1, visited, count, e)) < 0)
                 return r;
     } else {
         for (size_t i = 0; i < m.n_manifests; i++)
-            if ((r = verify_desc(dir, &m.manifests[i], d->digest, depth + 1, visited, count, e)) < 0)
+            if ((r = verify_desc(dir, &m.manifests[i], d->digest, depth + 1, visited, count, e)) <
+                0)
                 return r;
     }
     return 0;

@@ -11,7 +11,8 @@ char *sub_mt_normalize(const char *mt) {
     if (!mt) return NULL;
     while (*mt == ' ' || *mt == '\t') mt++;
     size_t n = strcspn(mt, ";");
-    while (n > 0 && (mt[n - 1] == ' ' || mt[n - 1] == '\t' || mt[n - 1] == '\r' || mt[n - 1] == '\n'))
+    while (n > 0 &&
+           (mt[n - 1] == ' ' || mt[n - 1] == '\t' || mt[n - 1] == '\r' || mt[n - 1] == '\n'))
         n--;
     char *s = xstrndup(mt, n);
     for (char *p = s; *p; p++) *p = (char)tolower((unsigned char)*p);
@@ -30,7 +31,9 @@ bool sub_mt_is_image_manifest(const char *mt) {
 bool sub_mt_is_index(const char *mt) {
     return mt_eq(mt, SUB_MT_OCI_INDEX) || mt_eq(mt, SUB_MT_DOCKER_LIST);
 }
-bool sub_mt_is_manifest(const char *mt) { return sub_mt_is_image_manifest(mt) || sub_mt_is_index(mt); }
+bool sub_mt_is_manifest(const char *mt) {
+    return sub_mt_is_image_manifest(mt) || sub_mt_is_index(mt);
+}
 bool sub_mt_is_config(const char *mt) {
     return mt_eq(mt, SUB_MT_OCI_CONFIG) || mt_eq(mt, SUB_MT_DOCKER_CONFIG);
 }
@@ -159,20 +162,21 @@ static int parse_platform(const json_t *p, const char *what, sub_platform **out,
 
 int sub_desc_parse(const json_t *j, const char *what, sub_desc *out, sub_err *e) {
     memset(out, 0, sizeof *out);
-    if (!json_is_object(j)) return sub_err_set(e, -EBADMSG, "%s must be a JSON object (a descriptor)", what);
+    if (!json_is_object(j))
+        return sub_err_set(e, -EBADMSG, "%s must be a JSON object (a descriptor)", what);
     const char *mt, *dg;
     int64_t size;
     int r;
     if ((r = sub_json_get_str(j, what, "mediaType", true, &mt, e)) < 0) return r;
     if (!mt_syntax_ok(mt))
-        return sub_err_set(e, -EBADMSG, "%s: mediaType \"%s\" is not a valid media type (type/subtype)",
-                           what, mt);
+        return sub_err_set(
+            e, -EBADMSG, "%s: mediaType \"%s\" is not a valid media type (type/subtype)", what, mt);
     if ((r = sub_json_get_str(j, what, "digest", true, &dg, e)) < 0) return r;
     sub_err de = {0};
-    if (sub_digest_validate(dg, &de) < 0)
-        return sub_err_set(e, -EBADMSG, "%s: %s", what, de.msg);
+    if (sub_digest_validate(dg, &de) < 0) return sub_err_set(e, -EBADMSG, "%s: %s", what, de.msg);
     if ((r = sub_json_get_int(j, what, "size", true, &size, e)) < 0) return r;
-    if (size < 0) return sub_err_set(e, -EBADMSG, "%s: size must be >= 0, not %lld", what, (long long)size);
+    if (size < 0)
+        return sub_err_set(e, -EBADMSG, "%s: size must be >= 0, not %lld", what, (long long)size);
     json_t *urls = json_object_get(j, "urls");
     if (urls) {
         _cleanup_strv_ char **u = NULL;
@@ -183,7 +187,8 @@ int sub_desc_parse(const json_t *j, const char *what, sub_desc *out, sub_err *e)
     snprintf(d.digest, sizeof d.digest, "%s", dg);
     d.size = (uint64_t)size;
     if ((r = opt_str(j, what, "artifactType", false, &d.artifact_type, e)) < 0) goto fail;
-    if ((r = parse_string_map(j, what, "annotations", false, &d.annotations, &d.n_annotations, e)) < 0)
+    if ((r = parse_string_map(j, what, "annotations", false, &d.annotations, &d.n_annotations, e)) <
+        0)
         goto fail;
     json_t *p = json_object_get(j, "platform");
     if (p) {
@@ -220,7 +225,8 @@ json_t *sub_desc_to_json(const sub_desc *d) {
         json_t *p = json_object();
         json_object_set_new(p, "architecture", json_string(d->platform->architecture));
         json_object_set_new(p, "os", json_string(d->platform->os));
-        if (d->platform->variant) json_object_set_new(p, "variant", json_string(d->platform->variant));
+        if (d->platform->variant)
+            json_object_set_new(p, "variant", json_string(d->platform->variant));
         if (d->platform->os_version)
             json_object_set_new(p, "os.version", json_string(d->platform->os_version));
         json_object_set_new(j, "platform", p);
@@ -278,8 +284,8 @@ int sub_manifest_parse(const void *data, size_t len, const char *content_type, s
                        sub_err *e) {
     memset(out, 0, sizeof *out);
     if (len > SUB_REG_MAX_MANIFEST)
-        return sub_err_set(e, -E2BIG, "manifest is too large (%zu bytes; the limit is %u bytes)", len,
-                           SUB_REG_MAX_MANIFEST);
+        return sub_err_set(e, -E2BIG, "manifest is too large (%zu bytes; the limit is %u bytes)",
+                           len, SUB_REG_MAX_MANIFEST);
     _cleanup_json_ json_t *j = NULL;
     int r = sub_json_parse(data, len, SUB_REG_MAX_MANIFEST, "manifest", &j, e);
     if (r < 0) return r;
@@ -339,7 +345,8 @@ int sub_manifest_parse(const void *data, size_t len, const char *content_type, s
         json_t *cfg;
         if ((r = sub_json_get_obj(j, "manifest", "config", true, &cfg, e)) < 0) goto fail;
         if ((r = sub_desc_parse(cfg, "manifest: config", &m.config, e)) < 0) goto fail;
-        if ((r = parse_desc_array(j, "manifest", "layers", &m.layers, &m.n_layers, e)) < 0) goto fail;
+        if ((r = parse_desc_array(j, "manifest", "layers", &m.layers, &m.n_layers, e)) < 0)
+            goto fail;
     } else {
         m.kind = SUB_MANIFEST_INDEX;
         if (has_image) {
@@ -393,8 +400,9 @@ const char *sub_image_config_label(const sub_image_config *c, const char *key) {
 int sub_image_config_parse(const void *data, size_t len, sub_image_config *out, sub_err *e) {
     memset(out, 0, sizeof *out);
     if (len > SUB_CONFIG_MAX)
-        return sub_err_set(e, -E2BIG, "image config is too large (%zu bytes; the limit is %u bytes)",
-                           len, SUB_CONFIG_MAX);
+        return sub_err_set(e, -E2BIG,
+                           "image config is too large (%zu bytes; the limit is %u bytes)", len,
+                           SUB_CONFIG_MAX);
     _cleanup_json_ json_t *j = NULL;
     int r = sub_json_parse(data, len, SUB_CONFIG_MAX, "image config", &j, e);
     if (r < 0) return r;
@@ -406,12 +414,14 @@ int sub_image_config_parse(const void *data, size_t len, sub_image_config *out, 
     json_t *rootfs;
     if ((r = sub_json_get_obj(j, w, "rootfs", true, &rootfs, e)) < 0) return r;
     const char *rtype;
-    if ((r = sub_json_get_str(rootfs, "image config: rootfs", "type", true, &rtype, e)) < 0) return r;
+    if ((r = sub_json_get_str(rootfs, "image config: rootfs", "type", true, &rtype, e)) < 0)
+        return r;
     if (!streq(rtype, "layers"))
         return sub_err_set(e, -EBADMSG, "image config: rootfs.type must be \"layers\", not \"%s\"",
                            rtype);
     sub_image_config c = {0};
-    if ((r = sub_json_get_strv(rootfs, "image config: rootfs", "diff_ids", true, &c.diff_ids, e)) < 0)
+    if ((r = sub_json_get_strv(rootfs, "image config: rootfs", "diff_ids", true, &c.diff_ids, e)) <
+        0)
         goto fail;
     c.n_diff_ids = strv_len(c.diff_ids);
     for (size_t i = 0; i < c.n_diff_ids; i++) {
@@ -438,7 +448,8 @@ int sub_image_config_parse(const void *data, size_t len, sub_image_config *out, 
         if ((r = opt_strv(cfg, cw, "Env", &c.env, e)) < 0) goto fail;
         if ((r = opt_strv(cfg, cw, "Entrypoint", &c.entrypoint, e)) < 0) goto fail;
         if ((r = opt_strv(cfg, cw, "Cmd", &c.cmd, e)) < 0) goto fail;
-        if ((r = parse_string_map(cfg, cw, "Labels", true, &c.labels, &c.n_labels, e)) < 0) goto fail;
+        if ((r = parse_string_map(cfg, cw, "Labels", true, &c.labels, &c.n_labels, e)) < 0)
+            goto fail;
     }
     *out = c;
     return 0;

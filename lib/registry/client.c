@@ -6,10 +6,10 @@
  * arrive (and from Content-Length before they do), and handles a 401
  * challenge. Network safety: only loopback hosts, no proxies, no redirects,
  * upload locations must stay on the same host:port. */
-#include "substrate/registry.h"
 #include "substrate/fs.h"
 #include "substrate/json.h"
 #include "substrate/ref.h"
+#include "substrate/registry.h"
 #include "substrate/strbuf.h"
 #include "version.h"
 #include <arpa/inet.h>
@@ -57,14 +57,15 @@ int sub_reg_addr_split(const char *addr, char **host, int *port, sub_err *e) {
         hs = addr + 1;
         he = close;
         if (close[1] == ':') ps = close + 2;
-        else if (close[1]) return sub_err_set(e, -EINVAL, "registry address \"%s\": junk after ']'", addr);
+        else if (close[1])
+            return sub_err_set(e, -EINVAL, "registry address \"%s\": junk after ']'", addr);
     } else {
         hs = addr;
         const char *c = strchr(addr, ':');
         if (c && strchr(c + 1, ':'))
-            return sub_err_set(e, -EINVAL,
-                               "registry address \"%s\": write IPv6 addresses in brackets ([::1]:5000)",
-                               addr);
+            return sub_err_set(
+                e, -EINVAL,
+                "registry address \"%s\": write IPv6 addresses in brackets ([::1]:5000)", addr);
         he = c ? c : addr + strlen(addr);
         if (c) ps = c + 1;
     }
@@ -74,7 +75,8 @@ int sub_reg_addr_split(const char *addr, char **host, int *port, sub_err *e) {
         if (!*ps) return sub_err_set(e, -EINVAL, "registry address \"%s\": empty port", addr);
         for (const char *q = ps; *q; q++) {
             if (!isdigit((unsigned char)*q) || p > 65535)
-                return sub_err_set(e, -EINVAL, "registry address \"%s\": port must be 1-65535", addr);
+                return sub_err_set(e, -EINVAL, "registry address \"%s\": port must be 1-65535",
+                                   addr);
             p = p * 10 + (*q - '0');
         }
         if (p < 1 || p > 65535)
@@ -100,10 +102,10 @@ bool sub_reg_addr_is_loopback(const char *addr) {
 
 typedef enum {
     ABORT_NONE = 0,
-    ABORT_TOO_BIG,   /* over the cap */
-    ABORT_SIZE,      /* Content-Length differs from the expected size */
-    ABORT_LONGER,    /* more bytes than expected */
-    ABORT_WRITE,     /* local write failed (out_errno) */
+    ABORT_TOO_BIG, /* over the cap */
+    ABORT_SIZE,    /* Content-Length differs from the expected size */
+    ABORT_LONGER,  /* more bytes than expected */
+    ABORT_WRITE,   /* local write failed (out_errno) */
 } abort_reason;
 
 typedef struct xfer {
@@ -233,7 +235,8 @@ static size_t on_write(char *ptr, size_t sz, size_t nm, void *ud) {
     size_t n = sz * nm;
     if (!ok2xx(x->status)) {
         if (x->err_body.len < ERR_BODY_MAX)
-            sub_buf_append(&x->err_body, ptr, n < ERR_BODY_MAX - x->err_body.len ? n : ERR_BODY_MAX - x->err_body.len);
+            sub_buf_append(&x->err_body, ptr,
+                           n < ERR_BODY_MAX - x->err_body.len ? n : ERR_BODY_MAX - x->err_body.len);
         return n;
     }
     if (x->out_expect && x->received + n > x->out_expect) {
@@ -396,10 +399,11 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     switch (x->abort) {
     case ABORT_TOO_BIG:
         if (x->clen >= 0)
-            rr = sub_err_set(e, -EFBIG,
-                             "%s from %s is %lld bytes, larger than the limit of %llu bytes; refused, "
-                             "nothing was kept",
-                             x->what, r->host, (long long)x->clen, (unsigned long long)x->out_max);
+            rr = sub_err_set(
+                e, -EFBIG,
+                "%s from %s is %lld bytes, larger than the limit of %llu bytes; refused, "
+                "nothing was kept",
+                x->what, r->host, (long long)x->clen, (unsigned long long)x->out_max);
         else
             rr = sub_err_set(e, -EFBIG,
                              "%s from %s is larger than the limit of %llu bytes; refused, nothing "
@@ -410,7 +414,8 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
                             "%s: the registry at %s announced %lld bytes, but its descriptor says "
                             "%llu; refused, nothing was kept",
-                            x->what, r->host, (long long)x->clen, (unsigned long long)x->out_expect);
+                            x->what, r->host, (long long)x->clen,
+                            (unsigned long long)x->out_expect);
     case ABORT_LONGER:
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
                             "%s: the registry at %s sent more than the %llu bytes its descriptor "
@@ -426,11 +431,12 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
                            strerror(x->in_errno));
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
-        rr = sub_err_set(e, -ECONNREFUSED,
-                         "the registry at %s is not reachable (connection refused): start it with "
-                         "`substrate registry start`, or set SUBSTRATE_REGISTRY to the address of a "
-                         "running registry",
-                         r->host);
+        rr =
+            sub_err_set(e, -ECONNREFUSED,
+                        "the registry at %s is not reachable (connection refused): start it with "
+                        "`substrate registry start`, or set SUBSTRATE_REGISTRY to the address of a "
+                        "running registry",
+                        r->host);
         break;
     case CURLE_COULDNT_RESOLVE_HOST:
         rr = sub_err_set(e, -EHOSTUNREACH, "cannot resolve the registry host of %s", r->host);
@@ -441,10 +447,11 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
         break;
     case CURLE_PARTIAL_FILE:
         if (x->clen >= 0)
-            rr = sub_err_set(e, -EIO,
-                             "%s: the registry at %s closed the connection after %llu of %lld bytes "
-                             "(truncated transfer); nothing was kept",
-                             x->what, r->host, (unsigned long long)x->received, (long long)x->clen);
+            rr =
+                sub_err_set(e, -EIO,
+                            "%s: the registry at %s closed the connection after %llu of %lld bytes "
+                            "(truncated transfer); nothing was kept",
+                            x->what, r->host, (unsigned long long)x->received, (long long)x->clen);
         else
             rr = sub_err_set(e, -EIO,
                              "%s: the registry at %s closed the connection after %llu bytes "
@@ -510,7 +517,8 @@ static void parse_challenge(const char *h, challenge *c) {
         if (kl == 5 && !strncasecmp(k, "realm", 5)) snprintf(c->realm, sizeof c->realm, "%s", val);
         else if (kl == 7 && !strncasecmp(k, "service", 7))
             snprintf(c->service, sizeof c->service, "%s", val);
-        else if (kl == 5 && !strncasecmp(k, "scope", 5)) snprintf(c->scope, sizeof c->scope, "%s", val);
+        else if (kl == 5 && !strncasecmp(k, "scope", 5))
+            snprintf(c->scope, sizeof c->scope, "%s", val);
     }
 }
 
@@ -523,19 +531,21 @@ static int handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
     int rr;
     if (!strcasecmp(c.scheme, "Basic")) {
         if (!r->username) {
-            rr = sub_err_setk(e, SUB_KIND_ENV, -EACCES,
-                              "the registry at %s requires authentication (HTTP 401, realm \"%s\"): "
-                              "set SUBSTRATE_REGISTRY_USER and SUBSTRATE_REGISTRY_PASSWORD",
-                              r->host, c.realm);
+            rr =
+                sub_err_setk(e, SUB_KIND_ENV, -EACCES,
+                             "the registry at %s requires authentication (HTTP 401, realm \"%s\"): "
+                             "set SUBSTRATE_REGISTRY_USER and SUBSTRATE_REGISTRY_PASSWORD",
+                             r->host, c.realm);
         } else if (r->auth != AUTH_BASIC) {
             r->auth = AUTH_BASIC;
             *retry = true;
             return 0;
         } else {
-            rr = sub_err_setk(e, SUB_KIND_ENV, -EACCES,
-                              "the registry at %s rejected the credentials of user \"%s\" (HTTP 401): "
-                              "check SUBSTRATE_REGISTRY_USER and SUBSTRATE_REGISTRY_PASSWORD",
-                              r->host, r->username);
+            rr = sub_err_setk(
+                e, SUB_KIND_ENV, -EACCES,
+                "the registry at %s rejected the credentials of user \"%s\" (HTTP 401): "
+                "check SUBSTRATE_REGISTRY_USER and SUBSTRATE_REGISTRY_PASSWORD",
+                r->host, r->username);
         }
     } else if (!strcasecmp(c.scheme, "Bearer")) {
         /* The token flow slots in here: GET realm?service=&scope= (with basic
@@ -603,9 +613,8 @@ static int perform(sub_reg *r, xfer *x, sub_err *e) {
             curl_easy_setopt(c, CURLOPT_SEEKDATA, x);
             curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
                              (curl_off_t)(x->body ? x->body_len : x->in_len));
-            _cleanup_free_ char *ct = xasprintf("Content-Type: %s",
-                                                x->content_type ? x->content_type
-                                                                : "application/octet-stream");
+            _cleanup_free_ char *ct = xasprintf(
+                "Content-Type: %s", x->content_type ? x->content_type : "application/octet-stream");
             h = curl_slist_append(h, ct);
         }
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
@@ -634,22 +643,25 @@ int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
     int rr = sub_reg_addr_split(o->host, NULL, NULL, e);
     if (rr < 0) return rr;
     if (!sub_reg_addr_is_loopback(o->host))
-        return sub_err_setk(e, SUB_KIND_INPUT, -EPERM,
-                            "registry %s is not on this machine: Substrate only talks to a loopback "
-                            "registry (127.0.0.0/8, localhost or [::1]); set SUBSTRATE_REGISTRY, e.g. "
-                            "127.0.0.1:5000",
-                            o->host);
+        return sub_err_setk(
+            e, SUB_KIND_INPUT, -EPERM,
+            "registry %s is not on this machine: Substrate only talks to a loopback "
+            "registry (127.0.0.0/8, localhost or [::1]); set SUBSTRATE_REGISTRY, e.g. "
+            "127.0.0.1:5000",
+            o->host);
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
-        return sub_err_set(e, -EIO, "cannot initialise libcurl: %s", curl_easy_strerror(curl_init_rc));
+        return sub_err_set(e, -EIO, "cannot initialise libcurl: %s",
+                           curl_easy_strerror(curl_init_rc));
     const char *user = o->username ? o->username : getenv("SUBSTRATE_REGISTRY_USER");
     const char *pass = o->password ? o->password : getenv("SUBSTRATE_REGISTRY_PASSWORD");
     if (user && !*user) user = NULL;
     if (user && !pass)
-        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
-                            "a registry user is set (SUBSTRATE_REGISTRY_USER=%s) but no password: set "
-                            "SUBSTRATE_REGISTRY_PASSWORD too",
-                            user);
+        return sub_err_setk(
+            e, SUB_KIND_INPUT, -EINVAL,
+            "a registry user is set (SUBSTRATE_REGISTRY_USER=%s) but no password: set "
+            "SUBSTRATE_REGISTRY_PASSWORD too",
+            user);
     CURL *c = curl_easy_init();
     if (!c) return sub_err_set(e, -ENOMEM, "cannot create a curl handle");
     sub_reg *r = xcalloc(1, sizeof *r);
@@ -681,7 +693,9 @@ void sub_reg_free(sub_reg *r) {
 
 /* ---- argument checks -------------------------------------------------------------------- */
 
-static int check_repo(const char *repo, sub_err *e) { return sub_repo_validate(repo ? repo : "", e); }
+static int check_repo(const char *repo, sub_err *e) {
+    return sub_repo_validate(repo ? repo : "", e);
+}
 
 static int check_ref(const char *ref, bool *is_digest, sub_err *e) {
     if (!ref || !*ref) return sub_err_set(e, -EINVAL, "empty tag or digest");
@@ -716,7 +730,8 @@ static int header_digest(sub_reg *r, xfer *x, const char **out, sub_err *e) {
     if (!x->docker_digest || !*x->docker_digest) return 0;
     sub_err de = {0};
     if (sub_digest_validate(x->docker_digest, &de) < 0)
-        return sub_err_set(e, -EPROTO, "%s: the registry at %s sent an invalid Docker-Content-Digest: %s",
+        return sub_err_set(e, -EPROTO,
+                           "%s: the registry at %s sent an invalid Docker-Content-Digest: %s",
                            x->what, r->host, de.msg);
     *out = x->docker_digest;
     return 0;
@@ -777,9 +792,8 @@ out:
     return rr;
 }
 
-int sub_reg_manifest_get(sub_reg *r, const char *repo, const char *ref, char **body,
-                         size_t *len, char **media_type, char digest_out[SUB_DIGEST_MAX],
-                         sub_err *e) {
+int sub_reg_manifest_get(sub_reg *r, const char *repo, const char *ref, char **body, size_t *len,
+                         char **media_type, char digest_out[SUB_DIGEST_MAX], sub_err *e) {
     bool isd;
     int rr;
     if ((rr = check_repo(repo, e)) < 0 || (rr = check_ref(ref, &isd, e)) < 0) return rr;
@@ -809,10 +823,11 @@ int sub_reg_manifest_get(sub_reg *r, const char *repo, const char *ref, char **b
     if ((rr = header_digest(r, &x, &hd, e)) < 0) goto out;
     const char *want = isd ? ref : hd;
     if (want && strcmp(want, got) != 0) {
-        rr = sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                          "digest mismatch for %s from %s: expected %s, but the content hashes to %s; "
-                          "refused",
-                          x.what, r->host, want, got);
+        rr = sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch for %s from %s: expected %s, but the content hashes to %s; "
+            "refused",
+            x.what, r->host, want, got);
         goto out;
     }
     if (isd && hd && strcmp(hd, got) != 0) {
@@ -832,7 +847,8 @@ out:
 }
 
 int sub_reg_manifest_put(sub_reg *r, const char *repo, const char *ref, const char *media_type,
-                         const void *body, size_t len, char digest_out[SUB_DIGEST_MAX], sub_err *e) {
+                         const void *body, size_t len, char digest_out[SUB_DIGEST_MAX],
+                         sub_err *e) {
     bool isd;
     int rr;
     if ((rr = check_repo(repo, e)) < 0 || (rr = check_ref(ref, &isd, e)) < 0) return rr;
@@ -840,8 +856,8 @@ int sub_reg_manifest_put(sub_reg *r, const char *repo, const char *ref, const ch
         return sub_err_set(e, -EINVAL, "cannot push a manifest of media type \"%s\"",
                            media_type ? media_type : "(none)");
     if (len > SUB_REG_MAX_MANIFEST)
-        return sub_err_set(e, -E2BIG, "manifest is too large to push (%zu bytes; the limit is %u)", len,
-                           SUB_REG_MAX_MANIFEST);
+        return sub_err_set(e, -E2BIG, "manifest is too large to push (%zu bytes; the limit is %u)",
+                           len, SUB_REG_MAX_MANIFEST);
     char want[SUB_DIGEST_MAX];
     if ((rr = sub_sha256_buf(body, len, want, e)) < 0) return rr;
     if (isd && strcmp(ref, want) != 0)
@@ -865,9 +881,10 @@ int sub_reg_manifest_put(sub_reg *r, const char *repo, const char *ref, const ch
     const char *hd;
     if ((rr = header_digest(r, &x, &hd, e)) < 0) goto out;
     if (hd && strcmp(hd, want) != 0) {
-        rr = sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                          "digest mismatch after pushing %s: expected %s, the registry at %s stored %s",
-                          x.what, want, r->host, hd);
+        rr = sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch after pushing %s: expected %s, the registry at %s stored %s", x.what,
+            want, r->host, hd);
         goto out;
     }
     if (digest_out) memcpy(digest_out, want, strlen(want) + 1);
@@ -916,21 +933,22 @@ static int blob_get(sub_reg *r, xfer *x, const char *repo, const char *digest, s
     char got[SUB_DIGEST_MAX];
     sub_sha256_final(&x->out_hash, got);
     if (strcmp(got, digest) != 0)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                            "digest mismatch for %s from %s/%s: expected %s, but the content hashes "
-                            "to %s; refused, nothing was kept",
-                            x->what, r->host, repo, digest, got);
+        return sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch for %s from %s/%s: expected %s, but the content hashes "
+            "to %s; refused, nothing was kept",
+            x->what, r->host, repo, digest, got);
     return 0;
 }
 
-int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest,
-                          uint64_t expected_size, const char *path, sub_err *e) {
+int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint64_t expected_size,
+                          const char *path, sub_err *e) {
     int rr;
     if ((rr = check_repo(repo, e)) < 0 || (rr = check_sha256(digest, e)) < 0) return rr;
     if (expected_size > r->max_blob)
-        return sub_err_set(e, -EFBIG,
-                           "blob %s is %llu bytes, larger than the limit of %llu bytes; refused",
-                           digest, (unsigned long long)expected_size, (unsigned long long)r->max_blob);
+        return sub_err_set(
+            e, -EFBIG, "blob %s is %llu bytes, larger than the limit of %llu bytes; refused",
+            digest, (unsigned long long)expected_size, (unsigned long long)r->max_blob);
     _cleanup_free_ char *tmp = xasprintf("%s.part-XXXXXX", path);
     int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0) {
@@ -971,8 +989,8 @@ int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest,
     return rr;
 }
 
-int sub_reg_blob_get_buf(sub_reg *r, const char *repo, const char *digest, size_t max,
-                         char **out, size_t *len, sub_err *e) {
+int sub_reg_blob_get_buf(sub_reg *r, const char *repo, const char *digest, size_t max, char **out,
+                         size_t *len, sub_err *e) {
     int rr;
     if ((rr = check_repo(repo, e)) < 0 || (rr = check_sha256(digest, e)) < 0) return rr;
     xfer x;
@@ -994,8 +1012,10 @@ static int resolve_location(sub_reg *r, const char *repo, const char *loc, char 
                            r->host);
     for (const char *p = loc; *p; p++)
         if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
-            return sub_err_set(e, -EPROTO, "the registry at %s sent an upload Location with invalid "
-                                           "characters", r->host);
+            return sub_err_set(e, -EPROTO,
+                               "the registry at %s sent an upload Location with invalid "
+                               "characters",
+                               r->host);
     const char *rest = NULL;
     if (str_has_prefix(loc, "http://")) rest = loc + 7;
     else if (str_has_prefix(loc, "//")) rest = loc + 2;
@@ -1010,8 +1030,10 @@ static int resolve_location(sub_reg *r, const char *repo, const char *loc, char 
         return 0;
     }
     if (strstr(loc, "://"))
-        return sub_err_set(e, -EPERM, "the registry at %s gave an upload Location with another scheme "
-                                      "(%.60s); refused", r->host, loc);
+        return sub_err_set(e, -EPERM,
+                           "the registry at %s gave an upload Location with another scheme "
+                           "(%.60s); refused",
+                           r->host, loc);
     if (loc[0] == '/') *out = xasprintf("%s%s", r->base, loc);
     else *out = xasprintf("%s/v2/%s/blobs/uploads/%s", r->base, repo, loc);
     return 0;
@@ -1056,10 +1078,11 @@ static int blob_put(sub_reg *r, const char *repo, const char *digest, const void
     if (x.hash_in && rr == 0) sub_sha256_final(&x.in_hash, sent);
     if (rr < 0) goto out;
     if (x.hash_in && strcmp(sent, digest) != 0) {
-        rr = sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                          "digest mismatch uploading %s: expected %s, but the data sent hashes to %s "
-                          "(did the file change?)",
-                          src, digest, sent);
+        rr = sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch uploading %s: expected %s, but the data sent hashes to %s "
+            "(did the file change?)",
+            src, digest, sent);
         goto out;
     }
     if (x.status != 201) {
@@ -1070,9 +1093,10 @@ static int blob_put(sub_reg *r, const char *repo, const char *digest, const void
     const char *hd;
     if ((rr = header_digest(r, &x, &hd, e)) < 0) goto out;
     if (hd && strcmp(hd, digest) != 0) {
-        rr = sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                          "digest mismatch after uploading: expected %s, the registry at %s stored %s",
-                          digest, r->host, hd);
+        rr = sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch after uploading: expected %s, the registry at %s stored %s", digest,
+            r->host, hd);
         goto out;
     }
     rr = 0;
@@ -1121,7 +1145,8 @@ int sub_reg_tags(sub_reg *r, const char *repo, char ***tags, sub_err *e) {
     for (int page = 0; u; page++) {
         if (page >= MAX_TAG_PAGES) {
             free(u);
-            return sub_err_set(e, -E2BIG, "tag list of %s is longer than %d pages", repo, MAX_TAG_PAGES);
+            return sub_err_set(e, -E2BIG, "tag list of %s is longer than %d pages", repo,
+                               MAX_TAG_PAGES);
         }
         xfer x;
         xfer_init(&x, "GET");
@@ -1131,13 +1156,14 @@ int sub_reg_tags(sub_reg *r, const char *repo, char ***tags, sub_err *e) {
         x.out_max = SUB_REG_MAX_MANIFEST;
         rr = perform(r, &x, e);
         if (rr == 0 && x.status == 404) {
-            rr = sub_err_setk(e, SUB_KIND_INPUT, -ENOENT, "repository %s does not exist in the registry at %s",
-                              repo, r->host);
+            rr = sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
+                              "repository %s does not exist in the registry at %s", repo, r->host);
             set_http_detail(&x, e);
         } else if (rr == 0 && x.status != 200) rr = status_error(r, &x, e);
         json_t *j = NULL;
-        if (rr == 0) rr = sub_json_parse(x.mem.data ? x.mem.data : "", x.mem.len, SUB_REG_MAX_MANIFEST,
-                                         "tag list", &j, e);
+        if (rr == 0)
+            rr = sub_json_parse(x.mem.data ? x.mem.data : "", x.mem.len, SUB_REG_MAX_MANIFEST,
+                                "tag list", &j, e);
         if (rr == 0) {
             json_t *t = json_object_get(j, "tags");
             size_t i;

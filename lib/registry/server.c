@@ -1,8 +1,8 @@
 /* The local registry daemon: Debian's docker-registry on loopback (see regserver.h). */
-#include "substrate/regserver.h"
 #include "substrate/fs.h"
 #include "substrate/proc.h"
 #include "substrate/registry.h"
+#include "substrate/regserver.h"
 #include "substrate/strbuf.h"
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -88,20 +88,23 @@ static void sleep_ms(long ms) {
 
 static int check_addr(const char *addr, sub_err *e) {
     if (!addr || !*addr)
-        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "no registry address given (SUBSTRATE_REGISTRY)");
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                            "no registry address given (SUBSTRATE_REGISTRY)");
     int port = 0;
     sub_err ae = {0};
     int r = sub_reg_addr_split(addr, NULL, &port, &ae);
     if (r < 0) return sub_err_setk(e, SUB_KIND_INPUT, r, "%s", ae.msg);
     if (!port)
         return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
-                            "registry address \"%s\" has no port (write e.g. 127.0.0.1:5000)", addr);
-    if (!sub_reg_addr_is_loopback(addr))
-        return sub_err_setk(e, SUB_KIND_INPUT, -EPERM,
-                            "refusing to run the registry on %s: it must listen on loopback only "
-                            "(127.0.0.0/8, localhost or [::1]), so nothing off this machine can reach "
-                            "it; set SUBSTRATE_REGISTRY, e.g. 127.0.0.1:5000",
+                            "registry address \"%s\" has no port (write e.g. 127.0.0.1:5000)",
                             addr);
+    if (!sub_reg_addr_is_loopback(addr))
+        return sub_err_setk(
+            e, SUB_KIND_INPUT, -EPERM,
+            "refusing to run the registry on %s: it must listen on loopback only "
+            "(127.0.0.0/8, localhost or [::1]), so nothing off this machine can reach "
+            "it; set SUBSTRATE_REGISTRY, e.g. 127.0.0.1:5000",
+            addr);
     return 0;
 }
 
@@ -374,7 +377,8 @@ int sub_regsrv_status_get(const sub_regsrv_opts *o, sub_regsrv_status *st, sub_e
         st->pid = pid;
         st->running = is_our_registry(pid, p.config);
     }
-    if (st->running && st->addr[0]) st->answering = answering(st->addr, recorded_htpasswd(p.config));
+    if (st->running && st->addr[0])
+        st->answering = answering(st->addr, recorded_htpasswd(p.config));
     return 0;
 }
 
@@ -390,14 +394,17 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
     if (o->htpasswd) {
         char buf[PATH_MAX];
         if (!realpath(o->htpasswd, buf))
-            return sub_err_setk(e, SUB_KIND_INPUT, -errno,
-                                "htpasswd file %s: %m (create it with `htpasswd -Bbn USER PASS > FILE`)",
-                                o->htpasswd);
+            return sub_err_setk(
+                e, SUB_KIND_INPUT, -errno,
+                "htpasswd file %s: %m (create it with `htpasswd -Bbn USER PASS > FILE`)",
+                o->htpasswd);
         struct stat hst;
         if (stat(buf, &hst) < 0 || !S_ISREG(hst.st_mode))
-            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "htpasswd file %s is not a regular file", buf);
+            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                                "htpasswd file %s is not a regular file", buf);
         if (access(buf, R_OK) < 0)
-            return sub_err_setk(e, SUB_KIND_INPUT, -errno, "htpasswd file %s is not readable: %m", buf);
+            return sub_err_setk(e, SUB_KIND_INPUT, -errno, "htpasswd file %s is not readable: %m",
+                                buf);
         htpasswd = xstrdup(buf);
     }
     _cleanup_(paths_free) paths p = {0};
@@ -415,7 +422,8 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
             return sub_err_setk(e, SUB_KIND_ENV, -EBUSY,
                                 "a registry from this state directory is already running at %s%s "
                                 "(pid %d); stop it first with `substrate registry stop`",
-                                cur, same_auth ? "" : " with other authentication settings", (int)old);
+                                cur, same_auth ? "" : " with other authentication settings",
+                                (int)old);
         int wait_s = o->wait_s > 0 ? o->wait_s : 15;
         long deadline = now_ms() + wait_s * 1000L;
         while (!answering(o->addr, htpasswd != NULL)) {
@@ -451,7 +459,8 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
         return sub_err_set(e, -err, "cannot open %s: %s%s", p.log, strerror(err), sub_io_hint(err));
     }
     const char *path_env = getenv("PATH");
-    _cleanup_free_ char *pathv = xasprintf("PATH=%s", path_env ? path_env : "/usr/sbin:/usr/bin:/sbin:/bin");
+    _cleanup_free_ char *pathv =
+        xasprintf("PATH=%s", path_env ? path_env : "/usr/sbin:/usr/bin:/sbin:/bin");
     /* A clean environment: REGISTRY_* variables would override the config. */
     char *env[] = {pathv, NULL};
     char *argv[] = {PROGRAM, "serve", p.config, NULL};

@@ -37,8 +37,8 @@ static int push_blob(tctx *t, const sub_desc *d, const char *role, const char *p
     struct stat st;
     if (!p || stat(p, &st) < 0)
         return sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
-                            "layout %s is incomplete: %s %s of manifest %s is missing", t->dir, role,
-                            d->digest, parent);
+                            "layout %s is incomplete: %s %s of manifest %s is missing", t->dir,
+                            role, d->digest, parent);
     if ((uint64_t)st.st_size != d->size)
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
                             "layout %s: %s %s has %lld bytes, but manifest %s says %llu", t->dir,
@@ -126,7 +126,8 @@ int sub_push_layout(sub_reg *r, const char *layout_dir, const char *manifest_dig
 
 /* ---- pull ------------------------------------------------------------------------------- */
 
-static int fetch_blob(tctx *t, const sub_desc *d, const char *role, const char *parent, sub_err *e) {
+static int fetch_blob(tctx *t, const sub_desc *d, const char *role, const char *parent,
+                      sub_err *e) {
     sub_err ce = {0};
     int r = sub_layout_check_blob(t->dir, d->digest, d->size, &ce);
     if (r == 1) {
@@ -165,7 +166,8 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
                          char digest_out[SUB_DIGEST_MAX], char **mt_out, uint64_t *size_out,
                          sub_err *e) {
     if (depth > MAX_DEPTH)
-        return sub_err_set(e, -ELOOP, "manifest %s: indexes nest deeper than %d levels", ref, MAX_DEPTH);
+        return sub_err_set(e, -ELOOP, "manifest %s: indexes nest deeper than %d levels", ref,
+                           MAX_DEPTH);
     _cleanup_free_ char *body = NULL, *ct = NULL;
     size_t len = 0;
     char digest[SUB_DIGEST_MAX];
@@ -178,7 +180,8 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
         return r;
     }
     if (expect_mt && !sub_mt_is_manifest(expect_mt))
-        return sub_err_set(e, -EBADMSG, "manifest %s: its descriptor's mediaType \"%s\" is not a manifest type",
+        return sub_err_set(e, -EBADMSG,
+                           "manifest %s: its descriptor's mediaType \"%s\" is not a manifest type",
                            digest, expect_mt);
     if (expect_mt && strcmp(expect_mt, m.media_type) != 0)
         return sub_err_set(e, -EBADMSG,
@@ -198,7 +201,8 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
             }
             char cd[SUB_DIGEST_MAX];
             uint64_t csize = 0;
-            if ((r = pull_manifest(t, c->digest, c->media_type, depth + 1, cd, NULL, &csize, e)) < 0)
+            if ((r = pull_manifest(t, c->digest, c->media_type, depth + 1, cd, NULL, &csize, e)) <
+                0)
                 return r;
             if (csize != c->size)
                 return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,

@@ -37,6 +37,10 @@ t_fails "a second start says it was already running, same pid" 0 "already runnin
     echo "$out"
 t_eq "the pid file still names the first daemon" "$(cat "$PIDFILE")" "$pid"
 
+t_fails "start for the same state dir on another address is refused while it runs" 3 \
+    "already running at $SUBSTRATE_REGISTRY \(pid $pid\); stop it first" \
+    env SUBSTRATE_REGISTRY=127.0.0.1:$(t_free_port) "$BIN" registry start
+
 # --- status ---
 t_fails "status reports running and answering" 0 "running \(pid $pid\) at $SUBSTRATE_REGISTRY, answering" \
     "$BIN" registry status

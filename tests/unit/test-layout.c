@@ -33,15 +33,16 @@ static void make_image(const char *dir, const char *layer_text, char mdigest[SUB
                        size_t *msize) {
     sub_err e = {0};
     char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX];
-    const char *cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
-                      "\"diff_ids\":[]}}";
+    const char *cfg =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+        "\"diff_ids\":[]}}";
     CHECK_OK(sub_layout_put_blob_buf(dir, cfg, strlen(cfg), cd, &e), &e);
     CHECK_OK(sub_layout_put_blob_buf(dir, layer_text, strlen(layer_text), ld, &e), &e);
-    _cleanup_json_ json_t *m = json_pack(
-        "{s:i,s:s,s:{s:s,s:s,s:I},s:[{s:s,s:s,s:I}]}", "schemaVersion", 2, "mediaType",
-        SUB_MT_OCI_MANIFEST, "config", "mediaType", SUB_MT_OCI_CONFIG, "digest", cd, "size",
-        (json_int_t)strlen(cfg), "layers", "mediaType", SUB_MT_OCI_LAYER_TAR, "digest", ld, "size",
-        (json_int_t)strlen(layer_text));
+    _cleanup_json_ json_t *m =
+        json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:[{s:s,s:s,s:I}]}", "schemaVersion", 2, "mediaType",
+                  SUB_MT_OCI_MANIFEST, "config", "mediaType", SUB_MT_OCI_CONFIG, "digest", cd,
+                  "size", (json_int_t)strlen(cfg), "layers", "mediaType", SUB_MT_OCI_LAYER_TAR,
+                  "digest", ld, "size", (json_int_t)strlen(layer_text));
     size_t len;
     _cleanup_free_ char *s = sub_json_dump(m, &len);
     CHECK_OK(sub_layout_put_blob_buf(dir, s, len, mdigest, &e), &e);
@@ -77,8 +78,10 @@ TEST(layout_init_is_idempotent_and_well_formed) {
 }
 
 TEST(layout_blob_path_refuses_bad_digests) {
-    _cleanup_free_ char *p = sub_layout_blob_path("/l", "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
-    CHECK_STREQ(p, "/l/blobs/sha256/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    _cleanup_free_ char *p = sub_layout_blob_path(
+        "/l", "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+    CHECK_STREQ(p,
+                "/l/blobs/sha256/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     CHECK(sub_layout_blob_path("/l", "sha256:../../etc/passwd") == NULL);
     CHECK(sub_layout_blob_path("/l", "../x:y") == NULL);
     CHECK(sub_layout_blob_path("/l", NULL) == NULL);
@@ -139,7 +142,10 @@ TEST(layout_check_and_read_blob_detect_corruption) {
     size_t len;
     CHECK_INT(sub_layout_read_blob(dir, d, 100, &out, &len, &e), -EILSEQ);
     CHECK(out == NULL);
-    CHECK_INT(sub_layout_check_blob(dir, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 0, &e), 0);
+    CHECK_INT(
+        sub_layout_check_blob(
+            dir, "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855", 0, &e),
+        0);
 }
 
 TEST(layout_tag_adds_replaces_and_refuses_missing_blobs) {
@@ -209,8 +215,9 @@ TEST(layout_resolve_errors) {
     make_image(dir, "two", m2, &s2);
     _cleanup_json_ json_t *idx = load_index(dir);
     json_array_append_new(json_object_get(idx, "manifests"),
-                          json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", SUB_MT_OCI_MANIFEST, "digest",
-                                    m2, "size", (json_int_t)s2, "annotations", SUB_ANNOT_REF_NAME, "v1"));
+                          json_pack("{s:s,s:s,s:I,s:{s:s}}", "mediaType", SUB_MT_OCI_MANIFEST,
+                                    "digest", m2, "size", (json_int_t)s2, "annotations",
+                                    SUB_ANNOT_REF_NAME, "v1"));
     _cleanup_free_ char *s = sub_json_dump(idx, NULL);
     _cleanup_free_ char *ip = sub_path_join(dir, "index.json");
     CHECK_OK(sub_write_file_atomic(ip, s, strlen(s), 0644, &e), &e);
@@ -228,11 +235,10 @@ TEST(layout_verify_walks_index_manifest_config_layers) {
     make_image(dir, "one", m1, &s1);
     make_image(dir, "two", m2, &s2); /* shares the config with m1 */
     /* an index over both images */
-    _cleanup_json_ json_t *ix = json_pack("{s:i,s:s,s:[{s:s,s:s,s:I},{s:s,s:s,s:I}]}", "schemaVersion", 2,
-                                          "mediaType", SUB_MT_OCI_INDEX, "manifests", "mediaType",
-                                          SUB_MT_OCI_MANIFEST, "digest", m1, "size", (json_int_t)s1,
-                                          "mediaType", SUB_MT_OCI_MANIFEST, "digest", m2, "size",
-                                          (json_int_t)s2);
+    _cleanup_json_ json_t *ix = json_pack(
+        "{s:i,s:s,s:[{s:s,s:s,s:I},{s:s,s:s,s:I}]}", "schemaVersion", 2, "mediaType",
+        SUB_MT_OCI_INDEX, "manifests", "mediaType", SUB_MT_OCI_MANIFEST, "digest", m1, "size",
+        (json_int_t)s1, "mediaType", SUB_MT_OCI_MANIFEST, "digest", m2, "size", (json_int_t)s2);
     size_t il;
     _cleanup_free_ char *is = sub_json_dump(ix, &il);
     char xd[SUB_DIGEST_MAX];
@@ -262,15 +268,15 @@ TEST(layout_refname_validate_table) {
         const char *n;
         bool ok;
     } t[] = {
-        {"v1", true},        {"latest", true},      {"1.0.2", true},      {"a/b-c_d.e", true},
-        {"x:y@z+w", true},   {"a--b", true},        {"", false},          {"-a", false},
-        {"a-", false},       {"a b", false},        {"a//b", false},      {"a..b", false},
-        {"a---b", false},    {"ümlaut", false},     {"/a", false},
+        {"v1", true},    {"latest", true}, {"1.0.2", true},  {"a/b-c_d.e", true}, {"x:y@z+w", true},
+        {"a--b", true},  {"", false},      {"-a", false},    {"a-", false},       {"a b", false},
+        {"a//b", false}, {"a..b", false},  {"a---b", false}, {"ümlaut", false},   {"/a", false},
     };
     for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
         sub_err e = {0};
         int r = sub_layout_refname_validate(t[i].n, &e);
-        if ((r == 0) != t[i].ok) unit_fail(__FILE__, __LINE__, "name \"%s\": got %d (%s)", t[i].n, r, e.msg);
+        if ((r == 0) != t[i].ok)
+            unit_fail(__FILE__, __LINE__, "name \"%s\": got %d (%s)", t[i].n, r, e.msg);
     }
 }
 

@@ -68,21 +68,24 @@ TEST(manifest_parses_signature_manifest_annotations) {
 TEST(manifest_parses_docker_v2_and_index_and_list) {
     sub_err e = {0};
     _cleanup_manifest_ sub_manifest m = {0};
-    const char *docker = "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_DOCKER_MANIFEST "\","
-                         "\"config\":{\"mediaType\":\"" SUB_MT_DOCKER_CONFIG "\",\"digest\":\"" D1 "\",\"size\":7},"
-                         "\"layers\":[{\"mediaType\":\"" SUB_MT_DOCKER_LAYER_GZIP "\",\"digest\":\"" D2 "\",\"size\":9,"
-                         "\"urls\":[\"http://127.0.0.1/x\"]}]}";
+    const char *docker =
+        "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_DOCKER_MANIFEST "\","
+        "\"config\":{\"mediaType\":\"" SUB_MT_DOCKER_CONFIG "\",\"digest\":\"" D1 "\",\"size\":7},"
+        "\"layers\":[{\"mediaType\":\"" SUB_MT_DOCKER_LAYER_GZIP "\",\"digest\":\"" D2
+        "\",\"size\":9,"
+        "\"urls\":[\"http://127.0.0.1/x\"]}]}";
     CHECK_OK(parse(docker, SUB_MT_DOCKER_MANIFEST, &m, &e), &e);
     CHECK_INT(m.kind, SUB_MANIFEST_IMAGE);
     CHECK_STREQ(m.media_type, SUB_MT_DOCKER_MANIFEST);
     CHECK(sub_mt_is_config(m.config.media_type));
     sub_manifest_free(&m);
 
-    const char *index = "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX "\",\"manifests\":["
-                        "{\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"digest\":\"" D1 "\",\"size\":100,"
-                        "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},"
-                        "{\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"digest\":\"" D2 "\",\"size\":0}],"
-                        "\"annotations\":{\"b\":\"2\",\"a\":\"1\"}}";
+    const char *index =
+        "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX "\",\"manifests\":["
+        "{\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"digest\":\"" D1 "\",\"size\":100,"
+        "\"platform\":{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\"}},"
+        "{\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"digest\":\"" D2 "\",\"size\":0}],"
+        "\"annotations\":{\"b\":\"2\",\"a\":\"1\"}}";
     CHECK_OK(parse(index, NULL, &m, &e), &e);
     CHECK_INT(m.kind, SUB_MANIFEST_INDEX);
     CHECK_INT(m.n_manifests, 2);
@@ -99,9 +102,10 @@ TEST(manifest_parses_docker_v2_and_index_and_list) {
     sub_manifest_free(&m);
     sub_manifest_free(&m); /* idempotent */
 
-    const char *list = "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_DOCKER_LIST "\",\"manifests\":["
-                       "{\"mediaType\":\"" SUB_MT_DOCKER_MANIFEST "\",\"digest\":\"" D1 "\",\"size\":5,"
-                       "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}";
+    const char *list =
+        "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_DOCKER_LIST "\",\"manifests\":["
+        "{\"mediaType\":\"" SUB_MT_DOCKER_MANIFEST "\",\"digest\":\"" D1 "\",\"size\":5,"
+        "\"platform\":{\"architecture\":\"amd64\",\"os\":\"linux\"}}]}";
     CHECK_OK(parse(list, SUB_MT_DOCKER_LIST, &m, &e), &e);
     CHECK_INT(m.kind, SUB_MANIFEST_INDEX);
     CHECK(sub_mt_is_index(m.media_type));
@@ -112,7 +116,8 @@ TEST(manifest_parses_docker_v2_and_index_and_list) {
 }
 
 TEST(manifest_rejects_duplicate_keys) {
-    REJECTS("{\"schemaVersion\":2,\"schemaVersion\":2,\"manifests\":[]}", NULL, -EBADMSG, "duplicate");
+    REJECTS("{\"schemaVersion\":2,\"schemaVersion\":2,\"manifests\":[]}", NULL, -EBADMSG,
+            "duplicate");
     /* the classic attack: two "digest" keys inside a descriptor */
     REJECTS("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"a/b\",\"digest\":\"" D1
             "\",\"digest\":\"" D2 "\",\"size\":1},\"layers\":[]}",
@@ -144,10 +149,12 @@ TEST(manifest_rejects_wrong_types) {
             "\",\"size\":1,\"platform\":\"linux\"}]}",
             NULL, -EBADMSG, "platform");
     /* digests must validate: uppercase hex, missing algorithm, path tricks */
-    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"digest\":"
-            "\"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\",\"size\":1}]}",
-            NULL, -EBADMSG, "lowercase");
-    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"digest\":\"../../etc/passwd\","
+    REJECTS(
+        "{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"digest\":"
+        "\"sha256:E3B0C44298FC1C149AFBF4C8996FB92427AE41E4649B934CA495991B7852B855\",\"size\":1}]}",
+        NULL, -EBADMSG, "lowercase");
+    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"digest\":\"../../etc/"
+            "passwd\","
             "\"size\":1}]}",
             NULL, -EBADMSG, "digest");
     REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"no-slash\",\"digest\":\"" D1
@@ -159,16 +166,18 @@ TEST(manifest_rejects_missing_required_fields) {
     REJECTS("{\"manifests\":[]}", NULL, -EBADMSG, "schemaVersion");
     REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"layers\":[]}", NULL,
             -EBADMSG, "config");
-    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"config\":{\"mediaType\":"
+    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_MANIFEST
+            "\",\"config\":{\"mediaType\":"
             "\"a/b\",\"digest\":\"" D1 "\",\"size\":1}}",
             NULL, -EBADMSG, "layers");
-    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX "\"}", NULL, -EBADMSG, "manifests");
-    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"" D1 "\",\"size\":1}]}", NULL, -EBADMSG,
-            "mediaType");
-    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"size\":1}]}", NULL, -EBADMSG,
-            "digest");
-    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"digest\":\"" D1 "\"}]}", NULL,
-            -EBADMSG, "size");
+    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX "\"}", NULL, -EBADMSG,
+            "manifests");
+    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"digest\":\"" D1 "\",\"size\":1}]}", NULL,
+            -EBADMSG, "mediaType");
+    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"size\":1}]}", NULL,
+            -EBADMSG, "digest");
+    REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"digest\":\"" D1 "\"}]}",
+            NULL, -EBADMSG, "size");
     REJECTS("{\"schemaVersion\":2,\"manifests\":[{\"mediaType\":\"a/b\",\"digest\":\"" D1
             "\",\"size\":1,\"platform\":{\"os\":\"linux\"}}]}",
             NULL, -EBADMSG, "architecture");
@@ -199,17 +208,19 @@ TEST(manifest_rejects_oversize_input) {
 TEST(manifest_rejects_unknown_or_mismatched_media_types) {
     const char *img = "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"config\":{"
                       "\"mediaType\":\"a/b\",\"digest\":\"" D1 "\",\"size\":1},\"layers\":[]}";
-    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.example+json\",\"manifests\":[]}", NULL,
-            -EBADMSG, "unknown mediaType");
+    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"application/vnd.example+json\",\"manifests\":[]}",
+            NULL, -EBADMSG, "unknown mediaType");
     REJECTS(img, SUB_MT_OCI_INDEX, -EBADMSG, "does not match");
     REJECTS(img, SUB_MT_DOCKER_MANIFEST, -EBADMSG, "does not match");
     REJECTS(img, "application/json", -EBADMSG, "not a manifest type");
     REJECTS(img, "text/html", -EBADMSG, "not a manifest type");
     /* an image manifest must not carry "manifests", nor an index "config"/"layers" */
-    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"manifests\":[],\"config\":{"
+    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_MANIFEST
+            "\",\"manifests\":[],\"config\":{"
             "\"mediaType\":\"a/b\",\"digest\":\"" D1 "\",\"size\":1},\"layers\":[]}",
             NULL, -EBADMSG, "must not");
-    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX "\",\"manifests\":[],\"layers\":[]}",
+    REJECTS("{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX
+            "\",\"manifests\":[],\"layers\":[]}",
             NULL, -EBADMSG, "must not");
     /* a Docker manifest must say what it is */
     REJECTS("{\"schemaVersion\":2,\"config\":{\"mediaType\":\"a/b\",\"digest\":\"" D1
@@ -235,9 +246,10 @@ TEST(media_type_helpers) {
 
 TEST(descriptor_to_json_round_trips) {
     sub_err e = {0};
-    const char *s = "{\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"},\"digest\":\"" D1
-                    "\",\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"platform\":{\"architecture\":"
-                    "\"amd64\",\"os\":\"linux\"},\"size\":42}";
+    const char *s =
+        "{\"annotations\":{\"org.opencontainers.image.ref.name\":\"v1\"},\"digest\":\"" D1
+        "\",\"mediaType\":\"" SUB_MT_OCI_MANIFEST "\",\"platform\":{\"architecture\":"
+        "\"amd64\",\"os\":\"linux\"},\"size\":42}";
     _cleanup_json_ json_t *j = NULL;
     CHECK_OK(sub_json_parse(s, strlen(s), 4096, "desc", &j, &e), &e);
     sub_desc d;
@@ -260,15 +272,17 @@ TEST(image_config_parses_fixture_and_labels) {
     CHECK_STREQ(c.architecture, "amd64");
     CHECK_STREQ(c.os, "linux");
     CHECK_INT(c.n_diff_ids, 1);
-    CHECK_STREQ(c.diff_ids[0], "sha256:30b8dd3ba40782924df02cd6f8261501a343b5fad798c399017a7364ae1b8097");
+    CHECK_STREQ(c.diff_ids[0],
+                "sha256:30b8dd3ba40782924df02cd6f8261501a343b5fad798c399017a7364ae1b8097");
     CHECK(c.entrypoint && streq(c.entrypoint[0], "/bin/sh"));
     CHECK_STREQ(c.working_dir, "/");
     CHECK_INT(c.n_labels, 0);
     sub_image_config_free(&c);
 
-    const char *docker = "{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\","
-                         "\"config\":{\"Entrypoint\":null,\"Labels\":{\"z\":\"last\",\"org.x\":\"1\"}},"
-                         "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
+    const char *docker =
+        "{\"architecture\":\"arm64\",\"os\":\"linux\",\"variant\":\"v8\","
+        "\"config\":{\"Entrypoint\":null,\"Labels\":{\"z\":\"last\",\"org.x\":\"1\"}},"
+        "\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}";
     CHECK_OK(sub_image_config_parse(docker, strlen(docker), &c, &e), &e);
     CHECK(c.entrypoint == NULL);
     CHECK_INT(c.n_labels, 2);
@@ -284,18 +298,24 @@ TEST(image_config_rejects_bad_documents) {
         {"{\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}", "architecture"},
         {"{\"architecture\":\"amd64\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}", "os"},
         {"{\"architecture\":\"amd64\",\"os\":\"linux\"}", "rootfs"},
-        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"tar\",\"diff_ids\":[]}}",
+        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"tar\",\"diff_ids\":[]"
+         "}}",
          "layers"},
-        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\"}}", "diff_ids"},
-        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[\"x\"]}}",
+        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\"}}",
+         "diff_ids"},
+        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_"
+         "ids\":[\"x\"]}}",
          "diff_ids[0]"},
-        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]},"
+        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_"
+         "ids\":[]},"
          "\"config\":{\"Labels\":{\"a\":1}}}",
          "Labels"},
-        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]},"
+        {"{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_"
+         "ids\":[]},"
          "\"config\":{\"Env\":\"PATH=/bin\"}}",
          "Env"},
-        {"{\"architecture\":\"amd64\",\"architecture\":\"arm64\",\"os\":\"linux\",\"rootfs\":{\"type\":"
+        {"{\"architecture\":\"amd64\",\"architecture\":\"arm64\",\"os\":\"linux\",\"rootfs\":{"
+         "\"type\":"
          "\"layers\",\"diff_ids\":[]}}",
          "duplicate"},
         {"{\"architecture\":7,\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\",\"diff_ids\":[]}}",

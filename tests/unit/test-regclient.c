@@ -64,17 +64,20 @@ static void exercise(sub_reg *r, const char *addr) {
     CHECK_OK(sub_reg_ping(r, &e), &e);
 
     /* blobs in memory */
-    const char *cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
-                      "\"diff_ids\":[]}}";
+    const char *cfg =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+        "\"diff_ids\":[]}}";
     char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX];
     CHECK_OK(sub_sha256_buf(cfg, strlen(cfg), cd, &e), &e);
     CHECK_INT(sub_reg_blob_exists(r, "unit/img", cd, NULL, &e), 0);
-    CHECK_INT(sub_reg_blob_put_buf(r, "unit/img", ld, cfg, strlen(cfg), &e), -EINVAL); /* ld unset */
+    CHECK_INT(sub_reg_blob_put_buf(r, "unit/img", ld, cfg, strlen(cfg), &e),
+              -EINVAL); /* ld unset */
     CHECK_OK(sub_sha256_buf("layer", 5, ld, &e), &e);
     CHECK_INT(sub_reg_blob_put_buf(r, "unit/img", ld, cfg, strlen(cfg), &e), -EILSEQ);
     CHECK_INT(sub_reg_blob_exists(r, "unit/img", ld, NULL, &e), 0); /* nothing was sent */
     CHECK_OK(sub_reg_blob_put_buf(r, "unit/img", cd, cfg, strlen(cfg), &e), &e);
-    CHECK_OK(sub_reg_blob_put_buf(r, "unit/img", cd, cfg, strlen(cfg), &e), &e); /* exists: skipped */
+    CHECK_OK(sub_reg_blob_put_buf(r, "unit/img", cd, cfg, strlen(cfg), &e),
+             &e); /* exists: skipped */
     uint64_t size = 0;
     CHECK_INT(sub_reg_blob_exists(r, "unit/img", cd, &size, &e), 1);
     CHECK_INT(size, strlen(cfg));
@@ -105,18 +108,27 @@ static void exercise(sub_reg *r, const char *addr) {
 
     /* manifests: PUT by tag and by digest, HEAD, GET */
     _cleanup_free_ char *man = xasprintf(
-        "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%s\","
+        "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%"
+        "s\","
         "\"size\":%zu},\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":5}]}",
         SUB_MT_OCI_MANIFEST, SUB_MT_OCI_CONFIG, cd, strlen(cfg), SUB_MT_OCI_LAYER_TAR, ld);
     char md[SUB_DIGEST_MAX], got[SUB_DIGEST_MAX];
     CHECK_OK(sub_sha256_buf(man, strlen(man), md, &e), &e);
-    CHECK_OK(sub_reg_manifest_put(r, "unit/img", "v1", SUB_MT_OCI_MANIFEST, man, strlen(man), got, &e), &e);
+    CHECK_OK(
+        sub_reg_manifest_put(r, "unit/img", "v1", SUB_MT_OCI_MANIFEST, man, strlen(man), got, &e),
+        &e);
     CHECK_STREQ(got, md);
-    CHECK_OK(sub_reg_manifest_put(r, "unit/img", "v2", SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e), &e);
-    CHECK_OK(sub_reg_manifest_put(r, "unit/img", md, SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e), &e);
-    CHECK_INT(sub_reg_manifest_put(r, "unit/img", cd, SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e),
-              -EILSEQ);
-    CHECK_INT(sub_reg_manifest_put(r, "unit/img", "v3", "text/plain", man, strlen(man), NULL, &e), -EINVAL);
+    CHECK_OK(
+        sub_reg_manifest_put(r, "unit/img", "v2", SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e),
+        &e);
+    CHECK_OK(
+        sub_reg_manifest_put(r, "unit/img", md, SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e),
+        &e);
+    CHECK_INT(
+        sub_reg_manifest_put(r, "unit/img", cd, SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e),
+        -EILSEQ);
+    CHECK_INT(sub_reg_manifest_put(r, "unit/img", "v3", "text/plain", man, strlen(man), NULL, &e),
+              -EINVAL);
     _cleanup_free_ char *mt = NULL;
     size = 0;
     char hd[SUB_DIGEST_MAX] = "";
@@ -152,7 +164,6 @@ static void exercise(sub_reg *r, const char *addr) {
     CHECK_INT(sub_reg_manifest_get(r, "Bad/Repo", "v1", &nob, &glen, NULL, NULL, &e), -EINVAL);
     CHECK_INT(sub_reg_manifest_get(r, "unit/img", "bad tag", &nob, &glen, NULL, NULL, &e), -EINVAL);
     CHECK_INT(sub_reg_blob_exists(r, "unit/img", "sha256:xyz", NULL, &e), -EINVAL);
-
 }
 
 TEST(regclient_api_against_docker_registry) {
