@@ -51,7 +51,8 @@ umoci init --layout "$L" >/dev/null 2>&1 && umoci new --image "$L:t" >/dev/null 
     umoci unpack --image "$L:t" "$T/bundle" >/dev/null 2>&1 &&
     mkdir -p "$T/bundle/rootfs/bin" && cp /bin/busybox "$T/bundle/rootfs/bin/" &&
     head -c 1572864 /dev/urandom >"$T/bundle/rootfs/random.bin" &&
-    umoci repack --image "$L:t" "$T/bundle" >/dev/null 2>&1
+    umoci repack --image "$L:t" "$T/bundle" >/dev/null 2>&1 &&
+    umoci config --image "$L:t" --config.label org.example.test=yes >/dev/null 2>&1
 read -r MD MSIZE < <(layout_entry "$L" t)
 if [ -z "${MD:-}" ]; then echo "Bail out! cannot build the test image with umoci"; exit 1; fi
 LAYER=$(reachable "$L" "$MD" | tail -n 1)
@@ -87,6 +88,8 @@ t_eq "inspect --json: config platform" \
     "$($PY -c 'import json,sys; c=json.load(sys.stdin)["config"]; print(c["os"]+"/"+c["architecture"])' <<<"$ij")" \
     "$($PY -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["os"]+"/"+c["architecture"])' \
         "$L/blobs/sha256/$(reachable "$L" "$MD" | sed -n '2s/^sha256://p')")"
+t_eq "inspect --json: config labels" \
+    "$($PY -c 'import json,sys; print(json.load(sys.stdin)["config"]["labels"])' <<<"$ij")" "{'org.example.test': 'yes'}"
 t_fails "inspect (text) shows digest, media type and the layer" 0 "Digest: +$MD" \
     bash -c "'$BIN' inspect test/busybox:v1 | tr '\n' ' ' | grep -E 'MediaType: +application/vnd.oci.image.manifest.v1\+json.*$LAYER'"
 t_fails "inspect of a missing tag fails clearly" 2 "no such manifest" "$BIN" inspect test/busybox:nope
