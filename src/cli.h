@@ -18,6 +18,7 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format
 #define CMD(n) int cmd_##n(int argc, char **argv)
 CMD(build);
 CMD(registry);
+CMD(push);
 CMD(pull);
 CMD(inspect);
 CMD(acceptance);

@@ -11,6 +11,7 @@ static int not_yet(int argc, char **argv);
 static const sub_cmd commands[] = {
     {"registry", cmd_registry, "run the local OCI registry (start|stop|status)", NULL},
     {"build", cmd_build, "build an image from an exact git commit, push it, print its digest", NULL},
+    {"push", cmd_push, "push an image from an OCI layout to the registry, print its digest", NULL},
     {"pull", cmd_pull, "fetch an image by digest into an OCI layout, verifying every byte", NULL},
     {"inspect", cmd_inspect, "show an image's manifest digest and config from the registry", NULL},
     {"acceptance", cmd_acceptance, "run the end-to-end acceptance checks", NULL},

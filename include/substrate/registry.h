@@ -6,29 +6,29 @@
  * is an error (-EILSEQ, exit class "check") and is never returned or kept.
  * Sizes are capped. Authentication: anonymous, or HTTP basic when the registry
  * answers 401 with a Basic challenge and credentials are configured; the
- * challenge handling is shaped so a Bearer token flow can be added.
+ * challenge handling is shaped so a Bearer token flow can be added (a Bearer
+ * challenge is, for now, a clear -ENOTSUP error).
+ *
+ * Network safety: only loopback hosts (sub_reg_new refuses others), no
+ * proxies from the environment, no redirects followed, and an upload
+ * Location that names another host:port is refused.
+ *
+ * Errors: HTTP failures set e->http_status and put the registry's error JSON
+ * (errors[].code: message) in e->detail. A refused connection says the
+ * registry is not reachable and to run `substrate registry start`.
  *
  * Ownership: sub_reg is opaque and freed with sub_reg_free(); strings returned
  * through char** are the caller's to free(). */
 #pragma once
 #include "digest.h"
 #include "error.h"
+#include "manifest.h"
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define SUB_REG_MAX_MANIFEST (4u << 20) /* 4 MiB, as distribution */
 #define SUB_REG_MAX_BLOB ((uint64_t)8 << 30)
-
-#define SUB_MT_OCI_MANIFEST "application/vnd.oci.image.manifest.v1+json"
-#define SUB_MT_OCI_INDEX "application/vnd.oci.image.index.v1+json"
-#define SUB_MT_OCI_CONFIG "application/vnd.oci.image.config.v1+json"
-#define SUB_MT_OCI_LAYER_GZIP "application/vnd.oci.image.layer.v1.tar+gzip"
-#define SUB_MT_OCI_LAYER_TAR "application/vnd.oci.image.layer.v1.tar"
-#define SUB_MT_DOCKER_MANIFEST "application/vnd.docker.distribution.manifest.v2+json"
-#define SUB_MT_DOCKER_LIST "application/vnd.docker.distribution.manifest.list.v2+json"
-#define SUB_MT_DOCKER_CONFIG "application/vnd.docker.container.image.v1+json"
-#define SUB_MT_DOCKER_LAYER_GZIP "application/vnd.docker.image.rootfs.diff.tar.gzip"
+/* SUB_REG_MAX_MANIFEST and the SUB_MT_* media types live in manifest.h. */
 
 typedef struct sub_reg sub_reg;
 
@@ -40,12 +40,17 @@ typedef struct sub_reg_opts {
     uint64_t max_blob;    /* 0 = SUB_REG_MAX_BLOB */
 } sub_reg_opts;
 
+/* Refuses a host that is not on loopback (network safety: Substrate only
+ * talks to its local registry), and a user without a password. */
 int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e);
 void sub_reg_free(sub_reg *r);
 static inline void sub_reg_freep(sub_reg **r) {
     if (*r) sub_reg_free(*r);
 }
 #define _cleanup_reg_ _cleanup_(sub_reg_freep)
+
+/* The "host:port" this client talks to (borrowed). */
+const char *sub_reg_host(const sub_reg *r);
 
 /* GET /v2/: 0 when the registry answers as a distribution registry. */
 int sub_reg_ping(sub_reg *r, sub_err *e);
@@ -89,6 +94,12 @@ int sub_reg_blob_put_file(sub_reg *r, const char *repo, const char *digest, cons
                           sub_err *e);
 int sub_reg_blob_put_buf(sub_reg *r, const char *repo, const char *digest, const void *data,
                          size_t len, sub_err *e);
+
+/* Split "host:port", "[v6]:port" or "host" into a host (no brackets; caller
+ * frees) and a port (0 when absent). */
+int sub_reg_addr_split(const char *addr, char **host, int *port, sub_err *e);
+/* Is the host part of addr loopback: 127.0.0.0/8, "localhost" or [::1]? */
+bool sub_reg_addr_is_loopback(const char *addr);
 
 /* GET /v2/<repo>/tags/list -> NULL-terminated vector (caller strv_free()s). */
 int sub_reg_tags(sub_reg *r, const char *repo, char ***tags, sub_err *e);

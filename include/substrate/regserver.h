@@ -8,9 +8,18 @@
  *   <state>/registry/registry.log  its stdout+stderr
  *
  * start is idempotent (a live registry we started, answering on the same
- * address, is left alone) and waits until /v2/ answers. stop ends exactly the
- * process it started: the recorded pid is checked to still be a
- * docker-registry run with our config before it is signalled. */
+ * address, is left alone) and waits until /v2/ answers (200, or 401 when
+ * htpasswd auth is on); if the daemon dies first, the error carries the tail
+ * of registry.log. The address must be loopback (127.0.0.0/8, localhost,
+ * [::1]); a port some other program holds is reported (-EADDRINUSE) before
+ * anything is started. The daemon gets a clean environment (no REGISTRY_*
+ * overrides), a new session, and none of the caller's descriptors.
+ *
+ * stop ends exactly the process it started: the recorded pid is checked to
+ * still be a docker-registry run with our config (/proc/<pid>/cmdline; a
+ * zombie counts as gone) before it is signalled, SIGTERM then SIGKILL after
+ * 10 s. A stale pid file (process gone, or the pid reused by another program)
+ * is removed and nothing is signalled. */
 #pragma once
 #include "error.h"
 #include <stdbool.h>

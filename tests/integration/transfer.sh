@@ -1,0 +1,295 @@
+#!/usr/bin/env bash
+# Push from an OCI layout, pull back into another, and every way that must
+# fail safely: corrupt registry storage, hostile registries, a cut connection,
+# a full disk, basic auth. Against a real docker-registry on loopback.
+. "$(dirname "$0")/../lib.sh"
+
+PY=/usr/bin/python3
+TOOLS=$TOP/tests/tools
+SCHEMAS=$TOP/tests/fixtures/specs/oci-image-spec
+
+# index.json's entry for NAME: "digest size"
+layout_entry() {
+    $PY - "$1" "$2" <<'EOF'
+import json, sys
+idx = json.load(open(sys.argv[1] + "/index.json"))
+for m in idx["manifests"]:
+    if m.get("annotations", {}).get("org.opencontainers.image.ref.name") == sys.argv[2]:
+        print(m["digest"], m["size"])
+EOF
+}
+# Digests reachable from a manifest in a layout (manifest, config, layers), one a line.
+reachable() {
+    $PY - "$1" "$2" <<'EOF'
+import json, sys
+d, m = sys.argv[1], sys.argv[2]
+doc = json.load(open("%s/blobs/sha256/%s" % (d, m.split(":")[1])))
+print(m); print(doc["config"]["digest"])
+for l in doc["layers"]: print(l["digest"])
+EOF
+}
+index_count() { $PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]+"/index.json"))["manifests"]))' "$1"; }
+blob_count() { if [ -d "$1/blobs" ]; then find "$1/blobs" -type f | wc -l; else echo 0; fi; }
+# Validate a JSON document against an OCI image-spec schema (draft-04, refs by file name).
+schema_check() {
+    $PY - "$SCHEMAS" "$1" "$2" <<'EOF'
+import json, os, sys
+from jsonschema import Draft4Validator, RefResolver
+d, schema_name, doc = sys.argv[1:4]
+load = lambda n: json.load(open(os.path.join(d, n)))
+handler = lambda uri: load(uri.rsplit("/", 1)[-1])
+schema = load(schema_name)
+res = RefResolver(base_uri=schema.get("id", ""), referrer=schema, handlers={"https": handler, "http": handler})
+Draft4Validator(schema, resolver=res).validate(json.load(open(doc)))
+EOF
+}
+wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
+
+# ---- an image made with umoci: busybox plus 1.5 MiB of incompressible data ----
+L=$T/L
+umoci init --layout "$L" >/dev/null 2>&1 && umoci new --image "$L:t" >/dev/null 2>&1 &&
+    umoci unpack --image "$L:t" "$T/bundle" >/dev/null 2>&1 &&
+    mkdir -p "$T/bundle/rootfs/bin" && cp /bin/busybox "$T/bundle/rootfs/bin/" &&
+    head -c 1572864 /dev/urandom >"$T/bundle/rootfs/random.bin" &&
+    umoci repack --image "$L:t" "$T/bundle" >/dev/null 2>&1 &&
+    umoci config --image "$L:t" --config.label org.example.test=yes >/dev/null 2>&1
+read -r MD MSIZE < <(layout_entry "$L" t)
+if [ -z "${MD:-}" ]; then echo "Bail out! cannot build the test image with umoci"; exit 1; fi
+LAYER=$(reachable "$L" "$MD" | tail -n 1)
+
+t_registry
+REG=$SUBSTRATE_REGISTRY
+RDATA=$SUBSTRATE_STATE/registry/data/docker/registry/v2
+
+# ---- push ----
+out=$("$BIN" push --oci "$L:t" test/busybox:v1 2>"$T/push.err"); rc=$?
+t_eq "push exits 0" "$rc" 0
+t_eq "push prints the tag reference, then the digest reference" "$out" \
+    "$REG/test/busybox:v1 $REG/test/busybox@$MD"
+t_eq "pushing again is idempotent" "$("$BIN" push --oci "$L:t" test/busybox:v1 2>&1)" \
+    "$REG/test/busybox:v1 $REG/test/busybox@$MD"
+t_eq "push by digest only (no tag) prints the digest reference" \
+    "$("$BIN" push --oci "$L:$MD" "$REG/test/bydigest" 2>&1)" "$REG/test/bydigest@$MD"
+t_fails "push of a name the layout lacks is an input error" 2 'no image named "nope".*names there: t' \
+    "$BIN" push --oci "$L:nope" test/busybox:v1
+t_fails "push to a digest that is not the layout's is refused" 2 "names digest" \
+    "$BIN" push --oci "$L:t" "test/busybox@sha256:$(printf '%064d' 0)"
+t_fails "push without --oci is a usage error" 2 "missing --oci" "$BIN" push test/busybox:v1
+
+sk=$(skopeo inspect --tls-verify=false "docker://$REG/test/busybox:v1" 2>&1)
+t_eq "skopeo inspect reports the digest we pushed" \
+    "$($PY -c 'import json,sys; print(json.load(sys.stdin)["Digest"])' <<<"$sk" 2>&1)" "$MD"
+
+ij=$("$BIN" inspect test/busybox:v1 --json)
+t_eq "inspect --json: digest" "$($PY -c 'import json,sys; print(json.load(sys.stdin)["digest"])' <<<"$ij")" "$MD"
+t_eq "inspect --json: layers" \
+    "$($PY -c 'import json,sys; print(" ".join(l["digest"] for l in json.load(sys.stdin)["layers"]))' <<<"$ij")" "$LAYER"
+t_eq "inspect --json: config platform" \
+    "$($PY -c 'import json,sys; c=json.load(sys.stdin)["config"]; print(c["os"]+"/"+c["architecture"])' <<<"$ij")" \
+    "$($PY -c 'import json,sys; c=json.load(open(sys.argv[1])); print(c["os"]+"/"+c["architecture"])' \
+        "$L/blobs/sha256/$(reachable "$L" "$MD" | sed -n '2s/^sha256://p')")"
+t_eq "inspect --json: config labels" \
+    "$($PY -c 'import json,sys; print(json.load(sys.stdin)["config"]["labels"])' <<<"$ij")" "{'org.example.test': 'yes'}"
+t_fails "inspect (text) shows digest, media type and the layer" 0 "Digest: +$MD" \
+    bash -c "'$BIN' inspect test/busybox:v1 | tr '\n' ' ' | grep -E 'MediaType: +application/vnd.oci.image.manifest.v1\+json.*$LAYER'"
+t_fails "inspect of a missing tag fails clearly" 2 "no such manifest" "$BIN" inspect test/busybox:nope
+
+# ---- pull back by digest, compare every blob ----
+P=$T/P
+t_eq "pull by digest prints the digest reference" \
+    "$("$BIN" pull "test/busybox@$MD" --oci "$P:x" 2>&1)" "$REG/test/busybox@$MD"
+t_eq "the pulled layout names the image" "$(layout_entry "$P" x)" "$MD $MSIZE"
+same=0 n=0
+while read -r d; do
+    n=$((n + 1))
+    cmp -s "$L/blobs/sha256/${d#sha256:}" "$P/blobs/sha256/${d#sha256:}" && same=$((same + 1))
+done < <(reachable "$L" "$MD")
+t_eq "every blob pulled back is byte-identical to the pushed one" "$same/$n" "3/3"
+t_eq "and the pulled layout holds exactly those blobs" "$(blob_count "$P")" 3
+t_check "pulled oci-layout validates against the image-layout schema" schema_check image-layout-schema.json "$P/oci-layout"
+t_check "pulled index.json validates against the image-index schema" schema_check image-index-schema.json "$P/index.json"
+t_check "pulled manifest validates against the image-manifest schema" schema_check image-manifest-schema.json "$P/blobs/sha256/${MD#sha256:}"
+
+pj=$("$BIN" pull "test/busybox:v1" --oci "$T/P2" --json 2>&1)
+t_eq "pull by tag --json resolves the same digest" \
+    "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["digest"], j["reference"], j["name"])' <<<"$pj" 2>&1)" \
+    "$MD $REG/test/busybox@$MD None"
+t_eq "an unnamed pull adds one unnamed entry" "$(index_count "$T/P2")" 1
+t_eq "pulling again into the same layout is fine and adds nothing" \
+    "$("$BIN" pull "test/busybox@$MD" --oci "$P:x" 2>&1; index_count "$P")" "$REG/test/busybox@$MD
+1"
+t_fails "pull without a tag or digest is a usage error" 2 "name a tag" "$BIN" pull test/busybox --oci "$T/P3"
+t_fails "pull of a missing tag fails clearly" 2 "no such manifest" "$BIN" pull test/busybox:nope --oci "$T/P3"
+
+# ---- an image index (multi-platform): children first, the index last ----
+IDX=$($PY - "$L" "$MD" "$MSIZE" <<'EOF'
+import hashlib, json, os, sys
+d, md, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+idx = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                  "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                 "digest": md, "size": size,
+                                 "platform": {"architecture": "amd64", "os": "linux"}}]},
+                 sort_keys=True, separators=(",", ":")).encode()
+h = hashlib.sha256(idx).hexdigest()
+open(os.path.join(d, "blobs/sha256", h), "wb").write(idx)
+top = json.load(open(os.path.join(d, "index.json")))
+top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                         "digest": "sha256:" + h, "size": len(idx),
+                         "annotations": {"org.opencontainers.image.ref.name": "multi"}})
+json.dump(top, open(os.path.join(d, "index.json"), "w"))
+print("sha256:" + h)
+EOF
+)
+t_eq "push of an index prints its digest" "$("$BIN" push --oci "$L:multi" test/multi:v1 2>&1)" \
+    "$REG/test/multi:v1 $REG/test/multi@$IDX"
+t_eq "the registry serves exactly the index bytes we pushed" \
+    "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$REG/test/multi:v1" | sha256sum | cut -d' ' -f1)" "$IDX"
+t_fails "inspect of the index lists the child manifest and its platform" 0 "$MD +[0-9]+ +linux/amd64" \
+    "$BIN" inspect test/multi:v1
+t_eq "pull of the index fetches index, manifest, config and layer" \
+    "$("$BIN" pull test/multi:v1 --oci "$T/M:m" 2>&1; blob_count "$T/M")" "$REG/test/multi@$IDX
+4"
+t_eq "the pulled layout names the index" "$(layout_entry "$T/M" m | cut -d' ' -f1)" "$IDX"
+
+# ---- corrupt the stored blob in the registry's storage ----
+RBLOB=$RDATA/blobs/sha256/${LAYER:7:2}/${LAYER#sha256:}/data
+if [ -f "$RBLOB" ]; then
+    cp "$RBLOB" "$T/layer.orig"
+    $PY - "$RBLOB" <<'EOF'
+import sys
+p = sys.argv[1]
+b = bytearray(open(p, "rb").read())
+b[len(b) // 2] ^= 0xFF
+open(p, "wb").write(bytes(b))
+EOF
+    C=$T/C
+    t_fails "pull of a corrupted blob fails with exit 1 and a digest mismatch" 1 \
+        "digest mismatch for blob $LAYER.*expected $LAYER, but the content hashes to sha256:" \
+        "$BIN" pull "test/busybox@$MD" --oci "$C:x"
+    t_eq "no blob is left behind (not even the config fetched before it)" "$(blob_count "$C")" 0
+    t_eq "no index.json entry is left behind" "$(index_count "$C")" 0
+    t_fails "inspect still works (it does not fetch layers)" 0 "$MD" "$BIN" inspect "test/busybox@$MD"
+    cp "$T/layer.orig" "$RBLOB"
+    t_fails "with the blob restored the pull succeeds" 0 "@$MD" "$BIN" pull "test/busybox@$MD" --oci "$C:x"
+else
+    t_not_ok "registry storage has the layer at $RBLOB"
+fi
+
+# ---- full disk ----
+mkdir -p "$T/small"
+if mount -t tmpfs -o size=1m tmpfs "$T/small" 2>"$T/mount.err"; then
+    t_on_exit "umount '$T/small'"
+    t_fails "pull onto a full disk fails with exit 3 saying the disk is full" 3 "disk is full" \
+        "$BIN" pull "test/busybox@$MD" --oci "$T/small/lay:x"
+    t_eq "no partial blob (nor temp file) is left on the full disk" "$(blob_count "$T/small/lay")" 0
+    t_eq "no index entry either" "$(index_count "$T/small/lay")" 0
+    umount "$T/small"
+else
+    t_skip "pull onto a full disk" "cannot mount a tmpfs here: $(cat "$T/mount.err")"
+    t_skip "no partial blob on a full disk" "no tmpfs"
+    t_skip "no index entry on a full disk" "no tmpfs"
+fi
+
+# ---- a push whose connection is cut part-way ----
+RPORT=${REG##*:}
+$PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --port-file "$T/cut.port" >"$T/cut.log" 2>&1 &
+cpid=$!
+t_on_exit "kill $cpid"
+if wait_file "$T/cut.port"; then
+    CPORT=$(cat "$T/cut.port")
+    t_fails "a push through a connection cut after 300 kB fails clearly (exit 3)" 3 \
+        "connection to the registry at 127.0.0.1:$CPORT was lost" \
+        "$BIN" push --oci "$L:t" "127.0.0.1:$CPORT/test/cut:v1"
+    t_fails "no tag appears after the cut push" 2 "no such manifest" "$BIN" inspect "test/cut:v1"
+    t_eq "a later push through the direct port succeeds" \
+        "$("$BIN" push --oci "$L:t" test/cut:v1 2>&1)" "$REG/test/cut:v1 $REG/test/cut@$MD"
+    t_fails "and the tag is there now" 0 "Digest: +$MD" "$BIN" inspect test/cut:v1
+else
+    t_not_ok "cut-proxy started"
+fi
+kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+
+# ---- connection refused ----
+FREE=$(t_free_port)
+t_fails "a registry that is not running: clear error naming the address and the fix" 3 \
+    "registry at 127.0.0.1:$FREE is not reachable.*substrate registry start" \
+    "$BIN" pull "127.0.0.1:$FREE/x:v1" --oci "$T/nowhere"
+t_fails "a non-loopback registry is refused before any traffic" 2 "not on this machine" \
+    "$BIN" pull "10.0.0.1:5000/x:v1" --oci "$T/nowhere"
+
+# ---- basic auth ----
+htpasswd -Bbn user pass >"$T/htpasswd" 2>/dev/null
+APORT=$(t_free_port)
+AUTH=(env SUBSTRATE_STATE="$T/authstate" SUBSTRATE_REGISTRY=127.0.0.1:$APORT)
+t_fails "a registry with --htpasswd starts" 0 "started at 127.0.0.1:$APORT.*basic auth" \
+    "${AUTH[@]}" "$BIN" registry start --htpasswd "$T/htpasswd"
+t_on_exit "env SUBSTRATE_STATE='$T/authstate' '$BIN' registry stop"
+t_fails "its status counts a 401 as answering" 0 "answering" "${AUTH[@]}" "$BIN" registry status
+t_fails "push without credentials: clear 401 error (exit 3)" 3 \
+    "requires authentication \(HTTP 401.*SUBSTRATE_REGISTRY_USER" \
+    "${AUTH[@]}" "$BIN" push --oci "$L:t" "127.0.0.1:$APORT/auth/img:v1"
+t_fails "push with a wrong password is rejected clearly" 3 'rejected the credentials of user "user"' \
+    "${AUTH[@]}" SUBSTRATE_REGISTRY_USER=user SUBSTRATE_REGISTRY_PASSWORD=wrong \
+    "$BIN" push --oci "$L:t" "127.0.0.1:$APORT/auth/img:v1"
+t_fails "a user without a password is an input error" 2 "no password" \
+    "${AUTH[@]}" SUBSTRATE_REGISTRY_USER=user "$BIN" push --oci "$L:t" "127.0.0.1:$APORT/auth/img:v1"
+t_fails "push with the credentials works" 0 "127.0.0.1:$APORT/auth/img@$MD" \
+    "${AUTH[@]}" SUBSTRATE_REGISTRY_USER=user SUBSTRATE_REGISTRY_PASSWORD=pass \
+    "$BIN" push --oci "$L:t" "127.0.0.1:$APORT/auth/img:v1"
+t_fails "pull without credentials fails with the 401 error" 3 "requires authentication" \
+    "${AUTH[@]}" "$BIN" pull "127.0.0.1:$APORT/auth/img:v1" --oci "$T/A0"
+t_fails "pull with the credentials works" 0 "127.0.0.1:$APORT/auth/img@$MD" \
+    "${AUTH[@]}" SUBSTRATE_REGISTRY_USER=user SUBSTRATE_REGISTRY_PASSWORD=pass \
+    "$BIN" pull "127.0.0.1:$APORT/auth/img:v1" --oci "$T/A1:v1"
+t_fails "the auth registry stops" 0 "registry stopped" "${AUTH[@]}" "$BIN" registry stop
+
+# ---- a hostile registry ----
+$PY "$TOOLS/hostile-registry.py" --port-file "$T/hostile.port" --info "$T/hostile.json" >"$T/hostile.log" 2>&1 &
+hpid=$!
+t_on_exit "kill $hpid"
+if wait_file "$T/hostile.port"; then
+    H=127.0.0.1:$(cat "$T/hostile.port")
+    CLAIMED=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["claimed"])' "$T/hostile.json")
+    hostile() { # DESC CODE PATTERN REF
+        local dir=$T/h-$RANDOM$RANDOM
+        t_fails "$1" "$2" "$3" "$BIN" pull "$4" --oci "$dir:x"
+        t_eq "  ... and nothing is kept ($4)" "$(blob_count "$dir") $(index_count "$dir" 2>/dev/null || echo 0)" "0 0"
+    }
+    t_fails "the hostile registry's honest repository pulls fine (the harness works)" 0 "$H/good@sha256:" \
+        "$BIN" pull "$H/good:v1" --oci "$T/h-good:x"
+    hostile "a manifest whose bytes do not match its announced digest (by tag) is refused" 1 \
+        "digest mismatch for manifest wrong-manifest:v1.*expected $CLAIMED" "$H/wrong-manifest:v1"
+    hostile "a manifest whose bytes do not match the digest asked for is refused" 1 \
+        "digest mismatch for manifest wrong-manifest@$CLAIMED.*expected $CLAIMED, but the content hashes to" \
+        "$H/wrong-manifest@$CLAIMED"
+    hostile "a blob whose bytes do not match its digest is refused" 1 "digest mismatch for blob" "$H/wrong-blob:v1"
+    hostile "a truncated blob (Content-Length larger than the body) is refused" 3 \
+        "closed the connection after [0-9]+ of [0-9]+ bytes \(truncated transfer\)" "$H/truncated:v1"
+    hostile "a blob larger than the cap is refused before download" 3 \
+        "is 9663676416 bytes, larger than the limit of 8589934592 bytes" "$H/big-blob:v1"
+    hostile "a blob streaming more bytes than its descriptor says is refused" 1 \
+        "sent more than the [0-9]+ bytes its descriptor says" "$H/overlong-blob:v1"
+    hostile "a manifest larger than 4 MiB (with Content-Length) is refused" 3 \
+        "manifest big-manifest:v1 from $H is [0-9]+ bytes, larger than the limit of 4194304" "$H/big-manifest:v1"
+    hostile "a manifest larger than 4 MiB (chunked) is refused" 3 \
+        "larger than the limit of 4194304 bytes" "$H/big-manifest-chunked:v1"
+    hostile "a manifest served with a Content-Type that contradicts it is refused" 2 \
+        "does not match the Content-Type" "$H/mismatched-type:v1"
+    hostile "a Bearer challenge gets a clear 'not supported yet' error" 3 \
+        "wants a bearer token.*token auth is not supported yet" "$H/bearer:v1"
+    # pushes: upload locations and the manifest digest the registry reports
+    t_fails "push with a relative upload Location (and its query kept) works" 0 "$H/relative-location@$MD" \
+        "$BIN" push --oci "$L:t" "$H/relative-location:v1"
+    t_fails "push with a path-only upload Location works" 0 "$H/rooted-location@$MD" \
+        "$BIN" push --oci "$L:t" "$H/rooted-location:v1"
+    t_fails "an upload Location on another host is refused, nothing sent there (exit 3)" 3 \
+        "asked us to upload to another address \(127.0.0.2:9\); refused" \
+        "$BIN" push --oci "$L:t" "$H/offsite-upload:v1"
+    t_fails "a registry reporting another digest for the pushed manifest is caught (exit 1)" 1 \
+        "digest mismatch after pushing manifest lying-put:v1: expected $MD" \
+        "$BIN" push --oci "$L:t" "$H/lying-put:v1"
+else
+    t_not_ok "hostile registry started"
+fi
+
+t_done

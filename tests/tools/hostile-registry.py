@@ -1,0 +1,297 @@
+#!/usr/bin/python3
+"""A deliberately hostile OCI distribution registry, for tests (stdlib only).
+
+Listens on 127.0.0.1 only. Every repository serves one small image (config +
+one layer + manifest, tag "v1"); the repository name picks how the registry
+misbehaves:
+
+  good                  honest (a sanity check for the tests themselves)
+  wrong-manifest        manifest bytes do not hash to the digest it claims
+                        (Docker-Content-Digest; and when asked by digest)
+  wrong-blob            the layer's bytes do not hash to its digest
+  truncated             the layer is announced with Content-Length, half of it
+                        is sent, then the connection is closed
+  big-blob              the manifest announces a layer larger than the 8 GiB cap
+  overlong-blob         the layer is streamed (chunked) with more bytes than its
+                        descriptor says
+  big-manifest          a 5 MiB manifest, with Content-Length
+  big-manifest-chunked  a 5 MiB manifest, chunked (no length up front)
+  mismatched-type       the manifest is served as an index Content-Type
+  bearer                every request gets 401 with a Bearer challenge
+
+Pushes (blob uploads, manifest PUTs) are accepted into memory, digest-checked;
+the upload Location depends on the repository:
+
+  relative-location     a relative Location ("<uuid>?_state=..."), whose query
+                        must come back on the PUT
+  rooted-location       a path-only Location ("/v2/.../uploads/<uuid>")
+  offsite-upload        an absolute Location naming another host (127.0.0.2:9,
+                        still loopback): a client must refuse to follow it
+  lying-put             manifest PUTs answer with a wrong Docker-Content-Digest
+  anything else         an absolute Location on this registry
+
+Usage: hostile-registry.py --port-file FILE [--info FILE] [--port N]
+The chosen port is written to --port-file once the socket listens; --info gets
+a JSON object with the digests the tests need.
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+OCI_INDEX = "application/vnd.oci.image.index.v1+json"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+BIG = 9 << 30  # larger than SUB_REG_MAX_BLOB (8 GiB)
+
+
+def sha(b):
+    return "sha256:" + hashlib.sha256(b).hexdigest()
+
+
+def canon(o):
+    return json.dumps(o, sort_keys=True, separators=(",", ":")).encode()
+
+
+CONFIG = canon({"architecture": "amd64", "os": "linux",
+                "rootfs": {"type": "layers", "diff_ids": []},
+                "config": {"Labels": {"org.example.hostile": "yes"}}})
+LAYER = bytes((i * 7 + 3) % 251 for i in range(256 * 1024))
+WRONG_LAYER = bytes(b ^ 0xFF for b in LAYER)
+
+
+def manifest(layer_size=len(LAYER), pad=0):
+    m = {"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+         "config": {"mediaType": OCI_CONFIG, "digest": sha(CONFIG), "size": len(CONFIG)},
+         "layers": [{"mediaType": OCI_LAYER, "digest": sha(LAYER), "size": layer_size}]}
+    if pad:
+        m["annotations"] = {"padding": "x" * pad}
+    return canon(m)
+
+
+GOOD = manifest()
+# A second, different manifest: its digest is what wrong-manifest claims to serve.
+OTHER = canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+               "config": {"mediaType": OCI_CONFIG, "digest": sha(CONFIG), "size": len(CONFIG)},
+               "layers": []})
+BIG_BLOB = manifest(layer_size=BIG)
+HUGE_MANIFEST = manifest(pad=5 << 20)
+
+STORE = {}  # pushed blobs and manifests: (repo, digest) -> bytes
+STORE_LOCK = threading.Lock()
+UPLOAD_RE = re.compile(r"^/v2/(?P<repo>[a-z0-9-]+)/blobs/uploads/(?P<uid>[0-9a-f]*)(?:\?(?P<q>.*))?$")
+PATH_RE = re.compile(r"^/v2/(?P<repo>[a-z0-9-]+)/(?P<kind>manifests|blobs)/(?P<ref>[A-Za-z0-9_.:-]+)$")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "hostile-registry/1"
+
+    def log_message(self, fmt, *args):  # quiet
+        pass
+
+    def _error(self, status, code, msg, extra=None):
+        body = canon({"errors": [{"code": code, "message": msg, "detail": None}]})
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (extra or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
+
+    def _send(self, body, ctype, digest=None, length=None):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body) if length is None else length))
+        if digest:
+            self.send_header("Docker-Content-Digest", digest)
+        self.end_headers()
+        if self.command != "HEAD":
+            try:
+                self.wfile.write(body)
+            except (BrokenPipeError, ConnectionResetError):
+                self.close_connection = True  # the client refused it: expected
+
+    def _chunked(self, ctype, total, piece=b"\0" * 65536):
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        sent = 0
+        try:
+            while sent < total:
+                n = min(len(piece), total - sent)
+                self.wfile.write(b"%x\r\n" % n + piece[:n] + b"\r\n")
+                sent += n
+            self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
+    def do_GET(self):
+        if self.path == "/v2/" or self.path == "/v2":
+            return self._send(b"{}", "application/json")
+        m = PATH_RE.match(self.path)
+        if not m:
+            return self._error(404, "NAME_UNKNOWN", "no such path")
+        repo, kind, ref = m.group("repo"), m.group("kind"), m.group("ref")
+        if repo == "bearer":
+            return self._error(401, "UNAUTHORIZED", "authentication required", {
+                "WWW-Authenticate": 'Bearer realm="http://127.0.0.1:9/token",service="hostile",'
+                                    'scope="repository:bearer:pull"'})
+        if kind == "manifests":
+            return self.manifest(repo, ref)
+        return self.blob(repo, ref)
+
+    do_HEAD = do_GET
+
+    def manifest(self, repo, ref):
+        if repo == "wrong-manifest":
+            # claims to be OTHER, serves GOOD
+            if ref in ("v1", sha(OTHER)):
+                return self._send(GOOD, OCI_MANIFEST, digest=sha(OTHER))
+        elif repo == "big-blob":
+            if ref in ("v1", sha(BIG_BLOB)):
+                return self._send(BIG_BLOB, OCI_MANIFEST, digest=sha(BIG_BLOB))
+        elif repo == "big-manifest":
+            if ref == "v1":
+                return self._send(HUGE_MANIFEST, OCI_MANIFEST, digest=sha(HUGE_MANIFEST))
+        elif repo == "big-manifest-chunked":
+            if ref == "v1":
+                return self._chunked(OCI_MANIFEST, len(HUGE_MANIFEST), HUGE_MANIFEST[:65536])
+        elif repo == "mismatched-type":
+            if ref in ("v1", sha(GOOD)):
+                return self._send(GOOD, OCI_INDEX, digest=sha(GOOD))
+        elif ref in ("v1", sha(GOOD)):
+            return self._send(GOOD, OCI_MANIFEST, digest=sha(GOOD))
+        return self._error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+
+    def _body(self):
+        n = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(n) if n else b""
+
+    def do_POST(self):
+        m = UPLOAD_RE.match(self.path)
+        if not m or m.group("uid"):
+            return self._error(404, "NAME_UNKNOWN", "no such path")
+        self._body()
+        repo, uid = m.group("repo"), uuid.uuid4().hex
+        if repo == "relative-location":
+            loc = uid + "?_state=keep-me"
+        elif repo == "rooted-location":
+            loc = "/v2/%s/blobs/uploads/%s" % (repo, uid)
+        elif repo == "offsite-upload":
+            loc = "http://127.0.0.2:9/v2/%s/blobs/uploads/%s" % (repo, uid)
+        else:
+            loc = "http://127.0.0.1:%d/v2/%s/blobs/uploads/%s" % (self.server.server_address[1], repo, uid)
+        self.send_response(202)
+        self.send_header("Location", loc)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def do_PUT(self):
+        body = self._body()
+        m = UPLOAD_RE.match(self.path)
+        if m and m.group("uid"):
+            q = dict(kv.split("=", 1) for kv in (m.group("q") or "").split("&") if "=" in kv)
+            want = q.get("digest", "").replace("%3A", ":").replace("%3a", ":")
+            if m.group("repo") == "relative-location" and q.get("_state") != "keep-me":
+                return self._error(400, "BLOB_UPLOAD_INVALID", "the upload state was lost")
+            if sha(body) != want:
+                return self._error(400, "DIGEST_INVALID", "provided digest did not match uploaded content")
+            with STORE_LOCK:
+                STORE[(m.group("repo"), want)] = body
+            self.send_response(201)
+            self.send_header("Docker-Content-Digest", want)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        m = PATH_RE.match(self.path)
+        if not m or m.group("kind") != "manifests":
+            return self._error(404, "NAME_UNKNOWN", "no such path")
+        d = sha(body)
+        with STORE_LOCK:
+            STORE[(m.group("repo"), d)] = body
+        self.send_response(201)
+        self.send_header("Docker-Content-Digest", sha(OTHER) if m.group("repo") == "lying-put" else d)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def blob(self, repo, ref):
+        with STORE_LOCK:
+            pushed = STORE.get((repo, ref))
+        if pushed is not None:
+            return self._send(pushed, "application/octet-stream", digest=ref)
+        if ref == sha(CONFIG):
+            return self._send(CONFIG, "application/octet-stream", digest=ref)
+        if ref != sha(LAYER):
+            return self._error(404, "BLOB_UNKNOWN", "blob unknown")
+        if repo == "wrong-blob":
+            return self._send(WRONG_LAYER, "application/octet-stream", digest=ref)
+        if repo == "truncated":
+            self.send_response(200)
+            self.send_header("Content-Type", "application/octet-stream")
+            self.send_header("Content-Length", str(len(LAYER)))
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            self.wfile.write(LAYER[: len(LAYER) // 2])
+            self.wfile.flush()
+            try:
+                self.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            self.close_connection = True
+            return
+        if repo == "big-blob":
+            # only reached by a client that ignored the descriptor's size
+            return self._chunked("application/octet-stream", 64 << 20)
+        if repo == "overlong-blob":
+            return self._chunked("application/octet-stream", len(LAYER) * 4, LAYER)
+        return self._send(LAYER, "application/octet-stream", digest=ref)
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # clients hanging up on us is the point
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--info")
+    a = ap.parse_args()
+    srv = Server(("127.0.0.1", a.port), Handler)
+    port = srv.server_address[1]
+    if a.info:
+        with open(a.info + ".tmp", "w") as f:
+            json.dump({"port": port, "manifest": sha(GOOD), "claimed": sha(OTHER),
+                       "layer": sha(LAYER), "config": sha(CONFIG),
+                       "big_blob_manifest": sha(BIG_BLOB)}, f)
+        os.rename(a.info + ".tmp", a.info)
+    with open(a.port_file + ".tmp", "w") as f:
+        f.write("%d\n" % port)
+    os.rename(a.port_file + ".tmp", a.port_file)
+    try:
+        srv.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,201 @@
+/* The registry client API against a real docker-registry on a free loopback
+ * port (started and stopped through the regserver API): the calls the CLI
+ * does not reach directly (tags, HEADs, in-memory blobs) and its argument
+ * checks. Skipped when docker-registry is not installed. */
+#include "substrate/fs.h"
+#include "substrate/json.h"
+#include "substrate/proc.h"
+#include "substrate/registry.h"
+#include "substrate/regserver.h"
+#include "unit.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, l) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+TEST(regclient_addresses_and_loopback_policy) {
+    CHECK(sub_reg_addr_is_loopback("127.0.0.1:5000"));
+    CHECK(sub_reg_addr_is_loopback("127.8.9.10:1"));
+    CHECK(sub_reg_addr_is_loopback("localhost:5000"));
+    CHECK(sub_reg_addr_is_loopback("LOCALHOST"));
+    CHECK(sub_reg_addr_is_loopback("[::1]:5000"));
+    CHECK(!sub_reg_addr_is_loopback("128.0.0.1:5000"));
+    CHECK(!sub_reg_addr_is_loopback("0.0.0.0:5000"));
+    CHECK(!sub_reg_addr_is_loopback("10.0.0.1:5000"));
+    CHECK(!sub_reg_addr_is_loopback("[::]:5000"));
+    CHECK(!sub_reg_addr_is_loopback("registry.example.com:443"));
+    CHECK(!sub_reg_addr_is_loopback("localhost.example.com"));
+    sub_err e = {0};
+    _cleanup_free_ char *h = NULL;
+    int port = -1;
+    CHECK_OK(sub_reg_addr_split("[::1]:5000", &h, &port, &e), &e);
+    CHECK_STREQ(h, "::1");
+    CHECK_INT(port, 5000);
+    CHECK(sub_reg_addr_split("127.0.0.1:70000", NULL, NULL, &e) == -EINVAL);
+    CHECK(sub_reg_addr_split("::1:5000", NULL, NULL, &e) == -EINVAL);
+    CHECK(strstr(e.msg, "brackets") != NULL);
+    sub_reg *r = NULL;
+    sub_reg_opts o = {.host = "192.168.1.10:5000"};
+    CHECK_INT(sub_reg_new(&o, &r, &e), -EPERM);
+    CHECK(strstr(e.msg, "not on this machine") != NULL);
+    CHECK(r == NULL);
+    sub_reg_opts o2 = {.host = "127.0.0.1:5000", .username = "u"};
+    unsetenv("SUBSTRATE_REGISTRY_PASSWORD");
+    CHECK_INT(sub_reg_new(&o2, &r, &e), -EINVAL);
+    CHECK(strstr(e.msg, "no password") != NULL);
+}
+
+static void exercise(sub_reg *r, const char *addr) {
+    sub_err e = {0};
+    CHECK_STREQ(sub_reg_host(r), addr);
+    CHECK_OK(sub_reg_ping(r, &e), &e);
+
+    /* blobs in memory */
+    const char *cfg =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+        "\"diff_ids\":[]}}";
+    char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX];
+    CHECK_OK(sub_sha256_buf(cfg, strlen(cfg), cd, &e), &e);
+    CHECK_INT(sub_reg_blob_exists(r, "unit/img", cd, NULL, &e), 0);
+    CHECK_INT(sub_reg_blob_put_buf(r, "unit/img", ld, cfg, strlen(cfg), &e),
+              -EINVAL); /* ld unset */
+    CHECK_OK(sub_sha256_buf("layer", 5, ld, &e), &e);
+    CHECK_INT(sub_reg_blob_put_buf(r, "unit/img", ld, cfg, strlen(cfg), &e), -EILSEQ);
+    CHECK_INT(sub_reg_blob_exists(r, "unit/img", ld, NULL, &e), 0); /* nothing was sent */
+    CHECK_OK(sub_reg_blob_put_buf(r, "unit/img", cd, cfg, strlen(cfg), &e), &e);
+    CHECK_OK(sub_reg_blob_put_buf(r, "unit/img", cd, cfg, strlen(cfg), &e),
+             &e); /* exists: skipped */
+    uint64_t size = 0;
+    CHECK_INT(sub_reg_blob_exists(r, "unit/img", cd, &size, &e), 1);
+    CHECK_INT(size, strlen(cfg));
+    _cleanup_free_ char *src = sub_path_join(unit_tmpdir(), "layer");
+    CHECK_OK(sub_write_file_atomic(src, "layer", 5, 0644, &e), &e);
+    CHECK_OK(sub_reg_blob_put_file(r, "unit/img", ld, src, &e), &e);
+    _cleanup_free_ char *back = NULL;
+    size_t blen = 0;
+    CHECK_OK(sub_reg_blob_get_buf(r, "unit/img", cd, 4096, &back, &blen, &e), &e);
+    CHECK(back && blen == strlen(cfg) && !memcmp(back, cfg, blen));
+    char *small = NULL;
+    CHECK_INT(sub_reg_blob_get_buf(r, "unit/img", cd, 10, &small, &blen, &e), -EFBIG);
+    CHECK(small == NULL);
+
+    /* blob into a file: a wrong expected size is refused and leaves nothing */
+    _cleanup_free_ char *dst = sub_path_join(unit_tmpdir(), "got-layer");
+    CHECK_INT(sub_reg_blob_get_file(r, "unit/img", ld, 4, dst, &e), -EILSEQ);
+    CHECK(!sub_path_exists(dst));
+    CHECK_OK(sub_reg_blob_get_file(r, "unit/img", ld, 5, dst, &e), &e);
+    struct stat st5;
+    CHECK(stat(dst, &st5) == 0 && st5.st_size == 5);
+    const char *absent = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+    _cleanup_free_ char *dst2 = sub_path_join(unit_tmpdir(), "absent");
+    CHECK_INT(sub_reg_blob_get_file(r, "unit/img", absent, 0, dst2, &e), -ENOENT);
+    CHECK_INT(e.http_status, 404);
+    CHECK(strstr(e.detail, "BLOB_UNKNOWN") != NULL);
+    CHECK(!sub_path_exists(dst2));
+
+    /* manifests: PUT by tag and by digest, HEAD, GET */
+    _cleanup_free_ char *man = xasprintf(
+        "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":\"%"
+        "s\","
+        "\"size\":%zu},\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":5}]}",
+        SUB_MT_OCI_MANIFEST, SUB_MT_OCI_CONFIG, cd, strlen(cfg), SUB_MT_OCI_LAYER_TAR, ld);
+    char md[SUB_DIGEST_MAX], got[SUB_DIGEST_MAX];
+    CHECK_OK(sub_sha256_buf(man, strlen(man), md, &e), &e);
+    CHECK_OK(
+        sub_reg_manifest_put(r, "unit/img", "v1", SUB_MT_OCI_MANIFEST, man, strlen(man), got, &e),
+        &e);
+    CHECK_STREQ(got, md);
+    CHECK_OK(
+        sub_reg_manifest_put(r, "unit/img", "v2", SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e),
+        &e);
+    CHECK_OK(
+        sub_reg_manifest_put(r, "unit/img", md, SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e),
+        &e);
+    CHECK_INT(
+        sub_reg_manifest_put(r, "unit/img", cd, SUB_MT_OCI_MANIFEST, man, strlen(man), NULL, &e),
+        -EILSEQ);
+    CHECK_INT(sub_reg_manifest_put(r, "unit/img", "v3", "text/plain", man, strlen(man), NULL, &e),
+              -EINVAL);
+    _cleanup_free_ char *mt = NULL;
+    size = 0;
+    char hd[SUB_DIGEST_MAX] = "";
+    CHECK_INT(sub_reg_manifest_head(r, "unit/img", "v1", hd, &mt, &size, &e), 1);
+    CHECK_STREQ(hd, md);
+    CHECK_STREQ(mt, SUB_MT_OCI_MANIFEST);
+    CHECK_INT(size, strlen(man));
+    CHECK_INT(sub_reg_manifest_head(r, "unit/img", "nope", NULL, NULL, NULL, &e), 0);
+    _cleanup_free_ char *body = NULL, *gmt = NULL;
+    size_t glen = 0;
+    CHECK_OK(sub_reg_manifest_get(r, "unit/img", md, &body, &glen, &gmt, got, &e), &e);
+    CHECK(body && glen == strlen(man) && !memcmp(body, man, glen));
+    CHECK_STREQ(got, md);
+    char *nob = NULL;
+    CHECK_INT(sub_reg_manifest_get(r, "unit/img", "nope", &nob, &glen, NULL, NULL, &e), -ENOENT);
+    CHECK_INT(e.http_status, 404);
+    CHECK(strstr(e.detail, "MANIFEST_UNKNOWN") != NULL);
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_USAGE);
+
+    /* tags */
+    _cleanup_strv_ char **tags = NULL;
+    CHECK_OK(sub_reg_tags(r, "unit/img", &tags, &e), &e);
+    CHECK_INT(strv_len(tags), 2);
+    if (strv_len(tags) == 2) {
+        CHECK(streq(tags[0], "v1") || streq(tags[1], "v1"));
+        CHECK(streq(tags[0], "v2") || streq(tags[1], "v2"));
+    }
+    char **none = NULL;
+    CHECK_INT(sub_reg_tags(r, "unit/none", &none, &e), -ENOENT);
+    CHECK(none == NULL);
+
+    /* argument checks happen before any request */
+    CHECK_INT(sub_reg_manifest_get(r, "Bad/Repo", "v1", &nob, &glen, NULL, NULL, &e), -EINVAL);
+    CHECK_INT(sub_reg_manifest_get(r, "unit/img", "bad tag", &nob, &glen, NULL, NULL, &e), -EINVAL);
+    CHECK_INT(sub_reg_blob_exists(r, "unit/img", "sha256:xyz", NULL, &e), -EINVAL);
+}
+
+TEST(regclient_api_against_docker_registry) {
+    if (!sub_have_program("docker-registry")) {
+        unit_skip("docker-registry is not installed");
+        return;
+    }
+    sub_err e = {0};
+    _cleanup_free_ char *state = sub_path_join(unit_tmpdir(), "state");
+    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", free_port());
+    sub_regsrv_opts so = {.state_dir = state, .addr = addr};
+    bool already = true;
+    pid_t pid = 0;
+    CHECK_OK(sub_regsrv_start(&so, &already, &pid, &e), &e);
+    CHECK(!already && pid > 0);
+    sub_regsrv_status st;
+    CHECK_OK(sub_regsrv_status_get(&so, &st, &e), &e);
+    CHECK(st.running && st.answering && st.pid == pid);
+    CHECK_STREQ(st.addr, addr);
+
+    _cleanup_reg_ sub_reg *r = NULL;
+    sub_reg_opts ro = {.host = addr, .timeout_s = 30};
+    CHECK_OK(sub_reg_new(&ro, &r, &e), &e);
+    if (r) exercise(r, addr);
+    bool was = false;
+    CHECK_OK(sub_regsrv_stop(&so, &was, &e), &e);
+    CHECK(was);
+    CHECK_OK(sub_regsrv_status_get(&so, &st, &e), &e);
+    CHECK(!st.running);
+    /* the client now gets a clear "not reachable" */
+    if (r) {
+        CHECK_INT(sub_reg_ping(r, &e), -ECONNREFUSED);
+        CHECK(strstr(e.msg, "substrate registry start") != NULL);
+    }
+}
