@@ -1,0 +1,47 @@
+/* Deterministic image builds from an exact git commit.
+ *
+ * The commit is exported with `git archive` into a fresh directory (the
+ * working tree with --allow-dirty), the image spec is read from that export
+ * (platform/images/<name>/image.json), the spec's build command runs there
+ * with SOURCE_DATE_EPOCH = commit time, TZ=UTC, LC_ALL=C, umask 022 and a
+ * minimal environment, and the result is one layer (lib/build/layer.c), an
+ * image config and an OCI manifest written into the OCI image layout
+ * <state>/images/<name>/ under the ref name <version>.
+ * Same commit + spec + version + host package versions -> same manifest digest. */
+#pragma once
+#include "digest.h"
+#include "error.h"
+#include <stdbool.h>
+#include <stdint.h>
+
+typedef void (*sub_note_fn)(void *ud, const char *msg);
+
+typedef struct sub_build_opts {
+    const char *repo;       /* git work tree (required) */
+    const char *image;      /* image name: platform/images/<image>/image.json */
+    const char *version;    /* tag-grammar version label and layout ref name */
+    const char *rev;        /* commit to build; NULL = HEAD */
+    bool allow_dirty;       /* build the working tree as it is (only without rev) */
+    const char *state_dir;  /* required */
+    const char *work_parent;/* where the export goes; NULL = <state>/tmp */
+    bool keep_work;         /* keep the export for debugging */
+    sub_note_fn note;       /* progress messages, may be NULL */
+    void *ud;
+} sub_build_opts;
+
+typedef struct sub_build_result {
+    char sha[41];
+    char revision[48];      /* sha, or sha-dirty */
+    int64_t commit_time;
+    char manifest_digest[SUB_DIGEST_MAX];
+    uint64_t manifest_size;
+    char config_digest[SUB_DIGEST_MAX];
+    char layer_digest[SUB_DIGEST_MAX];
+    char *layout_dir;       /* owned */
+    char *host_inputs;      /* owned: "pkg=version,..." or "" */
+} sub_build_result;
+
+int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e);
+void sub_build_result_free(sub_build_result *r);
+/* Names of the images under <repo>/platform/images (NULL-terminated, sorted; caller frees). */
+char **sub_build_list_images(const char *repo);
