@@ -108,8 +108,9 @@ int sub_git_export(const char *repo, const char *sha, const char *dir, sub_err *
     int r = git(repo, NULL, &st, e, "archive", "--format=tar", out, sha, NULL);
     if (r < 0) return r;
     if (st != 0) {
+        bool full = sub_fs_nearly_full(dir); /* before the partial archive is removed */
         unlink(tar);
-        if (sub_fs_nearly_full(dir))
+        if (full)
             return sub_err_set(e, -ENOSPC, "exporting %.12s into %s failed%s", sha, dir,
                                sub_io_hint(ENOSPC));
         return sub_err_set(e, -EIO, "git archive %s failed in %s", sha, repo);
@@ -120,10 +121,10 @@ int sub_git_export(const char *repo, const char *sha, const char *dir, sub_err *
     o.stderr_fd = SUB_FD_STDOUT;
     _cleanup_free_ char *msgs = NULL;
     r = sub_run_capture(argv, &o, 1u << 20, &msgs, &st, e);
+    bool full = r == 0 && st != 0 && (strstr(msgs, "No space left") || sub_fs_nearly_full(dir));
     unlink(tar);
     if (r < 0) return r;
     if (st != 0) {
-        bool full = strstr(msgs, "No space left") != NULL || sub_fs_nearly_full(dir);
         r = sub_err_set(e, full ? -ENOSPC : -EIO, "extracting the export of %.12s into %s failed%s",
                         sha, dir, full ? sub_io_hint(ENOSPC) : "");
         sub_err_detail(e, "%.900s", msgs);
