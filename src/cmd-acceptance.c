@@ -13,8 +13,6 @@
 #include "substrate/transfer.h"
 #include <arpa/inet.h>
 #include <getopt.h>
-#include <libgen.h>
-#include <limits.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -203,15 +201,6 @@ static void help(void) {
            "Exit status: 0 all checks passed; 1 some check failed; 3 could not run.\n");
 }
 
-static int default_repo(char **out) {
-    if (sub_git_toplevel(".", out, NULL) == 0) return 0;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n <= 0) return -1;
-    exe[n] = 0;
-    return sub_git_toplevel(dirname(exe), out, NULL);
-}
-
 int cmd_acceptance(int argc, char **argv) {
     static const struct option opts[] = {{"report", required_argument, NULL, 'r'},
                                          {"tap", no_argument, NULL, 't'},
@@ -233,10 +222,7 @@ int cmd_acceptance(int argc, char **argv) {
     }
     if (optind != argc) return cli_usage_error("acceptance", "unexpected argument \"%s\"", argv[optind]);
     sub_err e = {0};
-    if (default_repo(&a.repo) < 0) {
-        sub_err_set(&e, -EINVAL, "run from the substrate checkout (a git work tree)");
-        return cli_fail("acceptance", &e);
-    }
+    if (sub_git_default_repo(&a.repo, &e) < 0) return cli_fail("acceptance", &e);
     if (sub_git_resolve(a.repo, "HEAD", a.head, &e) < 0) return cli_fail("acceptance", &e);
     if (sub_mkdtemp("/tmp", "substrate-acceptance.", &a.state, &e) < 0) return cli_fail("acceptance", &e);
     int port = free_port();

@@ -8,8 +8,6 @@
 #include "substrate/registry.h"
 #include "substrate/transfer.h"
 #include <getopt.h>
-#include <libgen.h>
-#include <limits.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -75,19 +73,6 @@ static void progress(void *ud, const char *what, uint64_t done, uint64_t total) 
         fprintf(stderr, "substrate build: pushed %s (%llu bytes)\n", what, (unsigned long long)total);
 }
 
-/* Default repo: cwd's work tree, else the one holding this binary. */
-static int default_repo(char **out, sub_err *e) {
-    if (sub_git_toplevel(".", out, NULL) == 0) return 0;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        if (sub_git_toplevel(dirname(exe), out, NULL) == 0) return 0;
-    }
-    return sub_err_set(e, -EINVAL,
-                       "not inside a git work tree: run from the substrate checkout or pass --repo DIR");
-}
-
 int cmd_build(int argc, char **argv) {
     static const struct option opts[] = {
         {"version", required_argument, NULL, 'v'}, {"rev", required_argument, NULL, 'r'},
@@ -125,7 +110,7 @@ int cmd_build(int argc, char **argv) {
     _cleanup_free_ char *top = NULL;
     if (repo) {
         if (sub_git_toplevel(repo, &top, &e) < 0) return cli_fail("build", &e);
-    } else if (default_repo(&top, &e) < 0)
+    } else if (sub_git_default_repo(&top, &e) < 0)
         return cli_fail("build", &e);
     o.repo = top;
 

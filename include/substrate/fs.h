@@ -5,6 +5,8 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+/* write(2) all of data, retrying on EINTR; 0 or -errno. */
+int sub_write_all(int fd, const void *data, size_t len);
 /* Write via temp file in the same directory + fsync + rename + fsync(dir).
  * Readers see either the old file or the complete new one, never a part. */
 int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);

@@ -6,6 +6,9 @@
 
 /* Top of the work tree containing dir (caller frees). */
 int sub_git_toplevel(const char *dir, char **top, sub_err *e);
+/* The work tree Substrate builds from by default: the one containing the
+ * current directory, else the one containing the running binary (caller frees). */
+int sub_git_default_repo(char **top, sub_err *e);
 /* Resolve rev to a full commit SHA (41 bytes incl. NUL); an unknown rev is an
  * input error that says so. */
 int sub_git_resolve(const char *repo, const char *rev, char sha[41], sub_err *e);

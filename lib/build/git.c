@@ -2,6 +2,7 @@
 #include "substrate/fs.h"
 #include "substrate/proc.h"
 #include <fcntl.h>
+#include <limits.h>
 #include <libgen.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -51,6 +52,18 @@ int sub_git_toplevel(const char *dir, char **top, sub_err *e) {
     chomp(out);
     *top = TAKE_PTR(out);
     return 0;
+}
+
+int sub_git_default_repo(char **top, sub_err *e) {
+    if (sub_git_toplevel(".", top, NULL) == 0) return 0;
+    char exe[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        if (sub_git_toplevel(dirname(exe), top, NULL) == 0) return 0;
+    }
+    return sub_err_set(e, -EINVAL,
+                       "not inside a git work tree: run from the substrate checkout or pass --repo DIR");
 }
 
 int sub_git_resolve(const char *repo, const char *rev, char sha[41], sub_err *e) {

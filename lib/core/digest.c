@@ -47,29 +47,36 @@ int sub_sha256_buf(const void *data, size_t len, char out[SUB_DIGEST_MAX], sub_e
     return 0;
 }
 
-int sub_sha256_file(const char *path, char out[SUB_DIGEST_MAX], size_t *size, sub_err *e) {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) return sub_err_set(e, -errno, "cannot open %s: %m", path);
+int sub_sha256_fd(int fd, const char *what, char out[SUB_DIGEST_MAX], uint64_t *size, sub_err *e) {
     sub_sha256 h = {0};
     int r = sub_sha256_init(&h, e);
     if (r < 0) return r;
-    size_t total = 0;
+    uint64_t total = 0;
     char buf[65536];
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            r = sub_err_set(e, -errno, "cannot read %s: %m", path);
+            r = sub_err_set(e, -errno, "cannot read %s: %m", what);
             sub_sha256_free(&h);
             return r;
         }
         if (n == 0) break;
         sub_sha256_update(&h, buf, (size_t)n);
-        total += (size_t)n;
+        total += (uint64_t)n;
     }
     sub_sha256_final(&h, out);
     if (size) *size = total;
     return 0;
+}
+
+int sub_sha256_file(const char *path, char out[SUB_DIGEST_MAX], size_t *size, sub_err *e) {
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sub_err_set(e, -errno, "cannot open %s: %m", path);
+    uint64_t n = 0;
+    int r = sub_sha256_fd(fd, path, out, &n, e);
+    if (r == 0 && size) *size = (size_t)n;
+    return r;
 }
 
 static int is_lower_hex(const char *s, size_t n) {

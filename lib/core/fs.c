@@ -43,7 +43,7 @@ int sub_fsync_dir(const char *dir) {
     return r;
 }
 
-static int write_all(int fd, const void *data, size_t len) {
+int sub_write_all(int fd, const void *data, size_t len) {
     const char *p = data;
     while (len) {
         ssize_t n = write(fd, p, len);
@@ -68,7 +68,7 @@ int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t
         return sub_err_set(e, -err, "cannot create a file in %s: %s%s", dir, strerror(err),
                            sub_io_hint(err));
     }
-    int r = write_all(fd, data, len);
+    int r = sub_write_all(fd, data, len);
     if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
     if (r == 0 && fsync(fd) < 0) r = -errno;
     if (r == 0 && close(TAKE_FD(fd)) < 0) r = -errno;
@@ -193,7 +193,7 @@ int sub_copy_file(const char *src, const char *dst, mode_t mode, sub_err *e) {
             break;
         }
         if (n == 0) break;
-        if ((r = write_all(fd, buf, (size_t)n)) < 0) break;
+        if ((r = sub_write_all(fd, buf, (size_t)n)) < 0) break;
     }
     if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
     if (r == 0 && fsync(fd) < 0) r = -errno;

@@ -189,29 +189,6 @@ static int only_sha256(const char *digest, sub_err *e) {
     return 0;
 }
 
-static int hash_fd(int fd, char out[SUB_DIGEST_MAX], uint64_t *size, sub_err *e, const char *path) {
-    sub_sha256 h = {0};
-    int r = sub_sha256_init(&h, e);
-    if (r < 0) return r;
-    uint64_t total = 0;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            r = sub_err_set(e, -errno, "cannot read %s: %m", path);
-            sub_sha256_free(&h);
-            return r;
-        }
-        if (n == 0) break;
-        sub_sha256_update(&h, buf, (size_t)n);
-        total += (uint64_t)n;
-    }
-    sub_sha256_final(&h, out);
-    *size = total;
-    return 0;
-}
-
 int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, sub_err *e) {
     int r = only_sha256(digest, e);
     if (r < 0) return r;
@@ -232,7 +209,7 @@ int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, su
                             digest, dir, (long long)st.st_size, (unsigned long long)size);
     char got[SUB_DIGEST_MAX];
     uint64_t n;
-    if ((r = hash_fd(fd, got, &n, e, p)) < 0) return r;
+    if ((r = sub_sha256_fd(fd, p, got, &n, e)) < 0) return r;
     if (strcmp(got, digest) != 0)
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
                             "blob %s in layout %s is corrupt: its content hashes to %s", digest,

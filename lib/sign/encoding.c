@@ -125,19 +125,6 @@ char *sign_pem_encode(const char *label, const void *der, size_t len) {
     return sub_buf_detach(&b, NULL);
 }
 
-static int write_all(int fd, const char *p, size_t len) {
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 int sign_write_new_file(const char *path, const void *data, size_t len, mode_t mode, sub_err *e) {
     _cleanup_free_ char *dcopy = xstrdup(path);
     const char *dir = dirname(dcopy);
@@ -149,7 +136,7 @@ int sign_write_new_file(const char *path, const void *data, size_t len, mode_t m
         return sub_err_set(e, -err, "cannot create a file in %s: %s%s", dir, strerror(err),
                            sub_io_hint(err));
     }
-    int r = write_all(fd, data, len);
+    int r = sub_write_all(fd, data, len);
     if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
     if (r == 0 && fsync(fd) < 0) r = -errno;
     if (r == 0 && close(TAKE_FD(fd)) < 0) r = -errno;
