@@ -363,8 +363,8 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
                        sub_verify_failure_name(res->records[i].failure));
     _cleanup_free_ char *list = sub_buf_detach(&b, NULL);
     return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
-                        "none of the %zu signatures of %s@%s verified (%s)", res->n_records, repo,
-                        image_digest, list);
+                        "none of the %zu signatures of %s/%s@%s verified (%s)", res->n_records,
+                        sub_reg_host(r), repo, image_digest, list);
 }
 
 void sub_cosign_verify_result_free(sub_cosign_verify_result *res) {

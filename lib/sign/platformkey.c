@@ -30,7 +30,9 @@ int sub_platform_key_ensure(const char *state_dir, bool *created, char id_out[SU
         }
         return 0;
     }
-    if ((r = sub_mkdir_p(keys, 0700, e)) < 0) return r;
+    /* the state dir as everything else makes it; only keys/ is private */
+    if ((r = sub_mkdir_p(state_dir, 0755, e)) < 0 || (r = sub_mkdir_p(keys, 0700, e)) < 0)
+        return r;
     if (chmod(keys, 0700) < 0) return sub_err_set(e, -errno, "cannot chmod %s: %m", keys);
     if ((r = sub_key_files_absent(prefix, e)) < 0) return r;
     if ((r = sign_sodium_init(e)) < 0) return r;
