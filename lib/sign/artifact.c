@@ -320,8 +320,9 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
     rr = sub_reg_manifest_get(r, repo, res->sig_tag, &body, &len, &ctype, res->sig_manifest, &ge);
     if (rr == -ENOENT)
         return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
-                            "no signature: %s@%s is not signed (no tag %s in repository %s at %s)",
-                            repo, image_digest, res->sig_tag, repo, sub_reg_host(r));
+                            "no signature: %s/%s@%s is not signed (no tag %s in its "
+                            "repository)",
+                            sub_reg_host(r), repo, image_digest, res->sig_tag);
     if (rr < 0) {
         *e = ge;
         return rr;
@@ -331,17 +332,17 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
     sub_err pe = {0};
     if (sub_manifest_parse(body, len, ctype, &m, &pe) < 0 || m.kind != SUB_MANIFEST_IMAGE)
         return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
-                            "no signature: the signature artifact %s:%s (%s) is not an image "
+                            "no signature: the signature artifact %s/%s:%s (%s) is not an image "
                             "manifest: %s",
-                            repo, res->sig_tag, res->sig_manifest,
+                            sub_reg_host(r), repo, res->sig_tag, res->sig_manifest,
                             pe.msg[0] ? pe.msg : "it is an index");
     res->n_layers = m.n_layers;
     size_t nss = 0;
     for (size_t i = 0; i < m.n_layers; i++) nss += is_simplesigning(m.layers[i].media_type);
     if (nss == 0)
         return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
-                            "no signature: the signature artifact %s:%s holds no %s layer", repo,
-                            res->sig_tag, SUB_MT_COSIGN_SIMPLESIGNING);
+                            "no signature: the signature artifact %s/%s:%s holds no %s layer",
+                            sub_reg_host(r), repo, res->sig_tag, SUB_MT_COSIGN_SIMPLESIGNING);
     if (nss > SUB_COSIGN_MAX_SIGNATURES)
         return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
                             "the signature artifact %s:%s holds %zu signatures, more than the %d "
