@@ -195,7 +195,7 @@ static int verify_image(actx *a, const char *image, const char *digest, char by[
     _cleanup_reg_ sub_reg *c = client(a);
     if (!c) return sub_err_set(e, -EIO, "no registry client for %s", a->addr);
     _cleanup_free_ char *identity = xasprintf("%s/%s", a->addr, image);
-    _cleanup_verify_result_ sub_cosign_verify_result res;
+    _cleanup_verify_result_ sub_cosign_verify_result res = {0};
     r = sub_cosign_verify_registry(c, image, digest, (const sub_pubkey *const *)keys, n, identity,
                                    SUB_IDENTITY_EXACT, &res, e);
     if (r == 0 && by) snprintf(by, SUB_DIGEST_MAX, "%s", res.records[res.verified].key_id);

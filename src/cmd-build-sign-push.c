@@ -323,7 +323,7 @@ int cmd_build_sign_push(int argc, char **argv) {
         say(&b, "%s: %s by key %s: %s:%s (%zu signature%s)", name,
             sr.already_signed ? "already signed" : "signed", sr.key_id, identity, sr.sig_tag,
             sr.n_layers, sr.n_layers == 1 ? "" : "s");
-        _cleanup_verify_result_ sub_cosign_verify_result vr;
+        _cleanup_verify_result_ sub_cosign_verify_result vr = {0};
         if (sub_cosign_verify_registry(r, name, out[i].digest,
                                        (const sub_pubkey *const *)trusted, ntrusted, identity,
                                        SUB_IDENTITY_EXACT, &vr, &e) < 0) {

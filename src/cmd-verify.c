@@ -200,7 +200,7 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
     sub_reg_opts ro = {.host = ref.registry};
     _cleanup_reg_ sub_reg *r = NULL;
     if (sub_reg_new(&ro, &r, &e) < 0) return cli_fail("verify", &e);
-    _cleanup_verify_result_ sub_cosign_verify_result res;
+    _cleanup_verify_result_ sub_cosign_verify_result res = {0};
     int rr = sub_cosign_verify_registry(r, ref.repository, ref.digest, keys, nkeys, identity,
                                         policy, &res, &e);
     bool verdict = rr == 0 || rr == -EKEYREJECTED;
