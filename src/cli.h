@@ -26,3 +26,4 @@ CMD(version);
 CMD(key);
 CMD(sign);
 CMD(verify);
+CMD(build_sign_push);

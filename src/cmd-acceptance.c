@@ -4,6 +4,7 @@
 #include "cli.h"
 #include "substrate/build.h"
 #include "substrate/config.h"
+#include "substrate/cosign-registry.h"
 #include "substrate/fs.h"
 #include "substrate/git.h"
 #include "substrate/json.h"
@@ -31,6 +32,7 @@ typedef struct actx {
     json_t *checks;
     /* facts carried between checks */
     char hello_digest[SUB_DIGEST_MAX];
+    char job_digest[SUB_DIGEST_MAX];
     bool registry_up;
 } actx;
 
@@ -138,6 +140,7 @@ static void check_push(actx *a, const char *image) {
         record(a, name, !strcmp(served, res.manifest_digest), "%s/%s:1.0.0 -> %s (built %s)",
                a->addr, image, served, res.manifest_digest);
         if (!strcmp(image, "hello")) memcpy(a->hello_digest, res.manifest_digest, SUB_DIGEST_MAX);
+        if (!strcmp(image, "job")) memcpy(a->job_digest, res.manifest_digest, SUB_DIGEST_MAX);
     }
     sub_build_result_free(&res);
 }
@@ -176,6 +179,133 @@ static void check_refusals(actx *a) {
     sub_build_result_free(&res);
 }
 
+/* ---- signatures (issue 3) ---- */
+
+/* Verify image@digest in the private registry against the private trust
+ * store, exact identity. Returns the library's result; e gets the reason. */
+static int verify_image(actx *a, const char *image, const char *digest, char by[SUB_DIGEST_MAX],
+                        sub_err *e) {
+    _cleanup_free_ char *dir = sub_path_join(a->state, "trust");
+    _cleanup_pubkeys_ sub_pubkey **keys = NULL;
+    size_t n = 0;
+    int r = sub_trust_load(dir, &keys, &n, e);
+    if (r < 0) return r;
+    _cleanup_reg_ sub_reg *c = client(a);
+    if (!c) return sub_err_set(e, -EIO, "no registry client for %s", a->addr);
+    _cleanup_free_ char *identity = xasprintf("%s/%s", a->addr, image);
+    _cleanup_verify_result_ sub_cosign_verify_result res = {0};
+    r = sub_cosign_verify_registry(c, image, digest, (const sub_pubkey *const *)keys, n, identity,
+                                   SUB_IDENTITY_EXACT, &res, e);
+    if (r == 0 && by) snprintf(by, SUB_DIGEST_MAX, "%s", res.records[res.verified].key_id);
+    return r;
+}
+
+static void check_signed_verifies(actx *a) {
+    const char *name = "an image signed with the platform key verifies from the registry";
+    if (!a->hello_digest[0]) {
+        record(a, name, false, "hello was not pushed");
+        return;
+    }
+    sub_err e = {0};
+    bool created = false;
+    char id[SUB_DIGEST_MAX] = "";
+    _cleanup_free_ char *keyp = sub_platform_key_path(a->state);
+    _cleanup_free_ char *prefix = sub_key_prefix(keyp);
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    int r = sub_platform_key_ensure(a->state, &created, id, &e);
+    if (r == 0) {
+        sub_pass_opts po = {.key_prefix = prefix, .beside_first = true};
+        _cleanup_passphrase_ sub_passphrase pass = {0};
+        r = sub_passphrase_get(&po, &pass, &e);
+        if (r == 0) r = sub_privkey_load_file(keyp, pass.data, pass.len, &k, &e);
+    }
+    sub_cosign_sign_result sr = {0};
+    if (r == 0) {
+        _cleanup_reg_ sub_reg *c = client(a);
+        _cleanup_free_ char *identity = xasprintf("%s/hello", a->addr);
+        r = c ? sub_cosign_sign_registry(c, "hello", identity, a->hello_digest, k, &sr, &e) : -EIO;
+    }
+    char by[SUB_DIGEST_MAX] = "";
+    if (r == 0) r = verify_image(a, "hello", a->hello_digest, by, &e);
+    if (r < 0) record(a, name, false, "%s", e.msg);
+    else
+        record(a, name, created && streq(by, id),
+               "platform key %s made in %s (created now: %s); %s/hello@%s signed under %s and "
+               "verified by key %s from the trust store",
+               id, keyp, created ? "yes" : "no", a->addr, a->hello_digest, sr.sig_tag, by);
+}
+
+static void check_unsigned_refused(actx *a) {
+    const char *name = "an unsigned image is refused";
+    if (!a->job_digest[0]) {
+        record(a, name, false, "job was not pushed");
+        return;
+    }
+    sub_err e = {0};
+    int r = verify_image(a, "job", a->job_digest, NULL, &e);
+    record(a, name, r == -EKEYREJECTED && strstr(e.msg, "no signature"), "%s/job@%s: %s",
+           a->addr, a->job_digest, r == 0 ? "verified (wrongly)" : e.msg);
+}
+
+static void check_other_key_refused(actx *a) {
+    const char *name = "an image signed by another key is refused";
+    if (!a->job_digest[0]) {
+        record(a, name, false, "job was not pushed");
+        return;
+    }
+    sub_err e = {0};
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    sub_cosign_sign_result sr = {0};
+    int r = sub_privkey_generate(&k, &e);
+    if (r == 0) {
+        _cleanup_reg_ sub_reg *c = client(a);
+        _cleanup_free_ char *identity = xasprintf("%s/job", a->addr);
+        r = c ? sub_cosign_sign_registry(c, "job", identity, a->job_digest, k, &sr, &e) : -EIO;
+    }
+    if (r < 0) {
+        record(a, name, false, "signing job with a fresh key failed: %s", e.msg);
+        return;
+    }
+    r = verify_image(a, "job", a->job_digest, NULL, &e);
+    record(a, name, r == -EKEYREJECTED && strstr(e.msg, "no trusted key matched"),
+           "job signed by key %s (not trusted), signature %s: %s", sr.key_id, sr.sig_tag,
+           r == 0 ? "verified (wrongly)" : e.msg);
+}
+
+/* The real-cosign signature from containers/image's fixtures (see
+ * tests/fixtures/cosign/README.txt, item 6). */
+#define UPSTREAM_DIR "tests/fixtures/cosign/upstream-containers-image"
+#define UPSTREAM_IDENTITY "192.168.64.2:5000/cosign-signed-single-sample"
+
+static void check_real_cosign(actx *a) {
+    const char *name = "a signature made by real cosign verifies offline";
+    sub_err e = {0};
+    _cleanup_free_ char *dir = sub_path_join(a->repo, UPSTREAM_DIR);
+    _cleanup_free_ char *pubp = sub_path_join(dir, "cosign.pub");
+    _cleanup_free_ char *payp = sub_path_join(dir, "payload.json");
+    _cleanup_free_ char *sigp = sub_path_join(dir, "signature.b64");
+    _cleanup_free_ char *manp = sub_path_join(dir, "manifest.json");
+    _cleanup_pubkey_ sub_pubkey *k = NULL;
+    _cleanup_free_ char *payload = NULL, *sig = NULL;
+    size_t plen = 0, slen = 0;
+    char digest[SUB_DIGEST_MAX] = "";
+    int r = sub_pubkey_load_file(pubp, &k, &e);
+    if (r == 0) r = sub_read_file(payp, SUB_SIGN_MAX_PAYLOAD, &payload, &plen, &e);
+    if (r == 0) r = sub_read_file(sigp, SUB_SIGN_MAX_SIG_B64, &sig, &slen, &e);
+    if (r == 0) r = sub_sha256_file(manp, digest, NULL, &e);
+    sub_verify_record rec = {0};
+    if (r == 0) {
+        sig[strcspn(sig, "\r\n")] = 0;
+        const sub_pubkey *keys[] = {k};
+        r = sub_cosign_verify(keys, 1, payload, plen, sig, digest, UPSTREAM_IDENTITY,
+                              SUB_IDENTITY_EXACT, &rec, &e);
+    }
+    if (r < 0) record(a, name, false, "%s: %s", UPSTREAM_DIR, e.msg);
+    else
+        record(a, name, rec.verified, "%s: image %s, identity %s, verified by key %s", UPSTREAM_DIR,
+               rec.payload_digest, rec.payload_reference, rec.key_id);
+}
+
 static void help(void) {
     printf("Usage: substrate acceptance [--report FILE] [--tap] [--keep]\n"
            "\n"
@@ -187,7 +317,11 @@ static void help(void) {
            "Checks today (supply chain): the registry starts; hello builds reproducibly from one\n"
            "commit in different export directories; hello and job build, push and are served by\n"
            "digest; hello pulls back by digest with every blob verified; a semver '+' version,\n"
-           "an unknown image and an unknown commit are refused.\n"
+           "an unknown image and an unknown commit are refused. Signatures: hello signed with\n"
+           "the platform key (made in the private state, its public key trusted) verifies from\n"
+           "the registry; the unsigned job image is refused (no signature), and so is job once\n"
+           "signed by another key (no trusted key matched); the signature made by real cosign\n"
+           "(tests/fixtures/cosign/upstream-containers-image) verifies offline.\n"
            "\n"
            "Output: one line per check, then `N passed, N failed`. A JSON report (each check with\n"
            "its evidence) goes to $SUBSTRATE_STATE/acceptance/report.json or --report FILE.\n"
@@ -237,6 +371,10 @@ int cmd_acceptance(int argc, char **argv) {
     check_push(&a, "job");
     check_pull(&a);
     check_refusals(&a);
+    check_signed_verifies(&a);
+    check_unsigned_refused(&a);
+    check_other_key_refused(&a);
+    check_real_cosign(&a);
 
     if (a.registry_up) {
         sub_regsrv_opts so = {.state_dir = a.state, .addr = a.addr};

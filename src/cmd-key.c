@@ -10,8 +10,12 @@
 static void usage(FILE *f) {
     fputs("Usage: substrate key generate <prefix> [--passphrase-file FILE] [--json]\n"
           "       substrate key id <public-key.pub> [--json]\n"
+          "       substrate key trust <public-key.pub> [--json]\n"
+          "       substrate key untrust <key-id>\n"
+          "       substrate key list [--json]\n"
           "\n"
-          "Cosign-compatible ECDSA P-256 signing keys.\n"
+          "Cosign-compatible ECDSA P-256 signing keys, and the trust store of public keys\n"
+          "that `substrate verify` (and every deployment) accepts signatures from.\n"
           "\n"
           "  generate <prefix>  Create <prefix>.key, the private key encrypted in cosign's\n"
           "                     format (PEM \"ENCRYPTED SIGSTORE PRIVATE KEY\": scrypt N=32768\n"
@@ -20,6 +24,15 @@ static void usage(FILE *f) {
           "                     use both. Existing files are never overwritten.\n"
           "  id <file.pub>      Print the key id: \"sha256:\" + hex SHA-256 of the key's\n"
           "                     SubjectPublicKeyInfo DER. Every message naming a key shows it.\n"
+          "  trust <file.pub>   Add the public key to the trust store $SUBSTRATE_STATE/trust/ as\n"
+          "                     <hex of its key id>.pub (mode 0644). Adding it again is a no-op.\n"
+          "  untrust <key-id>   Remove every trust store entry holding that key\n"
+          "                     (sha256:<hex> or <hex>).\n"
+          "  list               Show the trusted keys: key id and file.\n"
+          "\n"
+          "Rotation: `key trust new.pub`; re-sign the images with the new key (`substrate\n"
+          "sign REF@DIGEST --key new.key` adds a signature, the old one stays); then\n"
+          "`key untrust <old-id>`. Meanwhile any trusted key verifies.\n"
           "\n"
           "Options:\n"
           "      --passphrase-file FILE  read the passphrase from FILE (one trailing newline\n"
@@ -36,13 +49,15 @@ static void usage(FILE *f) {
           "     terminal (a script, a service) the command fails at once instead of waiting.\n"
           "\n"
           "Exit codes: 0 done; 2 usage or input error (files exist, no passphrase source,\n"
-          "not a public key); 3 environment error (cannot write, no randomness).\n"
+          "not a public key, key not trusted); 3 environment error (cannot write, no\n"
+          "randomness, unreadable trust store).\n"
           "\n"
           "Examples:\n"
           "  substrate key generate platform/keys/release\n"
           "  SUBSTRATE_PASSPHRASE=... substrate key generate /tmp/ci --json\n"
           "  substrate key id platform/keys/release.pub\n"
-          "  install -m 0644 platform/keys/release.pub \"$SUBSTRATE_STATE/trust/\"\n",
+          "  substrate key trust platform/keys/release.pub\n"
+          "  substrate key untrust sha256:17400879cad617312f3bb1331ca3d88490b32e586a9295fe19e269e7bdcb015c\n",
           f);
 }
 
@@ -99,6 +114,59 @@ static int key_id(const char *path, bool json) {
     return SUB_EXIT_OK;
 }
 
+static int key_trust(const char *path, bool json) {
+    sub_err e = {0};
+    _cleanup_free_ char *dir = sub_trust_dir();
+    char id[SUB_DIGEST_MAX];
+    _cleanup_free_ char *dest = NULL;
+    int r = sub_trust_add(dir, path, id, &dest, &e);
+    if (r < 0) return cli_fail("key trust", &e);
+    if (json) {
+        _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:b}", "key_id", id, "file", dest,
+                                             "added", r == 1);
+        _cleanup_free_ char *s = sub_json_dump_pretty(j);
+        fputs(s, stdout);
+    } else {
+        printf("%s key %s: %s\n", r == 1 ? "Trusted" : "Already trusted:", id, dest);
+    }
+    return SUB_EXIT_OK;
+}
+
+static int key_untrust(const char *id) {
+    sub_err e = {0};
+    _cleanup_free_ char *dir = sub_trust_dir();
+    int r = sub_trust_remove(dir, id, &e);
+    if (r < 0) return cli_fail("key untrust", &e);
+    printf("No longer trusted: key %s%s (%d entr%s removed from %s)\n",
+           str_has_prefix(id, "sha256:") ? "" : "sha256:", id, r, r == 1 ? "y" : "ies", dir);
+    return SUB_EXIT_OK;
+}
+
+static int key_list(bool json) {
+    sub_err e = {0};
+    _cleanup_free_ char *dir = sub_trust_dir();
+    _cleanup_pubkeys_ sub_pubkey **keys = NULL;
+    size_t n = 0;
+    if (!sub_path_exists(dir)) {
+        keys = xcalloc(1, sizeof *keys);
+    } else if (sub_trust_load(dir, &keys, &n, &e) < 0) {
+        return cli_fail("key list", &e);
+    }
+    if (json) {
+        _cleanup_json_ json_t *a = json_array();
+        for (size_t i = 0; i < n; i++)
+            json_array_append_new(a, json_pack("{s:s, s:s}", "key_id", sub_pubkey_id(keys[i]),
+                                               "file", sub_pubkey_source(keys[i])));
+        _cleanup_free_ char *s = sub_json_dump_pretty(a);
+        fputs(s, stdout);
+    } else {
+        for (size_t i = 0; i < n; i++)
+            printf("%s %s\n", sub_pubkey_id(keys[i]), sub_pubkey_source(keys[i]));
+        if (n == 0) fprintf(stderr, "no trusted keys in %s\n", dir);
+    }
+    return SUB_EXIT_OK;
+}
+
 int cmd_key(int argc, char **argv) {
     enum { OPT_PASSFILE = 256, OPT_JSON };
     static const struct option opts[] = {
@@ -119,7 +187,8 @@ int cmd_key(int argc, char **argv) {
         default: return cli_usage_error("key", "unknown or incomplete option");
         }
     }
-    if (optind >= argc) return cli_usage_error("key", "which action: generate or id?");
+    if (optind >= argc)
+        return cli_usage_error("key", "which action: generate, id, trust, untrust or list?");
     const char *action = argv[optind++];
     int nargs = argc - optind;
     if (!strcmp(action, "generate")) {
@@ -134,5 +203,20 @@ int cmd_key(int argc, char **argv) {
         if (passfile) return cli_usage_error("key", "id needs no passphrase (it reads a .pub file)");
         return key_id(argv[optind], json);
     }
-    return cli_usage_error("key", "unknown action \"%s\" (generate or id)", action);
+    if (passfile && strcmp(action, "generate"))
+        return cli_usage_error("key", "%s needs no passphrase", action);
+    if (!strcmp(action, "trust")) {
+        if (nargs != 1) return cli_usage_error("key", "trust takes one public key file");
+        return key_trust(argv[optind], json);
+    }
+    if (!strcmp(action, "untrust")) {
+        if (nargs != 1) return cli_usage_error("key", "untrust takes one key id (see `key list`)");
+        return key_untrust(argv[optind]);
+    }
+    if (!strcmp(action, "list")) {
+        if (nargs != 0) return cli_usage_error("key", "list takes no arguments");
+        return key_list(json);
+    }
+    return cli_usage_error("key", "unknown action \"%s\" (generate, id, trust, untrust or list)",
+                           action);
 }

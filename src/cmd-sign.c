@@ -1,6 +1,10 @@
-/* substrate sign: make a cosign signature (offline mode: files on disk). */
+/* substrate sign: make a cosign signature and push it in cosign's layout
+ * (or, with --offline, write payload and signature files). */
 #include "cli.h"
+#include "substrate/config.h"
+#include "substrate/cosign-registry.h"
 #include "substrate/fs.h"
+#include "substrate/ref.h"
 #include "substrate/json.h"
 #include "substrate/sign.h"
 #include <getopt.h>
@@ -8,48 +12,133 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fputs("Usage: substrate sign --offline --key FILE.key [--passphrase-file FILE]\n"
+    fputs("Usage: substrate sign REF@sha256:<hex> --key FILE.key [--passphrase-file FILE] [--json]\n"
+          "       substrate sign --offline --key FILE.key [--passphrase-file FILE]\n"
           "                      (--identity REF --digest sha256:<hex> --output-payload FILE\n"
           "                       | --payload FILE)\n"
           "                      [--output-signature FILE] [--json]\n"
           "\n"
-          "Sign an image digest the way cosign does with a key: build the simple-signing\n"
-          "payload {\"critical\":{\"identity\":{\"docker-reference\":REF},\"image\":\n"
+          "Sign an image the way cosign does with a key: build the simple-signing payload\n"
+          "{\"critical\":{\"identity\":{\"docker-reference\":REF},\"image\":\n"
           "{\"docker-manifest-digest\":DIGEST},\"type\":\"cosign container image signature\"},\n"
-          "\"optional\":null} and sign its bytes with ECDSA P-256 / SHA-256. The signature is\n"
-          "printed (or written) as base64 of the ASN.1 DER signature: the value of the\n"
-          "dev.cosignproject.cosign/signature annotation. With --payload an existing payload\n"
-          "is signed as it is (it must be a valid cosign payload).\n"
+          "\"optional\":null} and sign its bytes with ECDSA P-256 / SHA-256 (ASN.1 DER, base64).\n"
           "\n"
-          "With --offline the result goes to files; pushing the signature artifact to the\n"
-          "registry is not available yet. The key is decrypted (and a wrong passphrase\n"
-          "refused) before anything is signed.\n"
+          "Registry mode (REF given): REF must name the image by digest (a tag can move, so a\n"
+          "tag-only reference is refused: sign by digest). The image manifest must be in the\n"
+          "registry. The payload names \"registry/repository\" exactly as REF writes it and the\n"
+          "digest. The signature is pushed in cosign's layout: tag sha256-<hex>.sig in the\n"
+          "image's repository, an OCI manifest with a cosign-style config and one layer per\n"
+          "signature (mediaType application/vnd.dev.cosign.simplesigning.v1+json, digest =\n"
+          "sha256 of the payload, annotation dev.cosignproject.cosign/signature = the base64\n"
+          "signature). Existing signatures (by other keys) are kept and the new one is added;\n"
+          "when this key has already signed the same payload nothing is pushed. cosign, and\n"
+          "`substrate verify`, read the result.\n"
+          "\n"
+          "Offline mode (--offline): the payload and the signature go to files.\n"
+          "\n"
+          "The key is decrypted first: a wrong passphrase is refused before anything is signed\n"
+          "or pushed.\n"
           "\n"
           "Options:\n"
-          "      --offline                write files only (required for now)\n"
-          "      --key FILE.key           cosign-format encrypted private key\n"
+          "      --key FILE.key           cosign-format encrypted private key (required)\n"
           "      --passphrase-file FILE   passphrase source (see below)\n"
+          "      --json                   print the result as JSON\n"
+          "      --offline                write files instead of pushing; then:\n"
           "      --identity REF           \"registry/repository\" the signature is for (no tag)\n"
           "      --digest sha256:<hex>    the image manifest digest to sign\n"
           "      --output-payload FILE    where to write the payload bytes\n"
           "      --payload FILE           sign this payload instead of building one\n"
           "      --output-signature FILE  write the base64 signature here (default: stdout)\n"
-          "      --json                   print key id, payload digest and signature as JSON\n"
           "  -h, --help                   show this help\n"
           "\n"
           "Passphrase, first source found wins: --passphrase-file FILE; $SUBSTRATE_PASSPHRASE;\n"
           "<key without .key>.pass (yours, mode 0600); a prompt on the terminal. With no\n"
           "terminal the command fails at once.\n"
           "\n"
-          "Exit codes: 0 signed; 2 usage or input error (wrong passphrase, bad payload, bad\n"
-          "key); 3 environment error.\n"
+          "Output (registry mode): \"Signed REF with key sha256:...\" and the signature tag\n"
+          "REGISTRY/REPO:sha256-<hex>.sig with its manifest digest and number of signatures.\n"
+          "\n"
+          "Environment: SUBSTRATE_REGISTRY (the registry when REF names none),\n"
+          "SUBSTRATE_PASSPHRASE, SUBSTRATE_REGISTRY_USER, SUBSTRATE_REGISTRY_PASSWORD.\n"
+          "\n"
+          "Exit codes: 0 signed (or already signed by this key); 2 usage or input error (REF\n"
+          "without a digest, image not in the registry, wrong passphrase, bad key or payload);\n"
+          "3 environment error (registry unreachable, push refused).\n"
           "\n"
           "Examples:\n"
+          "  substrate sign 127.0.0.1:5000/hello@sha256:9a119f34...44455 --key release.key\n"
+          "  substrate sign hello@sha256:... --key release.key --passphrase-file pass.txt --json\n"
           "  substrate sign --offline --key release.key --identity 127.0.0.1:5000/hello \\\n"
           "      --digest sha256:9a119f34ac7d13e731bc3301479a2346da3b2f0427a9459c5a561e47b2844455 \\\n"
-          "      --output-payload payload.json --output-signature signature.b64\n"
-          "  substrate sign --offline --key release.key --payload payload.json\n",
+          "      --output-payload payload.json --output-signature signature.b64\n",
           f);
+}
+
+/* Decrypt the key; a wrong passphrase stops everything before signing. */
+static int load_key(const char *keyp, const char *passfile, sub_privkey **out) {
+    sub_err e = {0};
+    _cleanup_free_ char *prefix = sub_key_prefix(keyp);
+    _cleanup_free_ char *what = xasprintf("key %s", keyp);
+    sub_pass_opts po = {.file = passfile, .key_prefix = prefix, .what = what};
+    _cleanup_passphrase_ sub_passphrase pass = {0};
+    if (sub_passphrase_get(&po, &pass, &e) < 0) return cli_fail("sign", &e);
+    if (sub_privkey_load_file(keyp, pass.data, pass.len, out, &e) < 0) {
+        if (e.code == -EKEYREJECTED) {
+            /* name the key by id when its public half sits beside it */
+            _cleanup_free_ char *pubp = xasprintf("%s.pub", prefix);
+            _cleanup_pubkey_ sub_pubkey *pub = NULL;
+            if (sub_pubkey_load_file(pubp, &pub, NULL) == 0)
+                sub_err_detail(&e, "passphrase taken from %s; %s is key %s; nothing was signed "
+                                   "or pushed",
+                               pass.origin, pubp, sub_pubkey_id(pub));
+            else
+                sub_err_detail(&e, "passphrase taken from %s; nothing was signed or pushed",
+                               pass.origin);
+        }
+        return cli_fail("sign", &e);
+    }
+    return SUB_EXIT_OK;
+}
+
+static int sign_registry(const char *refarg, const char *keyp, const char *passfile, bool json) {
+    sub_err e = {0};
+    _cleanup_ref_ sub_ref ref = {0};
+    if (sub_ref_parse(refarg, sub_registry_addr(), &ref, &e) < 0) return cli_fail("sign", &e);
+    if (!ref.digest)
+        return cli_usage_error("sign",
+                               "%s names no digest: sign by digest (REF@sha256:<hex>), since a "
+                               "tag can move; `substrate inspect %s` shows the digest",
+                               refarg, refarg);
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    int rc = load_key(keyp, passfile, &k);
+    if (rc) return rc;
+    _cleanup_free_ char *name = sub_ref_name(&ref);
+    sub_reg_opts ro = {.host = ref.registry};
+    _cleanup_reg_ sub_reg *r = NULL;
+    if (sub_reg_new(&ro, &r, &e) < 0) return cli_fail("sign", &e);
+    sub_cosign_sign_result res;
+    if (sub_cosign_sign_registry(r, ref.repository, name, ref.digest, k, &res, &e) < 0)
+        return cli_fail("sign", &e);
+    _cleanup_free_ char *image = xasprintf("%s@%s", name, ref.digest);
+    _cleanup_free_ char *sigref = xasprintf("%s:%s", name, res.sig_tag);
+    if (json) {
+        _cleanup_json_ json_t *j = json_pack(
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "image", image, "digest",
+            ref.digest, "identity", res.identity, "key_id", res.key_id, "signature_tag",
+            res.sig_tag, "signature_ref", sigref, "signature_manifest", res.sig_manifest,
+            "payload_digest", res.payload_digest, "signatures", (json_int_t)res.n_layers,
+            "pushed", !res.already_signed);
+        _cleanup_free_ char *s = sub_json_dump_pretty(j);
+        fputs(s, stdout);
+    } else {
+        printf("%s %s with key %s\n", res.already_signed ? "Already signed:" : "Signed", image,
+               res.key_id);
+        printf("  signature: %s (manifest %s, %zu signature%s%s)\n", sigref, res.sig_manifest,
+               res.n_layers, res.n_layers == 1 ? "" : "s",
+               res.already_signed ? "; this key's signature was there, nothing pushed" : "");
+        printf("  payload:   %s (identity %s)\n", res.payload_digest, res.identity);
+    }
+    return SUB_EXIT_OK;
 }
 
 int cmd_sign(int argc, char **argv) {
@@ -90,10 +179,19 @@ int cmd_sign(int argc, char **argv) {
         default: return cli_usage_error("sign", "unknown or incomplete option");
         }
     }
-    if (optind < argc || !offline)
-        return cli_usage_error("sign",
-                               "only --offline signing (payload and signature files) is available "
-                               "yet; pushing the signature to the registry comes later");
+    if (!offline) {
+        if (identity || digest || out_payload || in_payload || out_sig)
+            return cli_usage_error("sign", "--identity, --digest, --payload and the --output-* "
+                                           "options belong to --offline signing");
+        if (optind + 1 != argc)
+            return cli_usage_error("sign", optind >= argc ? "which image? give REF@sha256:<hex>"
+                                                          : "expected exactly one REF");
+        if (!keyp) return cli_usage_error("sign", "--key FILE.key is required");
+        return sign_registry(argv[optind], keyp, passfile, json);
+    }
+    if (optind < argc)
+        return cli_usage_error("sign", "--offline signs files: unexpected argument \"%s\"",
+                               argv[optind]);
     if (!keyp) return cli_usage_error("sign", "--key FILE.key is required");
     if (in_payload && (identity || digest || out_payload))
         return cli_usage_error("sign", "--payload signs an existing payload: do not combine it "
@@ -103,26 +201,9 @@ int cmd_sign(int argc, char **argv) {
                                        "--payload FILE)");
 
     sub_err e = {0};
-    /* The key first: a wrong passphrase stops everything before signing. */
-    _cleanup_free_ char *prefix = sub_key_prefix(keyp);
-    _cleanup_free_ char *what = xasprintf("key %s", keyp);
-    sub_pass_opts po = {.file = passfile, .key_prefix = prefix, .what = what};
-    _cleanup_passphrase_ sub_passphrase pass = {0};
-    if (sub_passphrase_get(&po, &pass, &e) < 0) return cli_fail("sign", &e);
     _cleanup_privkey_ sub_privkey *k = NULL;
-    if (sub_privkey_load_file(keyp, pass.data, pass.len, &k, &e) < 0) {
-        if (e.code == -EKEYREJECTED) {
-            /* name the key by id when its public half sits beside it */
-            _cleanup_free_ char *pubp = xasprintf("%s.pub", prefix);
-            _cleanup_pubkey_ sub_pubkey *pub = NULL;
-            if (sub_pubkey_load_file(pubp, &pub, NULL) == 0)
-                sub_err_detail(&e, "passphrase taken from %s; %s is key %s", pass.origin, pubp,
-                               sub_pubkey_id(pub));
-            else sub_err_detail(&e, "passphrase taken from %s", pass.origin);
-        }
-        return cli_fail("sign", &e);
-    }
-    sub_passphrase_free(&pass);
+    int rc = load_key(keyp, passfile, &k);
+    if (rc) return rc;
 
     _cleanup_free_ char *payload = NULL;
     size_t plen = 0;

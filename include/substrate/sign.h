@@ -122,7 +122,8 @@ int sub_privkey_decrypt(const char *pem, size_t len, const char *pass, size_t pa
  *   3. <prefix>.pass beside the key: must be a regular file owned by us and
  *      not readable/writable by group or others (else refused, with the fix);
  *   4. a prompt on the controlling terminal (/dev/tty) with echo off, twice
- *      when opts->confirm. With no terminal this fails at once (-ENXIO). */
+ *      when opts->confirm. With no terminal this fails at once (-ENXIO).
+ * With opts->beside_first, 3 is tried before 2. */
 typedef enum {
     SUB_PASS_FILE = 1,
     SUB_PASS_ENV,
@@ -135,6 +136,9 @@ typedef struct sub_pass_opts {
     const char *key_prefix; /* look for <key_prefix>.pass; NULL skips that source */
     const char *what;       /* for the prompt: "new key x.key", "key x.key" */
     bool confirm;           /* prompt twice and require the same answer */
+    bool beside_first;      /* <key_prefix>.pass, when present, wins over
+                             * $SUBSTRATE_PASSPHRASE (the platform key, whose
+                             * generated passphrase lives beside it) */
 } sub_pass_opts;
 
 typedef struct sub_passphrase {
@@ -175,6 +179,18 @@ char *sub_trust_dir(void);
  * directory/key file writable by group or others, is an error naming it. A
  * missing dir is -ENOENT with a hint; an empty one gives n = 0. */
 int sub_trust_load(const char *dir, sub_pubkey ***keys, size_t *n, sub_err *e);
+/* Trust the public key in pub_path: write it (PEM, as parsed) to
+ * dir/<hex of its key id>.pub, mode 0644, creating dir (0755) if needed.
+ * Returns 1 when added, 0 when that entry already holds this key. id_out
+ * (may be NULL) gets the key id; *dest (may be NULL) the entry's path
+ * (caller frees). */
+int sub_trust_add(const char *dir, const char *pub_path, char id_out[SUB_DIGEST_MAX], char **dest,
+                  sub_err *e);
+/* Remove every *.pub in dir holding the key `id` ("sha256:<hex>" or "<hex>").
+ * Returns how many entries were removed (> 0), or -ENOENT (input class)
+ * when the key is not trusted there. Entries that do not parse are left
+ * alone. */
+int sub_trust_remove(const char *dir, const char *id, sub_err *e);
 
 /* ---- payloads ------------------------------------------------------------ */
 

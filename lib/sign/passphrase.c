@@ -209,6 +209,17 @@ int sub_passphrase_get(const sub_pass_opts *o, sub_passphrase *out, sub_err *e) 
         if (r == 0) set_out(out, buf, len, SUB_PASS_FILE, o->file);
         goto done;
     }
+    if (o->key_prefix && o->beside_first) {
+        _cleanup_free_ char *pp = xasprintf("%s.pass", o->key_prefix);
+        r = from_beside(pp, buf, &len, e);
+        if (r != 0) {
+            if (r > 0) {
+                set_out(out, buf, len, SUB_PASS_BESIDE_KEY, pp);
+                r = 0;
+            }
+            goto done;
+        }
+    }
     const char *env = getenv("SUBSTRATE_PASSPHRASE");
     if (env) {
         len = strlen(env);

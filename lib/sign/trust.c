@@ -66,3 +66,65 @@ int sub_trust_load(const char *dir, sub_pubkey ***keys, size_t *n, sub_err *e) {
     *n = cnt;
     return 0;
 }
+
+int sub_trust_add(const char *dir, const char *pub_path, char id_out[SUB_DIGEST_MAX], char **dest,
+                  sub_err *e) {
+    _cleanup_pubkey_ sub_pubkey *k = NULL;
+    int r = sub_pubkey_load_file(pub_path, &k, e);
+    if (r < 0) return r;
+    const char *id = sub_pubkey_id(k);
+    if (id_out) memcpy(id_out, id, strlen(id) + 1);
+    if ((r = sub_mkdir_p(dir, 0755, e)) < 0) return r;
+    _cleanup_free_ char *name = xasprintf("%s.pub", sub_digest_hex(id));
+    _cleanup_free_ char *path = sub_path_join(dir, name);
+    _cleanup_pubkey_ sub_pubkey *have = NULL;
+    int added = 1;
+    if (sub_pubkey_load_file(path, &have, NULL) == 0 && streq(sub_pubkey_id(have), id)) {
+        added = 0;
+    } else {
+        _cleanup_free_ char *pem = sub_pubkey_to_pem(k);
+        if ((r = sub_write_file_atomic(path, pem, strlen(pem), 0644, e)) < 0) return r;
+    }
+    if (dest) *dest = TAKE_PTR(path);
+    return added;
+}
+
+int sub_trust_remove(const char *dir, const char *id, sub_err *e) {
+    _cleanup_free_ char *want = str_has_prefix(id, "sha256:") ? xstrdup(id)
+                                                              : xasprintf("sha256:%s", id);
+    sub_err ve = {0};
+    if (sub_digest_validate(want, &ve) < 0 || !str_has_prefix(want, "sha256:"))
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                            "\"%s\" is not a key id (sha256:<64 hex>, as `substrate key list` "
+                            "shows)",
+                            id);
+    DIR *d = opendir(dir);
+    if (!d) {
+        int err = errno;
+        if (err == ENOENT)
+            return sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
+                                "key %s is not trusted: the trust store %s does not exist", want,
+                                dir);
+        return sub_err_set(e, -err, "cannot open the trust store %s: %s", dir, strerror(err));
+    }
+    _cleanup_strv_ char **names = xcalloc(1, sizeof(char *));
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.' && str_has_suffix(de->d_name, ".pub")) strv_push(&names, de->d_name);
+    closedir(d);
+    int n = 0;
+    for (char **p = names; *p; p++) {
+        _cleanup_free_ char *path = sub_path_join(dir, *p);
+        _cleanup_pubkey_ sub_pubkey *k = NULL;
+        if (sub_pubkey_load_file(path, &k, NULL) < 0 || !streq(sub_pubkey_id(k), want)) continue;
+        if (unlink(path) < 0) return sub_err_set(e, -errno, "cannot remove %s: %m", path);
+        n++;
+    }
+    if (n == 0)
+        return sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
+                            "key %s is not trusted: no entry of %s holds it (see `substrate key "
+                            "list`)",
+                            want, dir);
+    sub_fsync_dir(dir);
+    return n;
+}

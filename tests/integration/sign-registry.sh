@@ -1,0 +1,258 @@
+#!/usr/bin/env bash
+# Cosign signatures in a real docker-registry: `substrate sign REF@digest`
+# pushes cosign's layout (checked field by field against the vector, and with
+# openssl), `substrate verify` fetches and checks it (other key, unsigned
+# image, second signer, skopeo-copied signature under both identity
+# policies, crafted signatures for the wrong image or over a malformed
+# payload), wrong passphrases push nothing, and the trust store commands.
+. "$(dirname "$0")/../lib.sh"
+F=$TOP/tests/fixtures/cosign
+PY=/usr/bin/python3
+unset SUBSTRATE_PASSPHRASE
+
+git clone -q "$TOP" "$T/repo"
+R=$T/repo
+SHA=$(git -C "$R" rev-parse HEAD)
+t_registry
+REG=$SUBSTRATE_REGISTRY
+H=$("$BIN" build --repo "$R" hello --version 1.0.0 --rev "$SHA" -q | awk '{print $NF}'); H=${H#*@}
+J=$("$BIN" build --repo "$R" job --version 1.0.0 --rev "$SHA" -q | awk '{print $NF}'); J=${J#*@}
+if [[ $H != sha256:* || $J != sha256:* ]]; then
+    echo "Bail out! could not build and push hello/job ($H, $J)"
+    exit 1
+fi
+HREF=$REG/hello@$H
+TAG=sha256-${H#sha256:}.sig
+cd "$T" || exit 1
+SUBSTRATE_PASSPHRASE=pw-one "$BIN" key generate "$T/k1" >/dev/null
+SUBSTRATE_PASSPHRASE=pw-two "$BIN" key generate "$T/k2" >/dev/null
+ID1=$("$BIN" key id "$T/k1.pub")
+ID2=$("$BIN" key id "$T/k2.pub")
+printf pw-one >"$T/pass1"
+
+# Registry reads for the checks below (loopback only, no proxies).
+reg() { # reg tags REPO | manifest REPO REF | blob REPO DIGEST
+    $PY - "$REG" "$@" <<'PYEOF'
+import sys, urllib.request
+reg, what, repo = sys.argv[1:4]
+op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+acc = "application/vnd.oci.image.manifest.v1+json"
+if what == "tags":
+    url = f"http://{reg}/v2/{repo}/tags/list"
+elif what == "manifest":
+    url = f"http://{reg}/v2/{repo}/manifests/{sys.argv[4]}"
+else:
+    url = f"http://{reg}/v2/{repo}/blobs/{sys.argv[4]}"
+try:
+    with op.open(urllib.request.Request(url, headers={"Accept": acc}), timeout=30) as r:
+        sys.stdout.buffer.write(r.read())
+except urllib.error.HTTPError as e:
+    sys.stdout.write(f"HTTP {e.code}")
+PYEOF
+}
+
+# ---- refusals before anything is pushed -------------------------------------
+t_fails "a tag-only reference is refused: sign by digest" 2 "sign by digest" \
+    env SUBSTRATE_PASSPHRASE=pw-one "$BIN" sign "$REG/hello:1.0.0" --key "$T/k1.key"
+t_fails "verify: a tag-only reference is refused" 2 "verify by digest" \
+    "$BIN" verify "$REG/hello:1.0.0" --key "$T/k1.pub"
+t_fails "wrong passphrase is refused, naming the key id" 2 "wrong passphrase.*|$ID1" \
+    env SUBSTRATE_PASSPHRASE=not-it "$BIN" sign "$HREF" --key "$T/k1.key"
+t_eq "  ... and no .sig tag appeared" "$(reg tags hello | grep -c '\.sig')" 0
+t_fails "signing an image that is not in the registry is refused" 2 "not in the registry" \
+    "$BIN" sign "$REG/hello@sha256:$(printf x | sha256sum | cut -d' ' -f1)" --key "$T/k1.key" \
+    --passphrase-file "$T/pass1"
+
+# ---- sign + verify ------------------------------------------------------------
+out=$("$BIN" sign "$HREF" --key "$T/k1.key" --passphrase-file "$T/pass1" 2>&1)
+if grep -q "^Signed $HREF with key $ID1" <<<"$out" && grep -q "$REG/hello:$TAG" <<<"$out"; then
+    t_ok "sign prints the key id and the signature tag"
+else t_not_ok "sign prints the key id and the signature tag"; t_diag "$out"; fi
+t_eq "the signature tag is in the image's repository" "$(reg tags hello | grep -o "$TAG")" "$TAG"
+t_fails "verify with the signing key: Verified OK, naming the key" 0 \
+    "^Verified OK: $HREF signed by key $ID1" "$BIN" verify "$HREF" --key "$T/k1.pub"
+t_fails "verify with another key: no trusted key matched" 1 "no trusted key matched.*$ID2" \
+    "$BIN" verify "$HREF" --key "$T/k2.pub"
+t_fails "an unsigned image: no signature" 1 "no signature" \
+    "$BIN" verify "$REG/job@$J" --key "$T/k1.pub"
+t_fails "the identity is compared as written: localhost is not 127.0.0.1" 1 "identity mismatch" \
+    "$BIN" verify "$HREF" --key "$T/k1.pub" --identity "localhost:${REG#*:}/hello"
+t_fails "--repo-prefix accepts a repository under the prefix" 0 "^Verified OK" \
+    "$BIN" verify "$HREF" --key "$T/k1.pub" --repo-prefix "$REG"
+
+# ---- the artifact, field by field against the cosign vector ------------------
+reg manifest hello "$TAG" >"$T/sig1.json"
+t_check "our .sig manifest matches the cosign layout field by field" $PY - "$T/sig1.json" \
+    "$F/sig-manifest.json" "$F/sig-config.json" "$REG" "$H" <<'PYEOF'
+import hashlib, json, sys, urllib.request
+ours, vec, vcfg, reg, img = sys.argv[1:6]
+op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+blob = lambda d: op.open(f"http://{reg}/v2/hello/blobs/{d}", timeout=30).read()
+m, v = json.load(open(ours)), json.load(open(vec))
+assert m["schemaVersion"] == v["schemaVersion"] == 2
+assert m["mediaType"] == v["mediaType"], (m["mediaType"], v["mediaType"])
+assert m["config"]["mediaType"] == v["config"]["mediaType"]
+assert len(m["layers"]) == 1, m["layers"]
+l, vl = m["layers"][0], v["layers"][0]
+assert l["mediaType"] == vl["mediaType"] == "application/vnd.dev.cosign.simplesigning.v1+json"
+assert set(l["annotations"]) == set(vl["annotations"]) == {"dev.cosignproject.cosign/signature"}
+payload = blob(l["digest"])
+assert l["digest"] == "sha256:" + hashlib.sha256(payload).hexdigest(), "layer digest != sha256(payload)"
+assert l["size"] == len(payload)
+p = json.loads(payload)
+assert p == {"critical": {"identity": {"docker-reference": f"{reg}/hello"},
+                          "image": {"docker-manifest-digest": img},
+                          "type": "cosign container image signature"}, "optional": None}, p
+cfg_bytes = blob(m["config"]["digest"])
+assert m["config"]["size"] == len(cfg_bytes)
+c, vc = json.loads(cfg_bytes), json.load(open(vcfg))
+assert set(c) == set(vc), (sorted(c), sorted(vc))
+for k in ("architecture", "os", "config", "created", "history"):
+    assert c[k] == vc[k], (k, c[k], vc[k])
+assert c["rootfs"]["type"] == "layers"
+assert c["rootfs"]["diff_ids"] == [l["digest"]], c["rootfs"]
+# the same field order as cosign writes (byte-level shape of the vector)
+assert list(m) == list(v) and list(l) == list(vl) and list(c) == list(vc), "field order"
+PYEOF
+$PY - "$T/sig1.json" "$T" "$REG" <<'PYEOF'
+import base64, json, sys, urllib.request
+m = json.load(open(sys.argv[1])); t = sys.argv[2]; reg = sys.argv[3]
+l = m["layers"][0]
+op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+open(f"{t}/p1.json", "wb").write(op.open(f"http://{reg}/v2/hello/blobs/{l['digest']}", timeout=30).read())
+open(f"{t}/s1.der", "wb").write(base64.b64decode(l["annotations"]["dev.cosignproject.cosign/signature"]))
+PYEOF
+t_fails "the pushed payload verifies with openssl dgst -sha256 -verify" 0 "Verified OK" \
+    openssl dgst -sha256 -verify "$T/k1.pub" -signature "$T/s1.der" "$T/p1.json"
+
+# ---- signing again; a second signer ------------------------------------------
+t_fails "signing again with the same key adds nothing" 0 "^Already signed: $HREF with key $ID1" \
+    "$BIN" sign "$HREF" --key "$T/k1.key" --passphrase-file "$T/pass1"
+t_eq "  ... still one layer" "$(reg manifest hello "$TAG" | $PY -c 'import json,sys; print(len(json.load(sys.stdin)["layers"]))')" 1
+t_fails "sign with a second key" 0 "^Signed $HREF with key $ID2.*" \
+    env SUBSTRATE_PASSPHRASE=pw-two "$BIN" sign "$HREF" --key "$T/k2.key"
+reg manifest hello "$TAG" >"$T/sig2.json"
+t_check "two layers now, the first kept exactly as it was" $PY -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert len(b["layers"]) == 2, b
+assert b["layers"][0] == a["layers"][0]
+assert b["layers"][1]["annotations"]["dev.cosignproject.cosign/signature"] != a["layers"][0]["annotations"]["dev.cosignproject.cosign/signature"]
+' "$T/sig1.json" "$T/sig2.json"
+t_fails "verify OK with the first key alone" 0 "^Verified OK: $HREF signed by key $ID1" \
+    "$BIN" verify "$HREF" --key "$T/k1.pub"
+t_fails "verify OK with the second key alone" 0 "^Verified OK: $HREF signed by key $ID2" \
+    "$BIN" verify "$HREF" --key "$T/k2.pub"
+t_fails "  ... and each signature is reported" 0 "signature 1/2 .*refused: no trusted key matched" \
+    "$BIN" verify "$HREF" --key "$T/k2.pub"
+SUBSTRATE_PASSPHRASE=pw-3 "$BIN" key generate "$T/k3" >/dev/null
+ID3=$("$BIN" key id "$T/k3.pub")
+out=$("$BIN" verify "$HREF" --key "$T/k3.pub" 2>&1); rc=$?
+t_eq "a third key matches neither signature: exit 1" "$rc" 1
+if grep -q "signature 1/2 .*no trusted key matched.*$ID3" <<<"$out" &&
+   grep -q "signature 2/2 .*no trusted key matched.*$ID3" <<<"$out" &&
+   grep -q "none of the 2 signatures of $HREF verified (1: no-key-matched; 2: no-key-matched)" <<<"$out"; then
+    t_ok "  ... each signature's reason is given, naming the key id"
+else t_not_ok "  ... each signature's reason is given, naming the key id"; t_diag "$out"; fi
+
+"$BIN" verify "$HREF" --key "$T/k1.pub" --json >"$T/v.json" 2>"$T/v.err"
+t_eq "--json exits 0 when verified" "$?" 0
+t_check "--json parses and names each check of each signature" $PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["verified"] is True and r["verified_by"] == sys.argv[2], r
+assert r["image"].endswith("@" + sys.argv[3]) and r["digest"] == sys.argv[3]
+assert len(r["signatures"]) == 2
+ok, other = r["signatures"]
+assert [c["check"] for c in ok["checks"]] == ["layer", "signature", "digest", "identity"], ok
+assert all(c["result"] == "pass" for c in ok["checks"]), ok["checks"]
+assert other["verified"] is False and other["failure"] == "no-key-matched"
+' "$T/v.json" "$ID1" "$H"
+"$BIN" verify "$REG/job@$J" --key "$T/k1.pub" --json >"$T/v2.json" 2>/dev/null
+t_eq "--json refusal exits 1" "$?" 1
+t_check "  ... and its record says why" $PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["verified"] is False and "no signature" in r["reason"] and r["signatures"] == [], r
+' "$T/v2.json"
+
+# ---- skopeo copies the signature to another repository ------------------------
+mkdir -p "$T/regd"
+printf 'docker:\n  %s:\n    use-sigstore-attachments: true\n' "$REG" >"$T/regd/test.yaml"
+if skopeo --registries.d "$T/regd" copy -q --src-tls-verify=false --dest-tls-verify=false \
+    "docker://$HREF" "docker://$REG/mirror/hello:copied" >"$T/skopeo.log" 2>&1; then
+    reg manifest mirror/hello "$TAG" >"$T/copied.json"
+    t_check "skopeo copied the signature artifact (with a rewritten config)" $PY -c '
+import json, sys
+a, b = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
+assert len(b["layers"]) == 2 and [l["digest"] for l in a["layers"]] == [l["digest"] for l in b["layers"]], b
+assert a["config"]["digest"] != b["config"]["digest"], "config not rewritten: the test would prove nothing"
+' "$T/sig2.json" "$T/copied.json"
+    t_fails "the copied signature verifies under --any-repo" 0 "^Verified OK: $REG/mirror/hello@$H signed by key $ID1" \
+        "$BIN" verify "$REG/mirror/hello@$H" --key "$T/k1.pub" --any-repo
+    t_fails "  ... and is refused under the exact policy (identity mismatch)" 1 "identity mismatch.*$REG/hello" \
+        "$BIN" verify "$REG/mirror/hello@$H" --key "$T/k1.pub"
+else
+    t_not_ok "skopeo copy with sigstore attachments"; t_diag "$(cat "$T/skopeo.log")"
+fi
+
+# ---- crafted signatures: for another image; over a malformed payload ---------
+# hello under another repository, with a hand-made .sig whose layers are signed by
+# the vector key (openssl): one payload names the job image, one is not a payload.
+"$BIN" push --oci "$SUBSTRATE_STATE/images/hello:1.0.0" "$REG/crafted:1" >/dev/null 2>&1
+"$BIN" sign --offline --key "$F/cosign.key" --passphrase-file "$F/passphrase.txt" \
+    --identity "$REG/crafted" --digest "$J" --output-payload "$T/wrong.json" \
+    --output-signature "$T/wrong.b64" 2>/dev/null
+printf '{"critical":{}}' >"$T/bad.json"
+openssl dgst -sha256 -sign "$F/private-key.pkcs8.pem" -out "$T/bad.der" "$T/bad.json"
+base64 -w0 "$T/bad.der" >"$T/bad.b64"
+$PY - "$REG" crafted "$H" "$T/wrong.json" "$T/wrong.b64" "$T/bad.json" "$T/bad.b64" <<'PYEOF'
+import hashlib, json, sys, urllib.request
+reg, repo, img = sys.argv[1:4]
+pairs = [(open(sys.argv[i], "rb").read(), open(sys.argv[i + 1]).read().strip()) for i in (4, 6)]
+op = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+def put_blob(data):
+    d = "sha256:" + hashlib.sha256(data).hexdigest()
+    r = op.open(urllib.request.Request(f"http://{reg}/v2/{repo}/blobs/uploads/", method="POST", data=b""), timeout=30)
+    loc = r.headers["Location"]
+    loc = loc if loc.startswith("http") else f"http://{reg}{loc}"
+    op.open(urllib.request.Request(loc + ("&" if "?" in loc else "?") + "digest=" + d, method="PUT", data=data,
+                                   headers={"Content-Type": "application/octet-stream"}), timeout=30)
+    return d
+layers = [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "size": len(p),
+           "digest": put_blob(p), "annotations": {"dev.cosignproject.cosign/signature": s}} for p, s in pairs]
+cfg = json.dumps({"architecture": "", "os": "", "config": {}, "rootfs": {"type": "layers",
+                  "diff_ids": [l["digest"] for l in layers]}}).encode()
+man = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                  "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "size": len(cfg),
+                             "digest": put_blob(cfg)}, "layers": layers}).encode()
+tag = "sha256-" + img.split(":")[1] + ".sig"
+op.open(urllib.request.Request(f"http://{reg}/v2/{repo}/manifests/{tag}", method="PUT", data=man,
+        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"}), timeout=30)
+PYEOF
+out=$("$BIN" verify "$REG/crafted@$H" --key "$F/cosign.pub" --any-repo 2>&1); rc=$?
+t_eq "a valid signature for another image, and one over a malformed payload: exit 1" "$rc" 1
+if grep -q "signature 1/2 .*digest mismatch: .*names image $J and the image is $H" <<<"$out" &&
+   grep -q "signature 2/2 .*malformed payload" <<<"$out"; then
+    t_ok "  ... each refused for its own reason"
+else t_not_ok "  ... each refused for its own reason"; t_diag "$out"; fi
+"$BIN" verify "$REG/crafted@$H" --key "$F/cosign.pub" --any-repo --json >"$T/c.json" 2>/dev/null
+t_check "  ... and --json names both failures" $PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert [s["failure"] for s in r["signatures"]] == ["digest-mismatch", "malformed-payload"], r
+' "$T/c.json"
+
+# ---- trust store ---------------------------------------------------------------
+t_fails "verify without --key and an empty trust store is a clear error" 3 "trust store.*does not exist" \
+    "$BIN" verify "$HREF"
+t_fails "key trust adds the public key under its key id" 0 "^Trusted key $ID2: .*/trust/${ID2#sha256:}\.pub" \
+    "$BIN" key trust "$T/k2.pub"
+t_eq "  ... mode 0644" "$(stat -c %a "$SUBSTRATE_STATE/trust/${ID2#sha256:}.pub")" 644
+t_fails "key list shows it" 0 "^$ID2 " "$BIN" key list
+t_fails "verify uses the trust store" 0 "^Verified OK: $HREF signed by key $ID2" "$BIN" verify "$HREF"
+t_fails "key untrust removes it" 0 "No longer trusted: key $ID2" "$BIN" key untrust "$ID2"
+"$BIN" key trust "$T/k3.pub" >/dev/null
+t_fails "  ... then the trust store (k3 only) refuses the image" 1 "none of the 2 signatures" \
+    "$BIN" verify "$HREF"
+t_done
