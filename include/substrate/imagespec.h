@@ -55,7 +55,7 @@ typedef struct sub_imagespec {
     size_t n_links;
     char **entrypoint, **cmd, **env, **ports; /* NULL-terminated, may be NULL */
     char *workdir, *user;
-    char **label_keys, **label_values; /* parallel, NULL-terminated, sorted by key */
+    char **label_keys, **label_values; /* parallel, NULL-terminated, sorted by key; never NULL */
 } sub_imagespec;
 
 /* Parse the spec file at path; `expect_name` (may be NULL) must match "name". */

@@ -189,7 +189,7 @@ static int write_image(const sub_build_opts *o, const sub_imagespec *spec, const
     char created[32];
     rfc3339(res->commit_time, created);
     json_t *labels = json_object();
-    for (size_t i = 0; spec->label_keys && spec->label_keys[i]; i++)
+    for (size_t i = 0; spec->label_keys[i]; i++)
         json_object_set_new(labels, spec->label_keys[i], json_string(spec->label_values[i]));
     json_object_set_new(labels, "org.opencontainers.image.revision", json_string(res->revision));
     json_object_set_new(labels, "org.opencontainers.image.version", json_string(o->version));

@@ -287,6 +287,10 @@ int sub_imagespec_load(const char *path, const char *expect_name, sub_imagespec 
     if ((r = parse_files(root, &s, e)) < 0) goto fail;
     if ((r = parse_dirs_links(root, &s, e)) < 0) goto fail;
     if ((r = parse_config(root, &s, e)) < 0) goto fail;
+    if (!s.label_keys) { /* no "config": still an empty, never NULL, label list */
+        s.label_keys = xcalloc(1, sizeof(char *));
+        s.label_values = xcalloc(1, sizeof(char *));
+    }
     if (s.n_files == 0 && s.n_dirs == 0 && s.n_links == 0) {
         r = sub_err_set(e, -EBADMSG, "image spec: no files, dirs or symlinks: the image would be empty");
         goto fail;

@@ -104,6 +104,8 @@ s=$(bad_spec escape '{"name":"escape","files":[{"from":"src:platform/images/esca
 t_fails "spec: a source symlink escaping the export is refused" 2 'outside the build tree' b escape --version 1 --rev "$s" --no-push
 s=$(bad_spec failing '{"name":"failing","build":["false"],"dirs":[{"path":"/x","mode":"0755"}]}')
 t_fails "a failing build command is reported" 2 'build command `false` failed' b failing --version 1 --rev "$s" --no-push
+s=$(bad_spec minimal '{"name":"minimal","dirs":[{"path":"/data","mode":"0700"}]}')
+t_check "a minimal spec (no build, no config) builds" b minimal --version 1 --rev "$s" --no-push -q
 n=$(ls "$T/state/images" 2>/dev/null | grep -Ec 'badkey|badmode|badpath|nopkg|wrongpkg|dupkey|escape|failing')
 t_eq "refused builds left no image layouts" "$n" "0"
 left=$(ls -A "$T/state/tmp" 2>/dev/null | wc -l)

@@ -90,3 +90,14 @@ TEST(imagespec_oversize_refused) {
     CHECK(load_str(big, "hello", &s, &e) == -EFBIG);
     free(big);
 }
+
+TEST(imagespec_without_config_has_empty_labels) {
+    sub_imagespec s;
+    sub_err e = {0};
+    CHECK_OK(load_str("{\"name\":\"hello\",\"dirs\":[{\"path\":\"/a\",\"mode\":\"0755\"}]}", "hello", &s, &e), &e);
+    if (e.code) return;
+    CHECK(s.label_keys != NULL && s.label_keys[0] == NULL);
+    CHECK(s.label_values != NULL && s.label_values[0] == NULL);
+    CHECK(s.entrypoint == NULL);
+    sub_imagespec_free(&s);
+}
