@@ -2,6 +2,8 @@
  * exact commit, refuse if the builds differ, then push, sign with the
  * platform key, and verify the signature back from the registry. */
 #include "cli.h"
+#include "substrate/attest.h"
+#include "version.h"
 #include "substrate/build.h"
 #include "substrate/config.h"
 #include "substrate/cosign-registry.h"
@@ -40,6 +42,10 @@ static void help(void) {
         "     (tag sha256-<hex>.sig; see `substrate sign --help`) with the signing key, and\n"
         "     its signature verified back from the registry against the trust store with\n"
         "     the exact identity REGISTRY/NAME.\n"
+        "  4. An SLSA provenance v1 statement (in-toto, DSSE-signed with the same key) naming\n"
+        "     the source commit, the image spec and its digest, the build command and the\n"
+        "     host and toolchain packages is attached as `cosign attest` stores it (tag\n"
+        "     sha256-<hex>.att) and verified back (`substrate verify --provenance`).\n"
         "\n"
         "The signing key is the platform key $SUBSTRATE_STATE/keys/cosign.key unless --key\n"
         "names another. On first use the platform key is generated: a random passphrase in\n"
@@ -108,19 +114,6 @@ static void say(const bsp *b, const char *fmt, ...) {
     va_end(ap);
 }
 
-static int default_repo(char **out, sub_err *e) {
-    if (sub_git_toplevel(".", out, NULL) == 0) return 0;
-    char exe[PATH_MAX];
-    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
-    if (n > 0) {
-        exe[n] = 0;
-        if (sub_git_toplevel(dirname(exe), out, NULL) == 0) return 0;
-    }
-    return sub_err_set(e, -EINVAL,
-                       "not inside a git work tree: run from the substrate checkout or pass "
-                       "--repo DIR");
-}
-
 /* Decrypt the signing key (a wrong passphrase stops here, before any build). */
 static int load_signing_key(const char *keyp, const char *passfile, bool platform,
                             sub_privkey **out, sub_err *e) {
@@ -163,6 +156,7 @@ typedef struct built {
     char *layout_dir;
     char digest[SUB_DIGEST_MAX];
     char second[SUB_DIGEST_MAX]; /* "" with --single-build */
+    sub_build_result first;      /* the first build: what the provenance describes */
 } built;
 
 int cmd_build_sign_push(int argc, char **argv) {
@@ -209,7 +203,7 @@ int cmd_build_sign_push(int argc, char **argv) {
     _cleanup_free_ char *top = NULL;
     if (repo) {
         if (sub_git_toplevel(repo, &top, &e) < 0) return cli_fail(CMD_NAME, &e);
-    } else if (default_repo(&top, &e) < 0)
+    } else if (sub_git_default_repo(&top, &e) < 0)
         return cli_fail(CMD_NAME, &e);
     char sha[41];
     if (sub_git_resolve(top, "HEAD", sha, &e) < 0) return cli_fail(CMD_NAME, &e);
@@ -284,10 +278,11 @@ int cmd_build_sign_push(int argc, char **argv) {
             if (pass == 0) {
                 memcpy(out[i].digest, res.manifest_digest, SUB_DIGEST_MAX);
                 out[i].layout_dir = xstrdup(res.layout_dir);
+                out[i].first = res; /* kept for the provenance */
             } else {
                 memcpy(out[i].second, res.manifest_digest, SUB_DIGEST_MAX);
+                sub_build_result_free(&res);
             }
-            sub_build_result_free(&res);
         }
         if (rc == 0 && !single && strcmp(out[i].digest, out[i].second)) {
             sub_err_setk(&e, SUB_KIND_CHECK, -EILSEQ,
@@ -334,6 +329,27 @@ int cmd_build_sign_push(int argc, char **argv) {
         }
         const char *by = vr.records[vr.verified].key_id;
         say(&b, "%s: verified from the registry: signed by key %s", name, by);
+        /* SLSA provenance, stored as `cosign attest` stores it, and checked back */
+        const sub_build_result *fb = &out[i].first;
+        _cleanup_free_ char *builder = xasprintf("https://github.com/substrate-dev/substrate/substrate-build@%s", SUBSTRATE_VERSION);
+        sub_provenance pv = {.subject = identity, .digest = out[i].digest, .source = fb->source,
+                             .commit = fb->sha, .revision = fb->revision, .image = name,
+                             .version = version, .spec_path = fb->spec_path,
+                             .spec_digest = fb->spec_digest, .build_command = fb->build_command,
+                             .source_date_epoch = fb->commit_time, .host_inputs = fb->host_inputs,
+                             .build_inputs = fb->build_inputs, .builder_version = builder};
+        sub_attest_result ar = {0};
+        if (sub_attest_registry(r, name, &pv, k, NULL, &e) < 0 ||
+            sub_attest_verify_registry(r, name, out[i].digest, (const sub_pubkey *const *)trusted,
+                                       ntrusted, &ar, &e) < 0) {
+            sub_attest_result_free(&ar);
+            sub_err_prefix(&e, "attaching the provenance of %s@%s", identity, out[i].digest);
+            rc = cli_fail(CMD_NAME, &e);
+            break;
+        }
+        say(&b, "%s: provenance (SLSA v1, commit %.12s) attached and verified by key %s", name,
+            ar.commit, ar.key_id);
+        sub_attest_result_free(&ar);
         if (json) {
             json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "image", name,
                                   "version", version, "revision", sha, "digest", out[i].digest,
@@ -361,6 +377,7 @@ done:
     for (size_t i = 0; i < n; i++) {
         free(out[i].name);
         free(out[i].layout_dir);
+        sub_build_result_free(&out[i].first);
     }
     free(out);
     return rc;

@@ -4,6 +4,7 @@
 #include "substrate/config.h"
 #include "substrate/cosign-registry.h"
 #include "substrate/fs.h"
+#include "substrate/attest.h"
 #include "substrate/json.h"
 #include "substrate/ref.h"
 #include "substrate/sign.h"
@@ -14,6 +15,7 @@
 static void usage(FILE *f) {
     fputs("Usage: substrate verify REF@sha256:<hex> [--key FILE.pub]...\n"
           "                        [--identity REF | --repo-prefix PREFIX | --any-repo] [--json]\n"
+          "                        [--provenance]\n"
           "       substrate verify --offline [--key FILE.pub]... --payload FILE\n"
           "                        --signature FILE --digest sha256:<hex>\n"
           "                        (--identity REF | --repo-prefix PREFIX | --any-repo)\n"
@@ -62,6 +64,11 @@ static void usage(FILE *f) {
           "      --json                  print the verification record on stdout: the image,\n"
           "                              the result, and per signature each check (layer,\n"
           "                              signature, digest, identity) with its result\n"
+          "      --provenance            also require an SLSA provenance v1 attestation (tag\n"
+          "                              sha256-<hex>.att, as `cosign attest` stores it: a\n"
+          "                              DSSE envelope signed by a trusted key, an in-toto\n"
+          "                              statement whose subject is this digest) and print the\n"
+          "                              source commit, image spec and build command it names\n"
           "      --offline               verify local files; then:\n"
           "      --payload FILE          the simple-signing payload, exact bytes\n"
           "      --signature FILE        the signature, base64 of ASN.1 DER\n"
@@ -180,7 +187,7 @@ static const char *identity_note(const sub_verify_record *rec) {
 }
 
 static int verify_registry(const char *refarg, char **keyfiles, const char *identity,
-                           sub_identity_policy policy, bool json) {
+                           sub_identity_policy policy, bool json, bool provenance) {
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
     if (sub_ref_parse(refarg, sub_registry_addr(), &ref, &e) < 0) return cli_fail("verify", &e);
@@ -204,9 +211,26 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
     int rr = sub_cosign_verify_registry(r, ref.repository, ref.digest, keys, nkeys, identity,
                                         policy, &res, &e);
     bool verdict = rr == 0 || rr == -EKEYREJECTED;
+    /* --provenance: only once the signature holds */
+    sub_attest_result ar = {0};
+    sub_err pe = {0};
+    int pr = 0;
+    if (provenance && rr == 0)
+        pr = sub_attest_verify_registry(r, ref.repository, ref.digest, keys, nkeys, &ar, &pe);
     if (json && verdict) {
         _cleanup_json_ json_t *j = sub_cosign_verify_result_json(&res, image, keys, nkeys, &e);
+        if (provenance && rr == 0) {
+            json_t *pj = sub_attest_result_json(&ar);
+            if (pr < 0) json_object_set_new(pj, "reason", json_string(pe.msg));
+            json_object_set_new(j, "provenance", pj);
+            if (pr < 0) json_object_set_new(j, "verified", json_false());
+        }
         print_json(j);
+    }
+    if (provenance && rr == 0 && pr < 0) {
+        sub_attest_result_free(&ar);
+        sub_err_prefix(&pe, "%s: the signature verifies, but the provenance does not", image);
+        return cli_fail("verify", &pe);
     }
     if (rr < 0) {
         if (!json && res.n_records > 1)
@@ -215,7 +239,10 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
                         res.n_records, res.records[i].layer_digest, res.records[i].reason);
         return cli_fail("verify", &e);
     }
-    if (json) return SUB_EXIT_OK;
+    if (json) {
+        sub_attest_result_free(&ar);
+        return SUB_EXIT_OK;
+    }
     const sub_verify_record *ok = &res.records[res.verified];
     printf("Verified OK: %s signed by key %s%s%s%s\n", image, ok->key_id,
            ok->key_source[0] ? " (" : "", ok->key_source, ok->key_source[0] ? ")" : "");
@@ -232,13 +259,20 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
                 printf("  signature %zu/%zu (layer %s): refused: %s\n", i + 1, res.n_records,
                        x->layer_digest, x->reason);
         }
+    if (provenance) {
+        printf("  provenance: SLSA v1, verified by key %s\n", ar.key_id);
+        printf("    source:  %s @ %s\n", ar.source, ar.commit);
+        printf("    spec:    %s (%s)\n", ar.spec_path, ar.spec_digest);
+        printf("    build:   %s\n", ar.build_command && *ar.build_command ? ar.build_command : "(none)");
+    }
+    sub_attest_result_free(&ar);
     return SUB_EXIT_OK;
 }
 
 int cmd_verify(int argc, char **argv) {
     enum {
         OPT_OFFLINE = 256, OPT_KEY, OPT_PAYLOAD, OPT_SIGNATURE, OPT_DIGEST, OPT_IDENTITY,
-        OPT_PREFIX, OPT_ANY, OPT_JSON
+        OPT_PREFIX, OPT_ANY, OPT_JSON, OPT_PROVENANCE
     };
     static const struct option opts[] = {
         {"help", no_argument, NULL, 'h'},
@@ -252,9 +286,10 @@ int cmd_verify(int argc, char **argv) {
         {"repo-prefix", required_argument, NULL, OPT_PREFIX},
         {"any-repo", no_argument, NULL, OPT_ANY},
         {"json", no_argument, NULL, OPT_JSON},
+        {"provenance", no_argument, NULL, OPT_PROVENANCE},
         {NULL, 0, NULL, 0},
     };
-    bool offline = false, json = false;
+    bool offline = false, json = false, provenance = false;
     _cleanup_strv_ char **keyfiles = xcalloc(1, sizeof(char *));
     const char *payload_path = NULL, *sig_path = NULL, *digest = NULL, *identity = NULL;
     int npolicy = 0;
@@ -273,6 +308,7 @@ int cmd_verify(int argc, char **argv) {
         case OPT_PREFIX: identity = optarg; policy = SUB_IDENTITY_REPO_PREFIX; npolicy++; break;
         case OPT_ANY: identity = NULL; policy = SUB_IDENTITY_ANY_REPO; npolicy++; break;
         case OPT_JSON: json = true; break;
+        case OPT_PROVENANCE: provenance = true; break;
         default: return cli_usage_error("verify", "unknown or incomplete option");
         }
     }
@@ -300,7 +336,10 @@ int cmd_verify(int argc, char **argv) {
                                                             : "expected exactly one REF");
     }
 
-    if (!offline) return verify_registry(argv[optind], keyfiles, identity, policy, json);
+    if (offline && provenance)
+        return cli_usage_error("verify", "--provenance reads the attestation from the registry; "
+                                         "it does not combine with --offline");
+    if (!offline) return verify_registry(argv[optind], keyfiles, identity, policy, json, provenance);
     sub_err e = {0};
     _cleanup_pubkeys_ sub_pubkey **keys = NULL;
     size_t nkeys = 0;

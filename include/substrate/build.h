@@ -39,6 +39,11 @@ typedef struct sub_build_result {
     char layer_digest[SUB_DIGEST_MAX];
     char *layout_dir;       /* owned */
     char *host_inputs;      /* owned: "pkg=version,..." or "" */
+    char *build_inputs;     /* owned: toolchain "pkg=version,..." or "" */
+    char *source;           /* owned: the spec's source URL, or "" */
+    char *spec_path;        /* owned: platform/images/<name>/image.json */
+    char spec_digest[SUB_DIGEST_MAX]; /* sha256 of that file in the export */
+    char **build_command;   /* owned argv (NULL-terminated), NULL when the spec has none */
 } sub_build_result;
 
 int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e);

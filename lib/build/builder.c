@@ -24,7 +24,12 @@ void sub_build_result_free(sub_build_result *r) {
     if (!r) return;
     free(r->layout_dir);
     free(r->host_inputs);
-    r->layout_dir = r->host_inputs = NULL;
+    free(r->build_inputs);
+    free(r->source);
+    free(r->spec_path);
+    strv_free(r->build_command);
+    r->layout_dir = r->host_inputs = r->build_inputs = r->source = r->spec_path = NULL;
+    r->build_command = NULL;
 }
 
 static void note(const sub_build_opts *o, const char *fmt, ...) _printf_(2, 3);
@@ -305,6 +310,7 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
         goto out;
     }
     if ((r = sub_imagespec_load(spec_path, o->image, &spec, e)) < 0) goto out;
+    if ((r = sub_sha256_file(spec_path, res->spec_digest, NULL, e)) < 0) goto out;
     if ((r = run_build(o, &spec, src, out, res->revision, res->commit_time, e)) < 0) goto out;
 
     /* host inputs: files taken from the host and the build toolchain */
@@ -352,6 +358,10 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
                          sub_buf_str(&build_inputs), res, e)) < 0)
         goto out;
     res->host_inputs = sub_buf_detach(&host_inputs, NULL);
+    res->build_inputs = sub_buf_detach(&build_inputs, NULL);
+    res->source = xstrdup(spec.source ? spec.source : "");
+    res->spec_path = xstrdup(spec_rel);
+    for (char **p = spec.build; p && *p; p++) strv_push(&res->build_command, *p);
     note(o, "built %s:%s %s", spec.name, o->version, res->manifest_digest);
     r = 0;
 

@@ -37,7 +37,19 @@ int sub_cosign_artifact_add(const char *existing, size_t existing_len, const cha
     }
     if (!sig_b64 || !*sig_b64)
         return sub_err_set(e, -EINVAL, "internal error: an empty signature cannot be stored");
+    json_t *layer = json_pack("{s:s, s:I, s:s, s:{s:s}}", "mediaType", SUB_MT_COSIGN_SIMPLESIGNING,
+                              "size", (json_int_t)payload_size, "digest", payload_digest,
+                              "annotations", SUB_COSIGN_SIG_ANNOTATION, sig_b64);
+    if (!layer) abort();
+    return sign_artifact_add_layer(existing, existing_len, layer, manifest, manifest_len, config,
+                                   config_len, e);
+}
 
+int sign_artifact_add_layer(const char *existing, size_t existing_len, json_t *layer,
+                            char **manifest, size_t *manifest_len, char **config,
+                            size_t *config_len, sub_err *e) {
+    int r;
+    _cleanup_json_ json_t *owned_layer = layer;
     _cleanup_json_ json_t *layers = json_array();
     if (existing) {
         /* validate with the strict model, then keep the descriptors as written */
@@ -52,7 +64,7 @@ int sub_cosign_artifact_add(const char *existing, size_t existing_len, const cha
                                 "the existing signature manifest is an index, not an image "
                                 "manifest; refusing to replace it");
         _cleanup_json_ json_t *doc = NULL;
-        r = sub_json_parse(existing, existing_len, SUB_REG_MAX_MANIFEST, "signature manifest",
+        r = sub_json_parse(existing, existing_len, SUB_REG_MAX_MANIFEST, "artifact manifest",
                            &doc, e);
         if (r < 0) return r;
         json_t *old = json_object_get(doc, "layers");
@@ -65,11 +77,7 @@ int sub_cosign_artifact_add(const char *existing, size_t existing_len, const cha
                                 "%d); prune old signatures first",
                                 json_array_size(layers), SUB_COSIGN_MAX_SIGNATURES);
     }
-    json_t *layer = json_pack("{s:s, s:I, s:s, s:{s:s}}", "mediaType", SUB_MT_COSIGN_SIMPLESIGNING,
-                              "size", (json_int_t)payload_size, "digest", payload_digest,
-                              "annotations", SUB_COSIGN_SIG_ANNOTATION, sig_b64);
-    if (!layer) abort();
-    json_array_append_new(layers, layer);
+    json_array_append_new(layers, TAKE_PTR(owned_layer));
 
     /* config: cosign's empty image config with one diff_id and one history
      * entry per layer (a simple-signing layer is its own diff_id) */

@@ -11,8 +11,8 @@
 #define P256_ORDER_HEX "FFFFFFFF00000000FFFFFFFFFFFFFFFFBCE6FAADA7179E84F3B9CAC2FC632551"
 #define P256_SIG_MAX 72 /* SEQUENCE of two INTEGERs of at most 33 bytes */
 
-static int verify_one(EVP_PKEY *pkey, const unsigned char *sig, size_t siglen, const void *data,
-                      size_t len) {
+bool sign_verify_der(EVP_PKEY *pkey, const unsigned char *sig, size_t siglen, const void *data,
+                     size_t len) {
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     int ok = c && EVP_DigestVerifyInit(c, NULL, EVP_sha256(), NULL, pkey) == 1 &&
              EVP_DigestVerify(c, sig, siglen, data, len) == 1;
@@ -31,7 +31,7 @@ int sub_cosign_sign(const sub_privkey *k, const void *payload, size_t len, char 
     EVP_MD_CTX_free(c);
     if (!ok) return sub_err_ssl(e, -EIO, "signing with key %s failed", k->id);
     /* A fault while signing must not leave with a bad signature. */
-    if (!verify_one(k->pkey, sig, siglen, payload, len))
+    if (!sign_verify_der(k->pkey, sig, siglen, payload, len))
         return sub_err_set(e, -EIO, "internal error: the new signature by key %s does not verify",
                            k->id);
     *sig_b64 = sub_b64_encode(sig, siglen);
@@ -61,7 +61,7 @@ int sub_cosign_sig_tag(const char *image_digest, char **tag, sub_err *e) {
 
 /* Strict DER ECDSA-Sig-Value with r, s in range. Returns 0, or -EBADMSG
  * with `why` filled. */
-static int check_sig_der(const unsigned char *der, size_t len, char *why, size_t whylen) {
+int sign_check_sig_der(const unsigned char *der, size_t len, char *why, size_t whylen) {
     if (len < 8 || len > P256_SIG_MAX) {
         snprintf(why, whylen, "%zu bytes is not the size of a P-256 DER signature (8 to %d)", len,
                  P256_SIG_MAX);
@@ -205,14 +205,14 @@ static int verify(const sub_pubkey *const *keys, size_t nkeys, const void *paylo
         return refuse(rec, e, SUB_VERIFY_MALFORMED_SIGNATURE, "malformed signature: %s", be.msg);
     }
     char why[256];
-    if (check_sig_der(der, derlen, why, sizeof why) < 0) {
+    if (sign_check_sig_der(der, derlen, why, sizeof why) < 0) {
         rec->signature = SUB_CHECK_FAIL;
         return refuse(rec, e, SUB_VERIFY_MALFORMED_SIGNATURE, "malformed signature: %s", why);
     }
     const sub_pubkey *by = NULL;
     for (size_t i = 0; i < nkeys && !by; i++) {
         rec->keys_tried++;
-        if (verify_one(keys[i]->pkey, der, derlen, payload, len)) by = keys[i];
+        if (sign_verify_der(keys[i]->pkey, der, derlen, payload, len)) by = keys[i];
     }
     if (!by) {
         rec->signature = SUB_CHECK_FAIL;

@@ -1,7 +1,9 @@
 /* Private to lib/sign: the key structs and shared helpers. */
 #pragma once
 #include "substrate/sign.h"
+#include <jansson.h>
 #include <openssl/evp.h>
+#include <stdbool.h>
 
 struct sub_pubkey {
     EVP_PKEY *pkey; /* public only */
@@ -36,3 +38,16 @@ int sign_pubkey_wrap(EVP_PKEY *pkey, const char *source, sub_pubkey **out, sub_e
 /* Create path with exactly these bytes and mode, failing with -EEXIST if it
  * exists (never replaces anything): temp file + link(). */
 int sign_write_new_file(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);
+
+/* ECDSA P-256 / SHA-256: does sig (DER) verify over data with pkey? */
+bool sign_verify_der(EVP_PKEY *pkey, const unsigned char *sig, size_t siglen, const void *data,
+                     size_t len);
+/* Strict DER ECDSA-Sig-Value with r, s in [1, n-1]: 0, or -EBADMSG with `why`. */
+int sign_check_sig_der(const unsigned char *der, size_t len, char *why, size_t whylen);
+
+/* Add one layer (a descriptor object; stolen) to the cosign-style artifact
+ * manifest `existing` (or a new one when NULL), keeping existing layers, and
+ * build the matching cosign config. See sub_cosign_artifact_add(). */
+int sign_artifact_add_layer(const char *existing, size_t existing_len, json_t *layer,
+                            char **manifest, size_t *manifest_len, char **config,
+                            size_t *config_len, sub_err *e);
