@@ -2,6 +2,7 @@
  * parts (docker-registry, git, the builder, the registry client) in a private
  * state dir with a registry on a free loopback port, and records evidence. */
 #include "cli.h"
+#include "substrate/attest.h"
 #include "substrate/build.h"
 #include "substrate/config.h"
 #include "substrate/cosign-registry.h"
@@ -33,6 +34,7 @@ typedef struct actx {
     /* facts carried between checks */
     char hello_digest[SUB_DIGEST_MAX];
     char job_digest[SUB_DIGEST_MAX];
+    sub_build_result hello_build; /* what hello's provenance describes */
     bool registry_up;
 } actx;
 
@@ -139,8 +141,12 @@ static void check_push(actx *a, const char *image) {
     else {
         record(a, name, !strcmp(served, res.manifest_digest), "%s/%s:1.0.0 -> %s (built %s)",
                a->addr, image, served, res.manifest_digest);
-        if (!strcmp(image, "hello")) memcpy(a->hello_digest, res.manifest_digest, SUB_DIGEST_MAX);
         if (!strcmp(image, "job")) memcpy(a->job_digest, res.manifest_digest, SUB_DIGEST_MAX);
+        if (!strcmp(image, "hello")) {
+            memcpy(a->hello_digest, res.manifest_digest, SUB_DIGEST_MAX);
+            a->hello_build = res;
+            return;
+        }
     }
     sub_build_result_free(&res);
 }
@@ -200,6 +206,20 @@ static int verify_image(actx *a, const char *image, const char *digest, char by[
     return r;
 }
 
+/* The private state's platform key (made on first use, its .pub trusted), decrypted. */
+static int platform_key(actx *a, bool *created, char id[SUB_DIGEST_MAX], sub_privkey **k,
+                        sub_err *e) {
+    _cleanup_free_ char *keyp = sub_platform_key_path(a->state);
+    _cleanup_free_ char *prefix = sub_key_prefix(keyp);
+    int r = sub_platform_key_ensure(a->state, created, id, e);
+    if (r < 0) return r;
+    sub_pass_opts po = {.key_prefix = prefix, .beside_first = true};
+    _cleanup_passphrase_ sub_passphrase pass = {0};
+    r = sub_passphrase_get(&po, &pass, e);
+    if (r == 0) r = sub_privkey_load_file(keyp, pass.data, pass.len, k, e);
+    return r;
+}
+
 static void check_signed_verifies(actx *a) {
     const char *name = "an image signed with the platform key verifies from the registry";
     if (!a->hello_digest[0]) {
@@ -210,15 +230,8 @@ static void check_signed_verifies(actx *a) {
     bool created = false;
     char id[SUB_DIGEST_MAX] = "";
     _cleanup_free_ char *keyp = sub_platform_key_path(a->state);
-    _cleanup_free_ char *prefix = sub_key_prefix(keyp);
     _cleanup_privkey_ sub_privkey *k = NULL;
-    int r = sub_platform_key_ensure(a->state, &created, id, &e);
-    if (r == 0) {
-        sub_pass_opts po = {.key_prefix = prefix, .beside_first = true};
-        _cleanup_passphrase_ sub_passphrase pass = {0};
-        r = sub_passphrase_get(&po, &pass, &e);
-        if (r == 0) r = sub_privkey_load_file(keyp, pass.data, pass.len, &k, &e);
-    }
+    int r = platform_key(a, &created, id, &k, &e);
     sub_cosign_sign_result sr = {0};
     if (r == 0) {
         _cleanup_reg_ sub_reg *c = client(a);
@@ -272,6 +285,44 @@ static void check_other_key_refused(actx *a) {
            r == 0 ? "verified (wrongly)" : e.msg);
 }
 
+static void check_provenance(actx *a) {
+    const char *name = "hello's SLSA provenance attaches and verifies, naming its commit";
+    const sub_build_result *b = &a->hello_build;
+    if (!a->hello_digest[0] || !b->spec_path) {
+        record(a, name, false, "hello was not built and pushed");
+        return;
+    }
+    sub_err e = {0};
+    bool created;
+    char id[SUB_DIGEST_MAX];
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    _cleanup_free_ char *identity = xasprintf("%s/hello", a->addr);
+    sub_provenance p = {.subject = identity, .digest = a->hello_digest, .source = b->source,
+                        .commit = b->sha, .revision = b->revision, .image = "hello",
+                        .version = "1.0.0", .spec_path = b->spec_path, .spec_digest = b->spec_digest,
+                        .build_command = b->build_command, .source_date_epoch = b->commit_time,
+                        .host_inputs = b->host_inputs, .build_inputs = b->build_inputs,
+                        .builder_version = "substrate-acceptance"};
+    _cleanup_reg_ sub_reg *c = client(a);
+    _cleanup_free_ char *dir = sub_path_join(a->state, "trust");
+    _cleanup_pubkeys_ sub_pubkey **keys = NULL;
+    size_t n = 0;
+    sub_attest_result ar = {0};
+    int r = platform_key(a, &created, id, &k, &e);
+    if (r == 0) r = c ? sub_attest_registry(c, "hello", &p, k, NULL, &e) : -EIO;
+    if (r == 0) r = sub_trust_load(dir, &keys, &n, &e);
+    if (r == 0)
+        r = sub_attest_verify_registry(c, "hello", a->hello_digest, (const sub_pubkey *const *)keys,
+                                       n, &ar, &e);
+    if (r < 0) record(a, name, false, "%s", e.msg);
+    else
+        record(a, name, streq(ar.commit, a->head),
+               "%s@%s: in-toto v1 / SLSA provenance v1 under %s, key %s, commit %s, spec %s (%s)",
+               identity, a->hello_digest, "sha256-<hex>.att", ar.key_id, ar.commit, ar.spec_path,
+               ar.spec_digest);
+    sub_attest_result_free(&ar);
+}
+
 /* The real-cosign signature from containers/image's fixtures (see
  * tests/fixtures/cosign/README.txt, item 6). */
 #define UPSTREAM_DIR "tests/fixtures/cosign/upstream-containers-image"
@@ -321,7 +372,8 @@ static void help(void) {
            "the platform key (made in the private state, its public key trusted) verifies from\n"
            "the registry; the unsigned job image is refused (no signature), and so is job once\n"
            "signed by another key (no trusted key matched); the signature made by real cosign\n"
-           "(tests/fixtures/cosign/upstream-containers-image) verifies offline.\n"
+           "(tests/fixtures/cosign/upstream-containers-image) verifies offline; hello's SLSA\n"
+           "provenance (in-toto, DSSE, as `cosign attest` stores it) attaches and verifies.\n"
            "\n"
            "Output: one line per check, then `N passed, N failed`. A JSON report (each check with\n"
            "its evidence) goes to $SUBSTRATE_STATE/acceptance/report.json or --report FILE.\n"
@@ -372,6 +424,7 @@ int cmd_acceptance(int argc, char **argv) {
     check_pull(&a);
     check_refusals(&a);
     check_signed_verifies(&a);
+    check_provenance(&a);
     check_unsigned_refused(&a);
     check_other_key_refused(&a);
     check_real_cosign(&a);
@@ -401,6 +454,7 @@ int cmd_acceptance(int argc, char **argv) {
         printf("report: %s\n", report);
     if (a.tap) printf("1..%d\n", a.n);
     printf("%d passed, %d failed\n", a.passed, a.failed);
+    sub_build_result_free(&a.hello_build);
     free(a.repo);
     free(a.state);
     return a.failed ? SUB_EXIT_CHECK : 0;
