@@ -10,6 +10,9 @@ int sub_write_all(int fd, const void *data, size_t len);
 /* Write via temp file in the same directory + fsync + rename + fsync(dir).
  * Readers see either the old file or the complete new one, never a part. */
 int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);
+/* The same, but never replacing anything: -EEXIST (input class, message
+ * naming path) when path exists. */
+int sub_write_file_new(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);
 /* Read a whole file; fails with -EFBIG when larger than max. *out is
  * NUL-terminated (not counted in *len). */
 int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err *e);

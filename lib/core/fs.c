@@ -57,27 +57,62 @@ int sub_write_all(int fd, const void *data, size_t len) {
     return 0;
 }
 
-int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
-                          sub_err *e) {
+/* Write data to a fresh 0600 temp file beside path, set mode, fsync, close.
+ * *tmp gets its name (caller unlinks/renames and frees). */
+static int write_temp(const char *path, const void *data, size_t len, mode_t mode, char **tmp,
+                      sub_err *e) {
     _cleanup_free_ char *dcopy = xstrdup(path);
     const char *dir = dirname(dcopy);
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
+    char *t = xasprintf("%s.tmp.XXXXXX", path);
+    int fd = mkostemp(t, O_CLOEXEC); /* 0600: never visible with a wider mode */
     if (fd < 0) {
         int err = errno;
+        free(t);
         return sub_err_set(e, -err, "cannot create a file in %s: %s%s", dir, strerror(err),
                            sub_io_hint(err));
     }
     int r = sub_write_all(fd, data, len);
     if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
     if (r == 0 && fsync(fd) < 0) r = -errno;
-    if (r == 0 && close(TAKE_FD(fd)) < 0) r = -errno;
-    if (r == 0 && rename(tmp, path) < 0) r = -errno;
+    if (close(fd) < 0 && r == 0) r = -errno;
     if (r < 0) {
+        unlink(t);
+        free(t);
+        return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
+    }
+    *tmp = t;
+    return 0;
+}
+
+int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode,
+                          sub_err *e) {
+    _cleanup_free_ char *tmp = NULL;
+    int r = write_temp(path, data, len, mode, &tmp, e);
+    if (r < 0) return r;
+    if (rename(tmp, path) < 0) {
+        r = -errno;
         unlink(tmp);
         return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
     }
-    sub_fsync_dir(dir);
+    _cleanup_free_ char *dcopy = xstrdup(path);
+    sub_fsync_dir(dirname(dcopy));
+    return 0;
+}
+
+int sub_write_file_new(const char *path, const void *data, size_t len, mode_t mode, sub_err *e) {
+    _cleanup_free_ char *tmp = NULL;
+    int r = write_temp(path, data, len, mode, &tmp, e);
+    if (r < 0) return r;
+    r = link(tmp, path) < 0 ? -errno : 0;
+    unlink(tmp);
+    if (r == -EEXIST)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EEXIST,
+                            "%s already exists; refusing to overwrite it (move it away or choose "
+                            "another name)",
+                            path);
+    if (r < 0) return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
+    _cleanup_free_ char *dcopy = xstrdup(path);
+    sub_fsync_dir(dirname(dcopy));
     return 0;
 }
 

@@ -19,20 +19,6 @@ char *sub_layout_blob_path(const char *dir, const char *digest) {
     return xasprintf("%s/blobs/%.*s/%s", dir, (int)(colon - digest), digest, colon + 1);
 }
 
-static int write_all(int fd, const void *data, size_t len) {
-    const char *p = data;
-    while (len) {
-        ssize_t n = write(fd, p, len);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            return -errno;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
-}
-
 static int io_err(sub_err *e, int err, const char *what, const char *path) {
     return sub_err_set(e, -err, "cannot %s %s: %s%s", what, path, strerror(err), sub_io_hint(err));
 }
@@ -279,7 +265,7 @@ int sub_layout_put_blob_file(const char *dir, const char *src, const char *expec
         }
         if (n == 0) break;
         sub_sha256_update(&h, buf, (size_t)n);
-        if ((r = write_all(fd, buf, (size_t)n)) < 0) {
+        if ((r = sub_write_all(fd, buf, (size_t)n)) < 0) {
             r = io_err(e, -r, "write to", tmp);
             goto fail;
         }

@@ -125,29 +125,3 @@ char *sign_pem_encode(const char *label, const void *der, size_t len) {
     return sub_buf_detach(&b, NULL);
 }
 
-int sign_write_new_file(const char *path, const void *data, size_t len, mode_t mode, sub_err *e) {
-    _cleanup_free_ char *dcopy = xstrdup(path);
-    const char *dir = dirname(dcopy);
-    _cleanup_free_ char *tmp = xasprintf("%s.tmp.XXXXXX", path);
-    /* mkostemp creates 0600: the content is never visible with a wider mode. */
-    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        return sub_err_set(e, -err, "cannot create a file in %s: %s%s", dir, strerror(err),
-                           sub_io_hint(err));
-    }
-    int r = sub_write_all(fd, data, len);
-    if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
-    if (r == 0 && fsync(fd) < 0) r = -errno;
-    if (r == 0 && close(TAKE_FD(fd)) < 0) r = -errno;
-    if (r == 0 && link(tmp, path) < 0) r = -errno;
-    unlink(tmp);
-    if (r == -EEXIST)
-        return sub_err_setk(e, SUB_KIND_INPUT, -EEXIST,
-                            "%s already exists; refusing to overwrite it (move it away or choose "
-                            "another name)",
-                            path);
-    if (r < 0) return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
-    sub_fsync_dir(dir);
-    return 0;
-}

@@ -221,9 +221,9 @@ int sub_key_generate_files(const char *prefix, const char *pass, size_t passlen,
     if (r < 0) return r;
     _cleanup_free_ char *pubpem = sub_pubkey_to_pem(pub);
 
-    r = sign_write_new_file(keyp, keypem, strlen(keypem), 0600, e);
+    r = sub_write_file_new(keyp, keypem, strlen(keypem), 0600, e);
     if (r < 0) return r;
-    r = sign_write_new_file(pubp, pubpem, strlen(pubpem), 0644, e);
+    r = sub_write_file_new(pubp, pubpem, strlen(pubpem), 0644, e);
     if (r < 0) {
         unlink(keyp);
         return r;

@@ -43,7 +43,7 @@ int sub_platform_key_ensure(const char *state_dir, bool *created, char id_out[SU
     char *pass = sub_b64_encode(raw, sizeof raw);
     size_t passlen = strlen(pass);
     sodium_memzero(raw, sizeof raw);
-    r = sign_write_new_file(passp, pass, passlen, 0600, e);
+    r = sub_write_file_new(passp, pass, passlen, 0600, e);
     if (r == -EEXIST)
         sub_err_detail(e, "a passphrase file without a key: remove %s if it is stale", passp);
     if (r < 0) goto out;

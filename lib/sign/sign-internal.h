@@ -35,9 +35,6 @@ int sign_key_id(EVP_PKEY *pkey, char out[SUB_DIGEST_MAX], sub_err *e);
 /* Wrap an EVP_PKEY (takes ownership, also on failure). */
 int sign_pubkey_wrap(EVP_PKEY *pkey, const char *source, sub_pubkey **out, sub_err *e);
 
-/* Create path with exactly these bytes and mode, failing with -EEXIST if it
- * exists (never replaces anything): temp file + link(). */
-int sign_write_new_file(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);
 
 /* ECDSA P-256 / SHA-256: does sig (DER) verify over data with pkey? */
 bool sign_verify_der(EVP_PKEY *pkey, const unsigned char *sig, size_t siglen, const void *data,

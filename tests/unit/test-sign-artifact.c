@@ -13,26 +13,6 @@
 
 #define V "vectors/cosign/"
 
-static char *vec(const char *rel, size_t *len) {
-    _cleanup_free_ char *p = unit_shared(rel);
-    char *d = NULL;
-    size_t n = 0;
-    sub_err e = {0};
-    if (sub_read_file(p, 1 << 20, &d, &n, &e) < 0) {
-        unit_fail(__FILE__, __LINE__, "%s", e.msg);
-        d = xstrdup("");
-        n = 0;
-    }
-    if (len) *len = n;
-    return d;
-}
-
-static char *vec_line(const char *rel) {
-    char *s = vec(rel, NULL);
-    s[strcspn(s, "\r\n")] = 0;
-    return s;
-}
-
 static mode_t mode_of(const char *p) {
     struct stat st;
     return stat(p, &st) == 0 ? (st.st_mode & 07777) : (mode_t)-1;
@@ -43,10 +23,10 @@ TEST(sign_artifact_first_signature_is_byte_identical_to_vector) {
      * must be exactly the bytes of sig-manifest.json / sig-config.json */
     sub_err e = {0};
     size_t plen, mlen_want, clen_want;
-    _cleanup_free_ char *payload = vec(V "payload.json", &plen);
-    _cleanup_free_ char *sig = vec_line(V "signature.b64");
-    _cleanup_free_ char *want_m = vec(V "sig-manifest.json", &mlen_want);
-    _cleanup_free_ char *want_c = vec(V "sig-config.json", &clen_want);
+    _cleanup_free_ char *payload = unit_read_shared(V "payload.json", &plen);
+    _cleanup_free_ char *sig = unit_read_shared_line(V "signature.b64");
+    _cleanup_free_ char *want_m = unit_read_shared(V "sig-manifest.json", &mlen_want);
+    _cleanup_free_ char *want_c = unit_read_shared(V "sig-config.json", &clen_want);
     while (mlen_want && want_m[mlen_want - 1] == '\n') want_m[--mlen_want] = 0;
     while (clen_want && want_c[clen_want - 1] == '\n') want_c[--clen_want] = 0;
     char pd[SUB_DIGEST_MAX];
@@ -58,7 +38,7 @@ TEST(sign_artifact_first_signature_is_byte_identical_to_vector) {
     CHECK_STREQ(c, want_c);
     CHECK_INT(mlen, mlen_want);
     /* and its digest is the vector's */
-    _cleanup_free_ char *want_md = vec_line(V "sig-manifest.digest");
+    _cleanup_free_ char *want_md = unit_read_shared_line(V "sig-manifest.digest");
     char md[SUB_DIGEST_MAX];
     CHECK_OK(sub_sha256_buf(m, mlen, md, &e), &e);
     CHECK_STREQ(md, want_md);
@@ -70,7 +50,7 @@ TEST(sign_artifact_adding_keeps_existing_layers) {
      * entries */
     sub_err e = {0};
     size_t olen;
-    _cleanup_free_ char *old = vec(V "skopeo-copied-sig-manifest.json", &olen);
+    _cleanup_free_ char *old = unit_read_shared(V "skopeo-copied-sig-manifest.json", &olen);
     const char *nd = "sha256:1111111111111111111111111111111111111111111111111111111111111111";
     _cleanup_free_ char *m = NULL, *c = NULL;
     size_t mlen = 0, clen = 0;

@@ -13,19 +13,6 @@
 
 #define V "vectors/cosign/"
 
-static char *vec(const char *rel, size_t *len) {
-    _cleanup_free_ char *p = unit_shared(rel);
-    char *d = NULL;
-    size_t n = 0;
-    sub_err e = {0};
-    if (sub_read_file(p, 1 << 20, &d, &n, &e) < 0) {
-        unit_fail(__FILE__, __LINE__, "%s", e.msg);
-        d = xstrdup("");
-    }
-    if (len) *len = n;
-    return d;
-}
-
 /* DER of the first PEM block, decoded by OpenSSL (independent of lib/sign). */
 static unsigned char *openssl_pem_der(const char *pem, long *len) {
     BIO *b = BIO_new_mem_buf(pem, -1);
@@ -41,13 +28,13 @@ static unsigned char *openssl_pem_der(const char *pem, long *len) {
 TEST(sign_key_cosign_vector_decrypts_to_pkcs8) {
     sub_err e = {0};
     size_t plen, klen;
-    _cleanup_free_ char *pass = vec(V "passphrase.txt", &plen);
-    _cleanup_free_ char *key = vec(V "cosign.key", &klen);
+    _cleanup_free_ char *pass = unit_read_shared(V "passphrase.txt", &plen);
+    _cleanup_free_ char *key = unit_read_shared(V "cosign.key", &klen);
     _cleanup_privkey_ sub_privkey *k = NULL;
     CHECK_OK(sub_privkey_decrypt(key, klen, pass, plen, "cosign.key", &k, &e), &e);
     if (!k) return;
     /* key material: our PKCS#8 equals the expected decryption result */
-    _cleanup_free_ char *pem = vec(V "private-key.pkcs8.pem", NULL);
+    _cleanup_free_ char *pem = unit_read_shared(V "private-key.pkcs8.pem", NULL);
     long wlen = 0;
     unsigned char *want = openssl_pem_der(pem, &wlen);
     unsigned char *der = NULL;
@@ -78,8 +65,8 @@ TEST(sign_key_cosign_vector_decrypts_to_pkcs8) {
 TEST(sign_key_old_cosign_label_loads) {
     sub_err e = {0};
     size_t plen;
-    _cleanup_free_ char *pass = vec(V "passphrase.txt", &plen);
-    _cleanup_free_ char *key = vec(V "cosign.key", NULL);
+    _cleanup_free_ char *pass = unit_read_shared(V "passphrase.txt", &plen);
+    _cleanup_free_ char *key = unit_read_shared(V "cosign.key", NULL);
     /* same body under "ENCRYPTED COSIGN PRIVATE KEY" */
     char *body = strchr(key, '\n') + 1;
     *strstr(body, "-----END") = 0;
@@ -95,10 +82,10 @@ TEST(sign_key_old_cosign_label_loads) {
     _cleanup_privkey_ sub_privkey *k2 = NULL;
     CHECK_FAILS(sub_privkey_decrypt(mixed, strlen(mixed), pass, plen, "mixed.key", &k2, &e),
                 -EBADMSG);
-    _cleanup_free_ char *pkcs8 = vec(V "private-key.pkcs8.pem", NULL);
+    _cleanup_free_ char *pkcs8 = unit_read_shared(V "private-key.pkcs8.pem", NULL);
     CHECK_FAILS(sub_privkey_decrypt(pkcs8, strlen(pkcs8), pass, plen, "p.pem", &k2, &e), -EBADMSG);
     CHECK(strstr(e.msg, "unencrypted") != NULL);
-    _cleanup_free_ char *pub = vec(V "cosign.pub", NULL);
+    _cleanup_free_ char *pub = unit_read_shared(V "cosign.pub", NULL);
     CHECK_FAILS(sub_privkey_decrypt(pub, strlen(pub), pass, plen, "c.pub", &k2, &e), -EBADMSG);
     CHECK(strstr(e.msg, "public key") != NULL);
 }
@@ -106,7 +93,7 @@ TEST(sign_key_old_cosign_label_loads) {
 TEST(sign_key_wrong_passphrase_refused) {
     sub_err e = {0};
     size_t klen;
-    _cleanup_free_ char *key = vec(V "cosign.key", &klen);
+    _cleanup_free_ char *key = unit_read_shared(V "cosign.key", &klen);
     _cleanup_privkey_ sub_privkey *k = NULL;
     CHECK_FAILS(sub_privkey_decrypt(key, klen, "lab-ctr-test-passphrasE", 23, "cosign.key", &k, &e),
                 -EKEYREJECTED);
@@ -117,7 +104,7 @@ TEST(sign_key_wrong_passphrase_refused) {
 
 TEST(sign_key_tampered_or_hostile_files_refused) {
     size_t plen;
-    _cleanup_free_ char *pass = vec(V "passphrase.txt", &plen);
+    _cleanup_free_ char *pass = unit_read_shared(V "passphrase.txt", &plen);
     static const struct {
         const char *json, *why;
     } t[] = {
@@ -158,7 +145,7 @@ TEST(sign_key_tampered_or_hostile_files_refused) {
     }
     /* one flipped ciphertext bit in the real vector: the box does not open */
     size_t klen;
-    _cleanup_free_ char *key = vec(V "cosign.key", &klen);
+    _cleanup_free_ char *key = unit_read_shared(V "cosign.key", &klen);
     char *body = strchr(key, '\n') + 1;
     *strstr(body, "-----END") = 0;
     sub_err e = {0};
@@ -299,7 +286,7 @@ TEST(sign_key_written_format_decrypts_independently) {
 TEST(sign_pubkey_load_errors) {
     sub_err e = {0};
     sub_pubkey *k = NULL;
-    _cleanup_free_ char *priv = vec(V "private-key.pkcs8.pem", NULL);
+    _cleanup_free_ char *priv = unit_read_shared(V "private-key.pkcs8.pem", NULL);
     CHECK_FAILS(sub_pubkey_from_pem(priv, strlen(priv), "x.pem", &k, &e), -EBADMSG);
     CHECK(strstr(e.msg, "private key") != NULL);
     CHECK_FAILS(sub_pubkey_from_pem("hello", 5, "x.pub", &k, &e), -EBADMSG);
@@ -315,7 +302,7 @@ TEST(sign_pubkey_load_errors) {
     BIO_free(b);
     EVP_PKEY_free(rsa);
     /* two keys in one file */
-    _cleanup_free_ char *pub = vec(V "cosign.pub", NULL);
+    _cleanup_free_ char *pub = unit_read_shared(V "cosign.pub", NULL);
     _cleanup_free_ char *two = xasprintf("%s%s", pub, pub);
     CHECK_FAILS(sub_pubkey_from_pem(two, strlen(two), "two.pub", &k, &e), -EBADMSG);
     /* a comment before the block is fine, and the PEM round-trips */
@@ -419,8 +406,8 @@ TEST(sign_trust_store_loads_every_pub) {
     const char *dir = unit_tmpdir();
     _cleanup_free_ char *t = sub_path_join(dir, "trust");
     CHECK(mkdir(t, 0755) == 0);
-    _cleanup_free_ char *a = vec(V "cosign.pub", NULL);
-    _cleanup_free_ char *b = vec(V "upstream-containers-image/cosign.pub", NULL);
+    _cleanup_free_ char *a = unit_read_shared(V "cosign.pub", NULL);
+    _cleanup_free_ char *b = unit_read_shared(V "upstream-containers-image/cosign.pub", NULL);
     _cleanup_free_ char *pa = sub_path_join(t, "b-vector.pub"), *pb = sub_path_join(t, "a-upstream.pub");
     _cleanup_free_ char *px = sub_path_join(t, "notes.txt"), *ph = sub_path_join(t, ".hidden.pub");
     write_mode(pa, a, 0644);
@@ -437,8 +424,8 @@ TEST(sign_trust_store_loads_every_pub) {
         CHECK(keys[2] == NULL);
         /* and they verify the vector through the array */
         size_t len;
-        _cleanup_free_ char *payload = vec(V "payload.json", &len);
-        _cleanup_free_ char *sig = vec(V "signature.b64", NULL);
+        _cleanup_free_ char *payload = unit_read_shared(V "payload.json", &len);
+        _cleanup_free_ char *sig = unit_read_shared(V "signature.b64", NULL);
         sig[strcspn(sig, "\n")] = 0;
         sub_verify_record rec;
         CHECK_OK(sub_cosign_verify((const sub_pubkey *const *)keys, n, payload, len, sig,

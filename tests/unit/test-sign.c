@@ -7,27 +7,6 @@
 #include "unit.h"
 
 /* Read a vector file; trailing newline kept (callers strip where needed). */
-static char *vec(const char *rel, size_t *len) {
-    _cleanup_free_ char *p = unit_shared(rel);
-    char *d = NULL;
-    size_t n = 0;
-    sub_err e = {0};
-    if (sub_read_file(p, 1 << 20, &d, &n, &e) < 0) {
-        unit_fail(__FILE__, __LINE__, "%s", e.msg);
-        d = xstrdup("");
-        n = 0;
-    }
-    if (len) *len = n;
-    return d;
-}
-
-/* A vector holding one line (digest, base64): newline removed. */
-static char *vec_line(const char *rel) {
-    char *s = vec(rel, NULL);
-    s[strcspn(s, "\r\n")] = 0;
-    return s;
-}
-
 static sub_pubkey *pub(const char *rel) {
     _cleanup_free_ char *p = unit_shared(rel);
     sub_pubkey *k = NULL;
@@ -41,15 +20,15 @@ static sub_pubkey *pub(const char *rel) {
 TEST(sign_payload_bytes_equal_vector) {
     sub_err e = {0};
     size_t vlen = 0;
-    _cleanup_free_ char *want = vec(V "payload.json", &vlen);
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
+    _cleanup_free_ char *want = unit_read_shared(V "payload.json", &vlen);
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
     _cleanup_free_ char *got = NULL;
     size_t len = 0;
     CHECK_OK(sub_cosign_payload_build("127.0.0.1:5000/hello", digest, &got, &len, &e), &e);
     CHECK_INT(len, vlen);
     CHECK(got && len == vlen && memcmp(got, want, len) == 0);
     /* and it hashes to the layer digest the vector's signature manifest uses */
-    _cleanup_free_ char *layer = vec_line(V "payload.digest");
+    _cleanup_free_ char *layer = unit_read_shared_line(V "payload.digest");
     char d[SUB_DIGEST_MAX];
     CHECK_OK(sub_sha256_buf(got, len, d, &e), &e);
     CHECK_STREQ(d, layer);
@@ -78,11 +57,11 @@ TEST(sign_payload_build_rejects_bad_identity_or_digest) {
 TEST(sign_payload_parse_strict) {
     sub_err e = {0};
     size_t len;
-    _cleanup_free_ char *v = vec(V "payload.json", &len);
+    _cleanup_free_ char *v = unit_read_shared(V "payload.json", &len);
     _cleanup_payload_ sub_cosign_payload p = {0};
     CHECK_OK(sub_cosign_payload_parse(v, len, &p, &e), &e);
     CHECK_STREQ(p.docker_reference, "127.0.0.1:5000/hello");
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
     CHECK_STREQ(p.manifest_digest, digest);
 
     const char *D = "\"sha256:9a119f34ac7d13e731bc3301479a2346da3b2f0427a9459c5a561e47b2844455\"";
@@ -154,9 +133,9 @@ TEST(sign_verify_vector_signature) {
     _cleanup_pubkey_ sub_pubkey *k = pub(V "cosign.pub");
     if (!k) return;
     size_t len;
-    _cleanup_free_ char *payload = vec(V "payload.json", &len);
-    _cleanup_free_ char *sig = vec_line(V "signature.b64");
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
+    _cleanup_free_ char *payload = unit_read_shared(V "payload.json", &len);
+    _cleanup_free_ char *sig = unit_read_shared_line(V "signature.b64");
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
     const sub_pubkey *keys[] = {k};
     sub_verify_record rec;
     CHECK_OK(sub_cosign_verify(keys, 1, payload, len, sig, digest, "127.0.0.1:5000/hello",
@@ -172,7 +151,7 @@ TEST(sign_verify_vector_signature) {
     CHECK_STREQ(rec.payload_digest, digest);
     CHECK_STREQ(rec.payload_reference, "127.0.0.1:5000/hello");
     /* the key id is sha256 over the SPKI DER, i.e. over the PEM body */
-    _cleanup_free_ char *pem = vec(V "cosign.pub", NULL);
+    _cleanup_free_ char *pem = unit_read_shared(V "cosign.pub", NULL);
     char *b = strchr(pem, '\n') + 1;
     *strstr(b, "-----END") = 0;
     _cleanup_free_ unsigned char *der = NULL;
@@ -183,7 +162,7 @@ TEST(sign_verify_vector_signature) {
     CHECK_STREQ(sub_pubkey_id(k), id);
     /* the DER file is the same signature */
     size_t dlen;
-    _cleanup_free_ char *sigder = vec(V "signature.der", &dlen);
+    _cleanup_free_ char *sigder = unit_read_shared(V "signature.der", &dlen);
     _cleanup_free_ char *b64 = sub_b64_encode(sigder, dlen);
     CHECK_STREQ(b64, sig);
 }
@@ -193,8 +172,8 @@ TEST(sign_verify_real_cosign_signature) {
     _cleanup_pubkey_ sub_pubkey *k = pub(V "upstream-containers-image/cosign.pub");
     if (!k) return;
     size_t len;
-    _cleanup_free_ char *payload = vec(V "upstream-containers-image/payload.json", &len);
-    _cleanup_free_ char *sig = vec_line(V "upstream-containers-image/signature.b64");
+    _cleanup_free_ char *payload = unit_read_shared(V "upstream-containers-image/payload.json", &len);
+    _cleanup_free_ char *sig = unit_read_shared_line(V "upstream-containers-image/signature.b64");
     /* the image digest is that of the manifest in the folder, computed here */
     _cleanup_free_ char *mp = unit_shared(V "upstream-containers-image/manifest.json");
     char digest[SUB_DIGEST_MAX];
@@ -211,7 +190,7 @@ TEST(sign_verify_real_cosign_signature) {
     CHECK_STREQ(rec.key_id, sub_pubkey_id(k));
     /* the same bytes, from c/image's on-disk form ("\0sigstore-json\n" + JSON) */
     size_t slen;
-    _cleanup_free_ char *s1 = vec(V "upstream-containers-image/signature-1", &slen);
+    _cleanup_free_ char *s1 = unit_read_shared(V "upstream-containers-image/signature-1", &slen);
     const char magic[] = "\0sigstore-json\n";
     CHECK(slen > sizeof magic - 1 && memcmp(s1, magic, sizeof magic - 1) == 0);
     _cleanup_json_ json_t *j = NULL;
@@ -251,9 +230,9 @@ static void negative(const char *payload_rel, const char *sig_rel, sub_verify_fa
     _cleanup_pubkey_ sub_pubkey *k = pub(V "cosign.pub");
     if (!k) return;
     size_t len;
-    _cleanup_free_ char *payload = vec(payload_rel, &len);
-    _cleanup_free_ char *sig = vec_line(sig_rel);
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
+    _cleanup_free_ char *payload = unit_read_shared(payload_rel, &len);
+    _cleanup_free_ char *sig = unit_read_shared_line(sig_rel);
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
     const sub_pubkey *keys[] = {k};
     sub_verify_record rec;
     int r = sub_cosign_verify(keys, 1, payload, len, sig, digest, "127.0.0.1:5000/hello",
@@ -296,11 +275,11 @@ TEST(sign_malformed_signatures) {
     _cleanup_pubkey_ sub_pubkey *k = pub(V "cosign.pub");
     if (!k) return;
     size_t len;
-    _cleanup_free_ char *payload = vec(V "payload.json", &len);
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
-    _cleanup_free_ char *good = vec_line(V "signature.b64");
+    _cleanup_free_ char *payload = unit_read_shared(V "payload.json", &len);
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
+    _cleanup_free_ char *good = unit_read_shared_line(V "signature.b64");
     size_t dlen;
-    _cleanup_free_ char *der = vec(V "signature.der", &dlen);
+    _cleanup_free_ char *der = unit_read_shared(V "signature.der", &dlen);
     /* truncated DER, DER + junk, BER long-form length, s = 0 */
     _cleanup_free_ char *trunc = sub_b64_encode(der, dlen - 1);
     _cleanup_free_ char *junkb = xmalloc(dlen + 1);
@@ -351,9 +330,9 @@ TEST(sign_identity_policies_and_multiple_keys) {
     _cleanup_pubkey_ sub_pubkey *up = pub(V "upstream-containers-image/cosign.pub");
     if (!k || !up) return;
     size_t len;
-    _cleanup_free_ char *payload = vec(V "payload.json", &len);
-    _cleanup_free_ char *sig = vec_line(V "signature.b64");
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
+    _cleanup_free_ char *payload = unit_read_shared(V "payload.json", &len);
+    _cleanup_free_ char *sig = unit_read_shared_line(V "signature.b64");
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
     const sub_pubkey *keys[] = {up, k};
     static const struct {
         const char *identity;
@@ -424,12 +403,12 @@ TEST(sign_layer_check_and_signature_manifests) {
     if (!k) return;
     const sub_pubkey *keys[] = {k};
     size_t len;
-    _cleanup_free_ char *payload = vec(V "payload.json", &len);
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
+    _cleanup_free_ char *payload = unit_read_shared(V "payload.json", &len);
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
     static const char *manifests[] = {V "sig-manifest.json", V "skopeo-copied-sig-manifest.json"};
     for (size_t i = 0; i < ARRAY_SIZE(manifests); i++) {
         size_t mlen;
-        _cleanup_free_ char *m = vec(manifests[i], &mlen);
+        _cleanup_free_ char *m = unit_read_shared(manifests[i], &mlen);
         _cleanup_json_ json_t *j = NULL;
         CHECK_OK(sub_json_parse(m, mlen, 1 << 20, manifests[i], &j, &e), &e);
         json_t *layers = json_object_get(j, "layers");
@@ -452,7 +431,7 @@ TEST(sign_layer_check_and_signature_manifests) {
                     -EKEYREJECTED);
         CHECK_INT(rec.failure, SUB_VERIFY_IDENTITY_MISMATCH);
         /* a different blob under the same layer descriptor */
-        _cleanup_free_ char *other = vec(V "negative/wrongdigest.payload.json", NULL);
+        _cleanup_free_ char *other = unit_read_shared(V "negative/wrongdigest.payload.json", NULL);
         CHECK_FAILS(sub_cosign_verify_layer(keys, 1, ld, other, strlen(other), sig, digest, NULL,
                                             SUB_IDENTITY_ANY_REPO, &rec, &e),
                     -EKEYREJECTED);
@@ -469,8 +448,8 @@ TEST(sign_layer_check_and_signature_manifests) {
 
 TEST(sign_sig_tag_matches_vector) {
     sub_err e = {0};
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
-    _cleanup_free_ char *want = vec_line(V "sig-tag.txt");
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
+    _cleanup_free_ char *want = unit_read_shared_line(V "sig-tag.txt");
     _cleanup_free_ char *tag = NULL;
     CHECK_OK(sub_cosign_sig_tag(digest, &tag, &e), &e);
     CHECK_STREQ(tag, want);
@@ -483,9 +462,9 @@ TEST(sign_record_json) {
     _cleanup_pubkey_ sub_pubkey *k = pub(V "cosign.pub");
     if (!k) return;
     size_t len;
-    _cleanup_free_ char *payload = vec(V "negative/wrongdigest.payload.json", &len);
-    _cleanup_free_ char *sig = vec_line(V "negative/wrongdigest.signature.b64");
-    _cleanup_free_ char *digest = vec_line(V "image-manifest.digest");
+    _cleanup_free_ char *payload = unit_read_shared(V "negative/wrongdigest.payload.json", &len);
+    _cleanup_free_ char *sig = unit_read_shared_line(V "negative/wrongdigest.signature.b64");
+    _cleanup_free_ char *digest = unit_read_shared_line(V "image-manifest.digest");
     const sub_pubkey *keys[] = {k};
     sub_verify_record rec;
     CHECK_FAILS(sub_cosign_verify(keys, 1, payload, len, sig, digest, "127.0.0.1:5000/hello",

@@ -47,6 +47,26 @@ char *unit_shared(const char *rel) {
     return xasprintf("%s/tests/fixtures/%s", top(), rel);
 }
 
+char *unit_read_shared(const char *rel, size_t *len) {
+    _cleanup_free_ char *p = unit_shared(rel);
+    char *d = NULL;
+    size_t n = 0;
+    sub_err e = {0};
+    if (sub_read_file(p, 1 << 20, &d, &n, &e) < 0) {
+        unit_fail(__FILE__, __LINE__, "%s", e.msg);
+        d = xstrdup("");
+        n = 0;
+    }
+    if (len) *len = n;
+    return d;
+}
+
+char *unit_read_shared_line(const char *rel) {
+    char *s = unit_read_shared(rel, NULL);
+    s[strcspn(s, "\r\n")] = 0;
+    return s;
+}
+
 const char *unit_tmpdir(void) {
     if (!cur_tmp) {
         sub_err e = {0};

@@ -12,6 +12,10 @@ void unit_skip(const char *reason);
 /* Absolute path of a file in the source tree / shared vectors. Caller frees. */
 char *unit_src(const char *rel);
 char *unit_shared(const char *rel);
+/* Contents of a fixture (unit_shared path); a read failure fails the test
+ * and yields "". Caller frees. The _line form drops the first newline on. */
+char *unit_read_shared(const char *rel, size_t *len);
+char *unit_read_shared_line(const char *rel);
 /* A fresh temp dir for this test, removed after it (unless UNIT_KEEP=1). */
 const char *unit_tmpdir(void);
 
