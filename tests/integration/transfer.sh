@@ -75,6 +75,12 @@ t_fails "push of a name the layout lacks is an input error" 2 'no image named "n
 t_fails "push to a digest that is not the layout's is refused" 2 "names digest" \
     "$BIN" push --oci "$L:t" "test/busybox@sha256:$(printf '%064d' 0)"
 t_fails "push without --oci is a usage error" 2 "missing --oci" "$BIN" push test/busybox:v1
+pj=$("$BIN" push --oci "$L:t" test/busybox:v1 --json 2>&1)
+t_eq "push as its synopsis writes it (--json after REF) works" \
+    "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["reference"], j["digest"])' <<<"$pj" 2>&1)" \
+    "$REG/test/busybox:v1 $MD"
+t_eq "options may come before or after REF" \
+    "$("$BIN" push test/busybox:v1 --oci "$L:t" 2>&1)" "$REG/test/busybox:v1 $REG/test/busybox@$MD"
 
 sk=$(skopeo inspect --tls-verify=false "docker://$REG/test/busybox:v1" 2>&1)
 t_eq "skopeo inspect reports the digest we pushed" \
