@@ -171,7 +171,9 @@ static int only_sha256(const char *digest, sub_err *e) {
     int r = sub_digest_validate(digest, e);
     if (r < 0) return r;
     if (!str_has_prefix(digest, "sha256:"))
-        return sub_err_set(e, -ENOTSUP, "digest %s: only sha256 content is supported", digest);
+        return sub_err_setk(e, SUB_KIND_INPUT, -ENOTSUP,
+                            "digest %s: only sha256 content is supported; use sha256 digests",
+                            digest);
     return 0;
 }
 

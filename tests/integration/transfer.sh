@@ -126,6 +126,11 @@ t_eq "pulling again into the same layout is fine and adds nothing" \
 1"
 t_fails "pull without a tag or digest is a usage error" 2 "name a tag" "$BIN" pull test/busybox --oci "$T/P3"
 t_fails "pull of a missing tag fails clearly" 2 "no such manifest" "$BIN" pull test/busybox:nope --oci "$T/P3"
+S512="sha512:$(printf '%0128d' 0)"
+t_fails "pull by a sha512 digest is an input error (exit 2) saying what to use" 2 \
+    "only sha256 content is supported.*sha256 digest" "$BIN" pull "test/busybox@$S512" --oci "$T/P3"
+t_fails "inspect by a sha512 digest is an input error too" 2 "only sha256 content is supported" \
+    "$BIN" inspect "test/busybox@$S512"
 
 # ---- an image index (multi-platform): children first, the index last ----
 IDX=$($PY - "$L" "$MD" "$MSIZE" <<'EOF'
