@@ -18,6 +18,7 @@ typedef struct tctx {
     sub_progress_fn cb;
     void *ud;
     char **created; /* pull: blob paths this pull added (removed on failure) */
+    bool layout_ready; /* pull: sub_layout_init done (only once there is something to keep) */
 } tctx;
 
 static void progress(tctx *t, uint64_t done, uint64_t total, const char *fmt, ...) _printf_(4, 5);
@@ -187,6 +188,13 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
         return sub_err_set(e, -EBADMSG,
                            "manifest %s is a %s, but the index that refers to it says %s", digest,
                            m.media_type, expect_mt);
+    /* The layout is created only now: a pull refused before anything could
+     * be kept (bad reference, unknown tag, unreachable registry) leaves no
+     * trace at the destination. */
+    if (!t->layout_ready) {
+        if ((r = sub_layout_init(t->dir, e)) < 0) return r;
+        t->layout_ready = true;
+    }
     if (m.kind == SUB_MANIFEST_IMAGE) {
         if ((r = fetch_blob(t, &m.config, "config", digest, e)) < 0) return r;
         if ((r = check_config(t, &m.config, e)) < 0) return r;
@@ -228,7 +236,6 @@ int sub_pull_to_layout(sub_reg *r, const char *repo, const char *ref, const char
     int rr;
     if ((rr = sub_repo_validate(repo, e)) < 0) return rr;
     if (ref_name && (rr = sub_layout_refname_validate(ref_name, e)) < 0) return rr;
-    if ((rr = sub_layout_init(layout_dir, e)) < 0) return rr;
     tctx t = {.r = r, .repo = repo, .dir = layout_dir, .cb = cb, .ud = ud};
     char digest[SUB_DIGEST_MAX];
     _cleanup_free_ char *mt = NULL;

@@ -131,6 +131,7 @@ t_fails "pull by a sha512 digest is an input error (exit 2) saying what to use" 
     "only sha256 content is supported.*sha256 digest" "$BIN" pull "test/busybox@$S512" --oci "$T/P3"
 t_fails "inspect by a sha512 digest is an input error too" 2 "only sha256 content is supported" \
     "$BIN" inspect "test/busybox@$S512"
+t_check "a pull refused for bad input created no layout (missing tag, sha512)" test ! -e "$T/P3"
 
 # ---- an image index (multi-platform): children first, the index last ----
 IDX=$($PY - "$L" "$MD" "$MSIZE" <<'EOF'
@@ -225,6 +226,7 @@ FREE=$(t_free_port)
 t_fails "a registry that is not running: clear error naming the address and the fix" 3 \
     "registry at 127.0.0.1:$FREE is not reachable.*substrate registry start" \
     "$BIN" pull "127.0.0.1:$FREE/x:v1" --oci "$T/nowhere"
+t_check "a pull from an unreachable registry created no layout" test ! -e "$T/nowhere"
 t_fails "a non-loopback registry is refused before any traffic" 2 "not on this machine" \
     "$BIN" pull "10.0.0.1:5000/x:v1" --oci "$T/nowhere"
 
