@@ -127,8 +127,18 @@ int sub_push_layout(sub_reg *r, const char *layout_dir, const char *manifest_dig
 
 /* ---- pull ------------------------------------------------------------------------------- */
 
+#define SHA256_EMPTY "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 static int fetch_blob(tctx *t, const sub_desc *d, const char *role, const char *parent,
                       sub_err *e) {
+    /* Size 0 means "unknown" to the blob calls below (no size check at all),
+     * but in a descriptor it is a claim: only the empty blob has it. */
+    if (d->size == 0 && strcmp(d->digest, SHA256_EMPTY) != 0)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "%s %s of manifest %s: its descriptor says 0 bytes, which no content "
+                            "with that digest has (only %s is empty); the manifest is wrong, "
+                            "refused before fetching anything",
+                            role, d->digest, parent, SHA256_EMPTY);
     sub_err ce = {0};
     int r = sub_layout_check_blob(t->dir, d->digest, d->size, &ce);
     if (r == 1) {
