@@ -55,8 +55,10 @@ static int push_blob(tctx *t, const sub_desc *d, const char *role, const char *p
     return 0;
 }
 
+/* parent (NULL for the manifest asked for) is the index whose descriptor
+ * says this manifest has parent_size bytes. */
 static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const char *tag,
-                         int depth, sub_err *e) {
+                         const char *parent, uint64_t parent_size, int depth, sub_err *e) {
     if (depth > MAX_DEPTH)
         return sub_err_set(e, -ELOOP, "manifest %s: indexes nest deeper than %d levels", digest,
                            MAX_DEPTH);
@@ -64,6 +66,11 @@ static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const
     size_t len = 0;
     int r = sub_layout_read_blob(t->dir, digest, SUB_REG_MAX_MANIFEST, &body, &len, e);
     if (r < 0) return r;
+    if (parent && len != parent_size)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "layout %s: manifest %s has %zu bytes, but index %s says %llu; "
+                            "refused, nothing of that index was tagged",
+                            t->dir, digest, len, parent, (unsigned long long)parent_size);
     _cleanup_manifest_ sub_manifest m = {0};
     if ((r = sub_manifest_parse(body, len, mt_hint, &m, e)) < 0) {
         sub_err_prefix(e, "layout %s: manifest %s", t->dir, digest);
@@ -81,7 +88,9 @@ static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const
                 if ((r = push_blob(t, c, "blob", digest, e)) < 0) return r;
                 continue;
             }
-            if ((r = push_manifest(t, c->digest, c->media_type, NULL, depth + 1, e)) < 0) return r;
+            if ((r = push_manifest(t, c->digest, c->media_type, NULL, digest, c->size, depth + 1,
+                                   e)) < 0)
+                return r;
         }
     }
     progress(t, 0, len, "manifest %s", digest);
@@ -122,7 +131,7 @@ int sub_push_layout(sub_reg *r, const char *layout_dir, const char *manifest_dig
     if ((rr = sub_digest_validate(manifest_digest, e)) < 0) return rr;
     tctx t = {.r = r, .repo = repo, .dir = layout_dir, .cb = cb, .ud = ud};
     _cleanup_free_ char *hint = index_media_type(layout_dir, manifest_digest);
-    return push_manifest(&t, manifest_digest, hint, tag, 0, e);
+    return push_manifest(&t, manifest_digest, hint, tag, NULL, 0, 0, e);
 }
 
 /* ---- pull ------------------------------------------------------------------------------- */

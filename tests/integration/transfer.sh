@@ -154,6 +154,27 @@ EOF
 )
 t_eq "push of an index prints its digest" "$("$BIN" push --oci "$L:multi" test/multi:v1 2>&1)" \
     "$REG/test/multi:v1 $REG/test/multi@$IDX"
+BADIDX=$($PY - "$L" "$MD" "$((MSIZE + 1))" <<'EOF'
+import hashlib, json, os, sys
+d, md, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+idx = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                  "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                 "digest": md, "size": size}]},
+                 sort_keys=True, separators=(",", ":")).encode()
+h = hashlib.sha256(idx).hexdigest()
+open(os.path.join(d, "blobs/sha256", h), "wb").write(idx)
+top = json.load(open(os.path.join(d, "index.json")))
+top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                         "digest": "sha256:" + h, "size": len(idx),
+                         "annotations": {"org.opencontainers.image.ref.name": "badsize"}})
+json.dump(top, open(os.path.join(d, "index.json"), "w"))
+print("sha256:" + h)
+EOF
+)
+t_fails "push of an index whose child descriptor has the wrong size is refused (exit 1)" 1 \
+    "manifest $MD has $MSIZE bytes, but index $BADIDX says $((MSIZE + 1))" \
+    "$BIN" push --oci "$L:badsize" test/badidx:v1
+t_fails "  ... and no tag appears" 2 "no such manifest" "$BIN" inspect test/badidx:v1
 t_eq "the registry serves exactly the index bytes we pushed" \
     "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$REG/test/multi:v1" | sha256sum | cut -d' ' -f1)" "$IDX"
 t_fails "inspect of the index lists the child manifest and its platform" 0 "$MD +[0-9]+ +linux/amd64" \
