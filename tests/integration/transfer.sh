@@ -259,6 +259,14 @@ t_fails "a registry with --htpasswd starts" 0 "started at 127.0.0.1:$APORT.*basi
     "${AUTH[@]}" "$BIN" registry start --htpasswd "$T/htpasswd"
 t_on_exit "env SUBSTRATE_STATE='$T/authstate' '$BIN' registry stop"
 t_fails "its status counts a 401 as answering" 0 "answering" "${AUTH[@]}" "$BIN" registry status
+t_fails "start again with the same htpasswd file is idempotent" 0 "already running" \
+    "${AUTH[@]}" "$BIN" registry start --htpasswd "$T/htpasswd"
+htpasswd -Bbn other pass2 >"$T/htpasswd2" 2>/dev/null
+t_fails "start again with another htpasswd file is refused while it runs (exit 3)" 3 \
+    "already running at 127.0.0.1:$APORT with other authentication settings" \
+    "${AUTH[@]}" "$BIN" registry start --htpasswd "$T/htpasswd2"
+t_fails "start again without auth is refused while it runs with auth" 3 \
+    "with other authentication settings" "${AUTH[@]}" "$BIN" registry start
 t_fails "push without credentials: clear 401 error (exit 3)" 3 \
     "requires authentication \(HTTP 401.*SUBSTRATE_REGISTRY_USER" \
     "${AUTH[@]}" "$BIN" push --oci "$L:t" "127.0.0.1:$APORT/auth/img:v1"
