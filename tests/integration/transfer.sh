@@ -66,8 +66,12 @@ out=$("$BIN" push --oci "$L:t" test/busybox:v1 2>"$T/push.err"); rc=$?
 t_eq "push exits 0" "$rc" 0
 t_eq "push prints the tag reference, then the digest reference" "$out" \
     "$REG/test/busybox:v1 $REG/test/busybox@$MD"
+uploads() { grep -c '"POST /v2/test/busybox/blobs/uploads/ ' "$SUBSTRATE_STATE/registry/registry.log"; }
+n_up=$(uploads)
+t_eq "the first push started one upload per blob (config, layer)" "$n_up" 2
 t_eq "pushing again is idempotent" "$("$BIN" push --oci "$L:t" test/busybox:v1 2>&1)" \
     "$REG/test/busybox:v1 $REG/test/busybox@$MD"
+t_eq "  ... and uploads nothing: blobs the registry has are skipped" "$(uploads)" "$n_up"
 t_eq "push by digest only (no tag) prints the digest reference" \
     "$("$BIN" push --oci "$L:$MD" "$REG/test/bydigest" 2>&1)" "$REG/test/bydigest@$MD"
 t_fails "push of a name the layout lacks is an input error" 2 'no image named "nope".*names there: t' \
