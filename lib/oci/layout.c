@@ -19,6 +19,8 @@ char *sub_layout_blob_path(const char *dir, const char *digest) {
     return xasprintf("%s/blobs/%.*s/%s", dir, (int)(colon - digest), digest, colon + 1);
 }
 
+static int lock_dir(const char *dir, sub_err *e);
+
 static int io_err(sub_err *e, int err, const char *what, const char *path) {
     return sub_err_set(e, -err, "cannot %s %s: %s%s", what, path, strerror(err), sub_io_hint(err));
 }
@@ -57,6 +59,12 @@ int sub_layout_init(const char *dir, sub_err *e) {
     }
     _cleanup_free_ char *idx = sub_path_join(dir, "index.json");
     if (!sub_path_exists(idx)) {
+        /* Checked again under the lock sub_layout_tag holds: without it a
+         * concurrent writer's freshly tagged index could be replaced by this
+         * empty one. */
+        _cleanup_close_ int lk = lock_dir(dir, e);
+        if (lk < 0) return lk;
+        if (sub_path_exists(idx)) return 0;
         _cleanup_json_ json_t *j = json_pack("{s:i,s:s,s:[]}", "schemaVersion", 2, "mediaType",
                                              SUB_MT_OCI_INDEX, "manifests");
         size_t len;

@@ -7,6 +7,7 @@
 #include "unit.h"
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 /* Number of entries in a directory other than . and .. */
 static int count_entries(const char *dir) {
@@ -342,4 +343,46 @@ TEST(layout_verify_checks_every_descriptor_of_a_shared_blob) {
     CHECK_OK(sub_write_file_atomic(ip, is, strlen(is), 0644, &e), &e);
     CHECK_INT(sub_layout_verify(dir, &e), -EILSEQ);
     CHECK(strstr(e.msg, m1) != NULL);
+}
+
+/* Concurrent writers (pulls into one new layout) must not lose each other's
+ * entries: one process creating the empty index.json must never replace an
+ * index another process has already tagged into. A race, so many rounds. */
+TEST(layout_concurrent_init_and_tag_keep_every_entry) {
+    enum { ROUNDS = 20, PROCS = 8 };
+    const char *m = "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX "\",\"manifests\":[]}";
+    int lost = 0, failed = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        _cleanup_free_ char *dir = xasprintf("%s/l%d", unit_tmpdir(), round);
+        sub_err pe = {0};
+        char d[SUB_DIGEST_MAX];
+        CHECK_OK(sub_layout_put_blob_buf(dir, m, strlen(m), d, &pe), &pe); /* no index.json yet */
+        pid_t pids[PROCS];
+        int n = 0;
+        for (int i = 0; i < PROCS; i++) {
+            pid_t pid = fork();
+            if (pid < 0) {
+                unit_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+                break;
+            }
+            if (pid > 0) pids[n++] = pid;
+            if (pid == 0) {
+                sub_err e = {0};
+                char name[16];
+                snprintf(name, sizeof name, "n%d", i);
+                int r = sub_layout_init(dir, &e);
+                if (r == 0) r = sub_layout_tag(dir, name, SUB_MT_OCI_INDEX, d, strlen(m), &e);
+                _exit(r == 0 ? 0 : 1);
+            }
+        }
+        for (int i = 0; i < n; i++) { /* only ours: the harness may have other children */
+            int st;
+            if (waitpid(pids[i], &st, 0) != pids[i] || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                failed++;
+        }
+        _cleanup_json_ json_t *idx = load_index(dir);
+        if (json_array_size(json_object_get(idx, "manifests")) != PROCS) lost++;
+    }
+    CHECK_INT(failed, 0);
+    CHECK_INT(lost, 0);
 }
