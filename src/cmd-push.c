@@ -66,7 +66,8 @@ int cmd_push(int argc, char **argv) {
     bool json = false;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    /* options may follow REF (the synopsis puts --json last): no '+' here */
+    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'o': oci = optarg; break;
         case 'j': json = true; break;

@@ -8,7 +8,8 @@
  *   <state>/registry/registry.log  its stdout+stderr
  *
  * start is idempotent (a live registry we started, answering on the same
- * address, is left alone) and waits until /v2/ answers (200, or 401 when
+ * address with the same authentication - none, or the same htpasswd file - is
+ * left alone; other settings are refused with -EBUSY) and waits until /v2/ answers (200, or 401 when
  * htpasswd auth is on); if the daemon dies first, the error carries the tail
  * of registry.log. The address must be loopback (127.0.0.0/8, localhost,
  * [::1]); a port some other program holds is reported (-EADDRINUSE) before

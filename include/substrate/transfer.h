@@ -29,9 +29,11 @@ typedef void (*sub_progress_fn)(void *ud, const char *what, uint64_t done, uint6
 int sub_push_layout(sub_reg *r, const char *layout_dir, const char *manifest_digest,
                     const char *repo, const char *tag, sub_progress_fn cb, void *ud, sub_err *e);
 
-/* Pull repo:ref (tag or digest) into layout_dir (created if needed) and name
- * it ref_name there (NULL: an unnamed index.json entry). digest_out gets the
- * manifest digest. */
+/* Pull repo:ref (tag or digest) into layout_dir and name it ref_name there
+ * (NULL: an unnamed index.json entry). digest_out gets the manifest digest.
+ * layout_dir is created when needed, but only once the manifest has arrived
+ * and checked out: a pull refused before that (bad reference, unknown tag,
+ * unreachable registry) leaves nothing behind. */
 int sub_pull_to_layout(sub_reg *r, const char *repo, const char *ref, const char *layout_dir,
                        const char *ref_name, char digest_out[SUB_DIGEST_MAX], sub_progress_fn cb,
                        void *ud, sub_err *e);

@@ -19,6 +19,8 @@ char *sub_layout_blob_path(const char *dir, const char *digest) {
     return xasprintf("%s/blobs/%.*s/%s", dir, (int)(colon - digest), digest, colon + 1);
 }
 
+static int lock_dir(const char *dir, sub_err *e);
+
 static int io_err(sub_err *e, int err, const char *what, const char *path) {
     return sub_err_set(e, -err, "cannot %s %s: %s%s", what, path, strerror(err), sub_io_hint(err));
 }
@@ -57,6 +59,12 @@ int sub_layout_init(const char *dir, sub_err *e) {
     }
     _cleanup_free_ char *idx = sub_path_join(dir, "index.json");
     if (!sub_path_exists(idx)) {
+        /* Checked again under the lock sub_layout_tag holds: without it a
+         * concurrent writer's freshly tagged index could be replaced by this
+         * empty one. */
+        _cleanup_close_ int lk = lock_dir(dir, e);
+        if (lk < 0) return lk;
+        if (sub_path_exists(idx)) return 0;
         _cleanup_json_ json_t *j = json_pack("{s:i,s:s,s:[]}", "schemaVersion", 2, "mediaType",
                                              SUB_MT_OCI_INDEX, "manifests");
         size_t len;
@@ -171,7 +179,9 @@ static int only_sha256(const char *digest, sub_err *e) {
     int r = sub_digest_validate(digest, e);
     if (r < 0) return r;
     if (!str_has_prefix(digest, "sha256:"))
-        return sub_err_set(e, -ENOTSUP, "digest %s: only sha256 content is supported", digest);
+        return sub_err_setk(e, SUB_KIND_INPUT, -ENOTSUP,
+                            "digest %s: only sha256 content is supported; use sha256 digests",
+                            digest);
     return 0;
 }
 
@@ -407,13 +417,17 @@ static int verify_desc(const char *dir, const sub_desc *d, const char *parent, i
     if (depth > MAX_DEPTH)
         return sub_err_setk(e, SUB_KIND_CHECK, -ELOOP,
                             "layout %s: manifests nest deeper than %d levels", dir, MAX_DEPTH);
-    if (seen(visited, d->digest)) return 0;
-    int r = sub_layout_check_blob(dir, d->digest, 0, e);
-    if (r < 0) return r;
-    if (r == 0)
-        return sub_err_setk(e, SUB_KIND_CHECK, -ENOENT,
-                            "layout %s: blob %s (referenced by %s) is missing", dir, d->digest,
-                            parent);
+    /* A blob met again is not hashed again, but every descriptor's size is checked. */
+    bool again = seen(visited, d->digest);
+    int r;
+    if (!again) {
+        r = sub_layout_check_blob(dir, d->digest, 0, e);
+        if (r < 0) return r;
+        if (r == 0)
+            return sub_err_setk(e, SUB_KIND_CHECK, -ENOENT,
+                                "layout %s: blob %s (referenced by %s) is missing", dir, d->digest,
+                                parent);
+    }
     _cleanup_free_ char *p = sub_layout_blob_path(dir, d->digest);
     struct stat st;
     if (stat(p, &st) < 0) return sub_err_set(e, -errno, "cannot stat %s: %m", p);
@@ -421,6 +435,7 @@ static int verify_desc(const char *dir, const sub_desc *d, const char *parent, i
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
                             "layout %s: blob %s has %lld bytes, but %s says %llu", dir, d->digest,
                             (long long)st.st_size, parent, (unsigned long long)d->size);
+    if (again) return 0;
     (*count)++;
     if (!sub_mt_is_manifest(d->media_type)) return 0;
     _cleanup_free_ char *data = NULL;

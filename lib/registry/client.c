@@ -711,7 +711,10 @@ static int check_sha256(const char *digest, sub_err *e) {
     int rr = sub_digest_validate(digest, e);
     if (rr < 0) return rr;
     if (!str_has_prefix(digest, "sha256:"))
-        return sub_err_set(e, -ENOTSUP, "digest %s: only sha256 content is supported", digest);
+        return sub_err_setk(e, SUB_KIND_INPUT, -ENOTSUP,
+                            "digest %s: only sha256 content is supported; name the image by its "
+                            "sha256 digest (or by tag)",
+                            digest);
     return 0;
 }
 

@@ -244,6 +244,21 @@ static bool recorded_htpasswd(const char *config) {
     return strstr(s, "\n  htpasswd:\n") != NULL;
 }
 
+/* The "auth:" section of a config we generated ("" without one). */
+static const char *auth_section(const char *cfg) {
+    const char *a = strstr(cfg, "\nauth:\n");
+    return a ? a : "";
+}
+
+/* The recorded config has the same auth settings (none, or the same
+ * htpasswd file) as the config `want` we would write now. */
+static bool recorded_auth_is(const char *config, const char *want) {
+    _cleanup_free_ char *s = NULL;
+    size_t len;
+    if (sub_read_file(config, 65536, &s, &len, NULL) < 0) return false;
+    return streq(auth_section(s), auth_section(want));
+}
+
 /* Last lines of the log, for error details. */
 static void log_tail(const char *log, sub_err *e) {
     if (!e) return;
@@ -417,7 +432,8 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
     if (pr == 1 && is_our_registry(old, p.config)) {
         char cur[128];
         recorded_addr(p.config, cur, sizeof cur);
-        bool same_auth = recorded_htpasswd(p.config) == (htpasswd != NULL);
+        _cleanup_free_ char *want = render_config(&p, o->addr, htpasswd);
+        bool same_auth = recorded_auth_is(p.config, want);
         if (!streq(cur, o->addr) || !same_auth)
             return sub_err_setk(e, SUB_KIND_ENV, -EBUSY,
                                 "a registry from this state directory is already running at %s%s "

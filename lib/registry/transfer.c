@@ -18,6 +18,7 @@ typedef struct tctx {
     sub_progress_fn cb;
     void *ud;
     char **created; /* pull: blob paths this pull added (removed on failure) */
+    bool layout_ready; /* pull: sub_layout_init done (only once there is something to keep) */
 } tctx;
 
 static void progress(tctx *t, uint64_t done, uint64_t total, const char *fmt, ...) _printf_(4, 5);
@@ -54,8 +55,10 @@ static int push_blob(tctx *t, const sub_desc *d, const char *role, const char *p
     return 0;
 }
 
+/* parent (NULL for the manifest asked for) is the index whose descriptor
+ * says this manifest has parent_size bytes. */
 static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const char *tag,
-                         int depth, sub_err *e) {
+                         const char *parent, uint64_t parent_size, int depth, sub_err *e) {
     if (depth > MAX_DEPTH)
         return sub_err_set(e, -ELOOP, "manifest %s: indexes nest deeper than %d levels", digest,
                            MAX_DEPTH);
@@ -63,6 +66,11 @@ static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const
     size_t len = 0;
     int r = sub_layout_read_blob(t->dir, digest, SUB_REG_MAX_MANIFEST, &body, &len, e);
     if (r < 0) return r;
+    if (parent && len != parent_size)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "layout %s: manifest %s has %zu bytes, but index %s says %llu; "
+                            "refused, nothing of that index was tagged",
+                            t->dir, digest, len, parent, (unsigned long long)parent_size);
     _cleanup_manifest_ sub_manifest m = {0};
     if ((r = sub_manifest_parse(body, len, mt_hint, &m, e)) < 0) {
         sub_err_prefix(e, "layout %s: manifest %s", t->dir, digest);
@@ -80,7 +88,9 @@ static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const
                 if ((r = push_blob(t, c, "blob", digest, e)) < 0) return r;
                 continue;
             }
-            if ((r = push_manifest(t, c->digest, c->media_type, NULL, depth + 1, e)) < 0) return r;
+            if ((r = push_manifest(t, c->digest, c->media_type, NULL, digest, c->size, depth + 1,
+                                   e)) < 0)
+                return r;
         }
     }
     progress(t, 0, len, "manifest %s", digest);
@@ -121,13 +131,23 @@ int sub_push_layout(sub_reg *r, const char *layout_dir, const char *manifest_dig
     if ((rr = sub_digest_validate(manifest_digest, e)) < 0) return rr;
     tctx t = {.r = r, .repo = repo, .dir = layout_dir, .cb = cb, .ud = ud};
     _cleanup_free_ char *hint = index_media_type(layout_dir, manifest_digest);
-    return push_manifest(&t, manifest_digest, hint, tag, 0, e);
+    return push_manifest(&t, manifest_digest, hint, tag, NULL, 0, 0, e);
 }
 
 /* ---- pull ------------------------------------------------------------------------------- */
 
+#define SHA256_EMPTY "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
 static int fetch_blob(tctx *t, const sub_desc *d, const char *role, const char *parent,
                       sub_err *e) {
+    /* Size 0 means "unknown" to the blob calls below (no size check at all),
+     * but in a descriptor it is a claim: only the empty blob has it. */
+    if (d->size == 0 && strcmp(d->digest, SHA256_EMPTY) != 0)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "%s %s of manifest %s: its descriptor says 0 bytes, which no content "
+                            "with that digest has (only %s is empty); the manifest is wrong, "
+                            "refused before fetching anything",
+                            role, d->digest, parent, SHA256_EMPTY);
     sub_err ce = {0};
     int r = sub_layout_check_blob(t->dir, d->digest, d->size, &ce);
     if (r == 1) {
@@ -187,6 +207,13 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
         return sub_err_set(e, -EBADMSG,
                            "manifest %s is a %s, but the index that refers to it says %s", digest,
                            m.media_type, expect_mt);
+    /* The layout is created only now: a pull refused before anything could
+     * be kept (bad reference, unknown tag, unreachable registry) leaves no
+     * trace at the destination. */
+    if (!t->layout_ready) {
+        if ((r = sub_layout_init(t->dir, e)) < 0) return r;
+        t->layout_ready = true;
+    }
     if (m.kind == SUB_MANIFEST_IMAGE) {
         if ((r = fetch_blob(t, &m.config, "config", digest, e)) < 0) return r;
         if ((r = check_config(t, &m.config, e)) < 0) return r;
@@ -228,7 +255,6 @@ int sub_pull_to_layout(sub_reg *r, const char *repo, const char *ref, const char
     int rr;
     if ((rr = sub_repo_validate(repo, e)) < 0) return rr;
     if (ref_name && (rr = sub_layout_refname_validate(ref_name, e)) < 0) return rr;
-    if ((rr = sub_layout_init(layout_dir, e)) < 0) return rr;
     tctx t = {.r = r, .repo = repo, .dir = layout_dir, .cb = cb, .ud = ud};
     char digest[SUB_DIGEST_MAX];
     _cleanup_free_ char *mt = NULL;

@@ -66,8 +66,12 @@ out=$("$BIN" push --oci "$L:t" test/busybox:v1 2>"$T/push.err"); rc=$?
 t_eq "push exits 0" "$rc" 0
 t_eq "push prints the tag reference, then the digest reference" "$out" \
     "$REG/test/busybox:v1 $REG/test/busybox@$MD"
+uploads() { grep -c '"POST /v2/test/busybox/blobs/uploads/ ' "$SUBSTRATE_STATE/registry/registry.log"; }
+n_up=$(uploads)
+t_eq "the first push started one upload per blob (config, layer)" "$n_up" 2
 t_eq "pushing again is idempotent" "$("$BIN" push --oci "$L:t" test/busybox:v1 2>&1)" \
     "$REG/test/busybox:v1 $REG/test/busybox@$MD"
+t_eq "  ... and uploads nothing: blobs the registry has are skipped" "$(uploads)" "$n_up"
 t_eq "push by digest only (no tag) prints the digest reference" \
     "$("$BIN" push --oci "$L:$MD" "$REG/test/bydigest" 2>&1)" "$REG/test/bydigest@$MD"
 t_fails "push of a name the layout lacks is an input error" 2 'no image named "nope".*names there: t' \
@@ -75,6 +79,12 @@ t_fails "push of a name the layout lacks is an input error" 2 'no image named "n
 t_fails "push to a digest that is not the layout's is refused" 2 "names digest" \
     "$BIN" push --oci "$L:t" "test/busybox@sha256:$(printf '%064d' 0)"
 t_fails "push without --oci is a usage error" 2 "missing --oci" "$BIN" push test/busybox:v1
+pj=$("$BIN" push --oci "$L:t" test/busybox:v1 --json 2>&1)
+t_eq "push as its synopsis writes it (--json after REF) works" \
+    "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["reference"], j["digest"])' <<<"$pj" 2>&1)" \
+    "$REG/test/busybox:v1 $MD"
+t_eq "options may come before or after REF" \
+    "$("$BIN" push test/busybox:v1 --oci "$L:t" 2>&1)" "$REG/test/busybox:v1 $REG/test/busybox@$MD"
 
 sk=$(skopeo inspect --tls-verify=false "docker://$REG/test/busybox:v1" 2>&1)
 t_eq "skopeo inspect reports the digest we pushed" \
@@ -120,6 +130,12 @@ t_eq "pulling again into the same layout is fine and adds nothing" \
 1"
 t_fails "pull without a tag or digest is a usage error" 2 "name a tag" "$BIN" pull test/busybox --oci "$T/P3"
 t_fails "pull of a missing tag fails clearly" 2 "no such manifest" "$BIN" pull test/busybox:nope --oci "$T/P3"
+S512="sha512:$(printf '%0128d' 0)"
+t_fails "pull by a sha512 digest is an input error (exit 2) saying what to use" 2 \
+    "only sha256 content is supported.*sha256 digest" "$BIN" pull "test/busybox@$S512" --oci "$T/P3"
+t_fails "inspect by a sha512 digest is an input error too" 2 "only sha256 content is supported" \
+    "$BIN" inspect "test/busybox@$S512"
+t_check "a pull refused for bad input created no layout (missing tag, sha512)" test ! -e "$T/P3"
 
 # ---- an image index (multi-platform): children first, the index last ----
 IDX=$($PY - "$L" "$MD" "$MSIZE" <<'EOF'
@@ -142,6 +158,27 @@ EOF
 )
 t_eq "push of an index prints its digest" "$("$BIN" push --oci "$L:multi" test/multi:v1 2>&1)" \
     "$REG/test/multi:v1 $REG/test/multi@$IDX"
+BADIDX=$($PY - "$L" "$MD" "$((MSIZE + 1))" <<'EOF'
+import hashlib, json, os, sys
+d, md, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+idx = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                  "manifests": [{"mediaType": "application/vnd.oci.image.manifest.v1+json",
+                                 "digest": md, "size": size}]},
+                 sort_keys=True, separators=(",", ":")).encode()
+h = hashlib.sha256(idx).hexdigest()
+open(os.path.join(d, "blobs/sha256", h), "wb").write(idx)
+top = json.load(open(os.path.join(d, "index.json")))
+top["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                         "digest": "sha256:" + h, "size": len(idx),
+                         "annotations": {"org.opencontainers.image.ref.name": "badsize"}})
+json.dump(top, open(os.path.join(d, "index.json"), "w"))
+print("sha256:" + h)
+EOF
+)
+t_fails "push of an index whose child descriptor has the wrong size is refused (exit 1)" 1 \
+    "manifest $MD has $MSIZE bytes, but index $BADIDX says $((MSIZE + 1))" \
+    "$BIN" push --oci "$L:badsize" test/badidx:v1
+t_fails "  ... and no tag appears" 2 "no such manifest" "$BIN" inspect test/badidx:v1
 t_eq "the registry serves exactly the index bytes we pushed" \
     "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$REG/test/multi:v1" | sha256sum | cut -d' ' -f1)" "$IDX"
 t_fails "inspect of the index lists the child manifest and its platform" 0 "$MD +[0-9]+ +linux/amd64" \
@@ -214,6 +251,7 @@ FREE=$(t_free_port)
 t_fails "a registry that is not running: clear error naming the address and the fix" 3 \
     "registry at 127.0.0.1:$FREE is not reachable.*substrate registry start" \
     "$BIN" pull "127.0.0.1:$FREE/x:v1" --oci "$T/nowhere"
+t_check "a pull from an unreachable registry created no layout" test ! -e "$T/nowhere"
 t_fails "a non-loopback registry is refused before any traffic" 2 "not on this machine" \
     "$BIN" pull "10.0.0.1:5000/x:v1" --oci "$T/nowhere"
 
@@ -225,6 +263,14 @@ t_fails "a registry with --htpasswd starts" 0 "started at 127.0.0.1:$APORT.*basi
     "${AUTH[@]}" "$BIN" registry start --htpasswd "$T/htpasswd"
 t_on_exit "env SUBSTRATE_STATE='$T/authstate' '$BIN' registry stop"
 t_fails "its status counts a 401 as answering" 0 "answering" "${AUTH[@]}" "$BIN" registry status
+t_fails "start again with the same htpasswd file is idempotent" 0 "already running" \
+    "${AUTH[@]}" "$BIN" registry start --htpasswd "$T/htpasswd"
+htpasswd -Bbn other pass2 >"$T/htpasswd2" 2>/dev/null
+t_fails "start again with another htpasswd file is refused while it runs (exit 3)" 3 \
+    "already running at 127.0.0.1:$APORT with other authentication settings" \
+    "${AUTH[@]}" "$BIN" registry start --htpasswd "$T/htpasswd2"
+t_fails "start again without auth is refused while it runs with auth" 3 \
+    "with other authentication settings" "${AUTH[@]}" "$BIN" registry start
 t_fails "push without credentials: clear 401 error (exit 3)" 3 \
     "requires authentication \(HTTP 401.*SUBSTRATE_REGISTRY_USER" \
     "${AUTH[@]}" "$BIN" push --oci "$L:t" "127.0.0.1:$APORT/auth/img:v1"
@@ -269,6 +315,8 @@ if wait_file "$T/hostile.port"; then
         "is 9663676416 bytes, larger than the limit of 8589934592 bytes" "$H/big-blob:v1"
     hostile "a blob streaming more bytes than its descriptor says is refused" 1 \
         "sent more than the [0-9]+ bytes its descriptor says" "$H/overlong-blob:v1"
+    hostile "a descriptor claiming 0 bytes for a non-empty blob is refused (exit 1)" 1 \
+        "layer sha256:[0-9a-f]+ .*says 0 bytes" "$H/zero-size:v1"
     hostile "a manifest larger than 4 MiB (with Content-Length) is refused" 3 \
         "manifest big-manifest:v1 from $H is [0-9]+ bytes, larger than the limit of 4194304" "$H/big-manifest:v1"
     hostile "a manifest larger than 4 MiB (chunked) is refused" 3 \

@@ -12,6 +12,8 @@ misbehaves:
   truncated             the layer is announced with Content-Length, half of it
                         is sent, then the connection is closed
   big-blob              the manifest announces a layer larger than the 8 GiB cap
+  zero-size             the manifest's layer descriptor says 0 bytes (the layer
+                        itself is served honestly: its bytes match its digest)
   overlong-blob         the layer is streamed (chunked) with more bytes than its
                         descriptor says
   big-manifest          a 5 MiB manifest, with Content-Length
@@ -82,6 +84,7 @@ OTHER = canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
                "config": {"mediaType": OCI_CONFIG, "digest": sha(CONFIG), "size": len(CONFIG)},
                "layers": []})
 BIG_BLOB = manifest(layer_size=BIG)
+ZERO_SIZE = manifest(layer_size=0)
 HUGE_MANIFEST = manifest(pad=5 << 20)
 
 STORE = {}  # pushed blobs and manifests: (repo, digest) -> bytes
@@ -164,6 +167,9 @@ class Handler(BaseHTTPRequestHandler):
         elif repo == "big-blob":
             if ref in ("v1", sha(BIG_BLOB)):
                 return self._send(BIG_BLOB, OCI_MANIFEST, digest=sha(BIG_BLOB))
+        elif repo == "zero-size":
+            if ref in ("v1", sha(ZERO_SIZE)):
+                return self._send(ZERO_SIZE, OCI_MANIFEST, digest=sha(ZERO_SIZE))
         elif repo == "big-manifest":
             if ref == "v1":
                 return self._send(HUGE_MANIFEST, OCI_MANIFEST, digest=sha(HUGE_MANIFEST))

@@ -7,6 +7,7 @@
 #include "unit.h"
 #include <dirent.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 
 /* Number of entries in a directory other than . and .. */
 static int count_entries(const char *dir) {
@@ -300,4 +301,88 @@ TEST(layout_parse_arg_splits_dir_and_name) {
         if (t[i].name) CHECK_STREQ(n, t[i].name);
         else CHECK(n == NULL);
     }
+}
+
+TEST(layout_verify_checks_every_descriptor_of_a_shared_blob) {
+    sub_err e = {0};
+    const char *dir = unit_tmpdir();
+    CHECK_OK(sub_layout_init(dir, &e), &e);
+    char m1[SUB_DIGEST_MAX];
+    size_t s1;
+    make_image(dir, "one", m1, &s1);
+    CHECK_OK(sub_layout_tag(dir, "one", SUB_MT_OCI_MANIFEST, m1, s1, &e), &e);
+    CHECK_INT(sub_layout_verify(dir, &e), 3);
+    /* a second image whose manifest lies about the (shared) config's size */
+    const char *cfg =
+        "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+        "\"diff_ids\":[]}}";
+    char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX], m2[SUB_DIGEST_MAX];
+    CHECK_OK(sub_sha256_buf(cfg, strlen(cfg), cd, &e), &e);
+    CHECK_OK(sub_layout_put_blob_buf(dir, "two", 3, ld, &e), &e);
+    _cleanup_json_ json_t *m =
+        json_pack("{s:i,s:s,s:{s:s,s:s,s:I},s:[{s:s,s:s,s:I}]}", "schemaVersion", 2, "mediaType",
+                  SUB_MT_OCI_MANIFEST, "config", "mediaType", SUB_MT_OCI_CONFIG, "digest", cd,
+                  "size", (json_int_t)strlen(cfg) + 1, "layers", "mediaType",
+                  SUB_MT_OCI_LAYER_TAR, "digest", ld, "size", (json_int_t)3);
+    size_t len;
+    _cleanup_free_ char *s = sub_json_dump(m, &len);
+    CHECK_OK(sub_layout_put_blob_buf(dir, s, len, m2, &e), &e);
+    CHECK_OK(sub_layout_tag(dir, "two", SUB_MT_OCI_MANIFEST, m2, len, &e), &e);
+    CHECK_INT(sub_layout_verify(dir, &e), -EILSEQ);
+    CHECK(strstr(e.msg, cd) != NULL && strstr(e.msg, m2) != NULL);
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_CHECK);
+    /* the same for a second index.json entry naming a manifest with the wrong size */
+    CHECK_OK(sub_layout_tag(dir, "two", SUB_MT_OCI_MANIFEST, m1, s1, &e), &e);
+    CHECK_INT(sub_layout_verify(dir, &e), 3);
+    _cleanup_json_ json_t *idx = load_index(dir);
+    json_array_append_new(json_object_get(idx, "manifests"),
+                          json_pack("{s:s,s:s,s:I}", "mediaType", SUB_MT_OCI_MANIFEST, "digest",
+                                    m1, "size", (json_int_t)s1 - 1));
+    _cleanup_free_ char *is = sub_json_dump(idx, NULL);
+    _cleanup_free_ char *ip = sub_path_join(dir, "index.json");
+    CHECK_OK(sub_write_file_atomic(ip, is, strlen(is), 0644, &e), &e);
+    CHECK_INT(sub_layout_verify(dir, &e), -EILSEQ);
+    CHECK(strstr(e.msg, m1) != NULL);
+}
+
+/* Concurrent writers (pulls into one new layout) must not lose each other's
+ * entries: one process creating the empty index.json must never replace an
+ * index another process has already tagged into. A race, so many rounds. */
+TEST(layout_concurrent_init_and_tag_keep_every_entry) {
+    enum { ROUNDS = 20, PROCS = 8 };
+    const char *m = "{\"schemaVersion\":2,\"mediaType\":\"" SUB_MT_OCI_INDEX "\",\"manifests\":[]}";
+    int lost = 0, failed = 0;
+    for (int round = 0; round < ROUNDS; round++) {
+        _cleanup_free_ char *dir = xasprintf("%s/l%d", unit_tmpdir(), round);
+        sub_err pe = {0};
+        char d[SUB_DIGEST_MAX];
+        CHECK_OK(sub_layout_put_blob_buf(dir, m, strlen(m), d, &pe), &pe); /* no index.json yet */
+        pid_t pids[PROCS];
+        int n = 0;
+        for (int i = 0; i < PROCS; i++) {
+            pid_t pid = fork();
+            if (pid < 0) {
+                unit_fail(__FILE__, __LINE__, "fork: %s", strerror(errno));
+                break;
+            }
+            if (pid > 0) pids[n++] = pid;
+            if (pid == 0) {
+                sub_err e = {0};
+                char name[16];
+                snprintf(name, sizeof name, "n%d", i);
+                int r = sub_layout_init(dir, &e);
+                if (r == 0) r = sub_layout_tag(dir, name, SUB_MT_OCI_INDEX, d, strlen(m), &e);
+                _exit(r == 0 ? 0 : 1);
+            }
+        }
+        for (int i = 0; i < n; i++) { /* only ours: the harness may have other children */
+            int st;
+            if (waitpid(pids[i], &st, 0) != pids[i] || !WIFEXITED(st) || WEXITSTATUS(st) != 0)
+                failed++;
+        }
+        _cleanup_json_ json_t *idx = load_index(dir);
+        if (json_array_size(json_object_get(idx, "manifests")) != PROCS) lost++;
+    }
+    CHECK_INT(failed, 0);
+    CHECK_INT(lost, 0);
 }

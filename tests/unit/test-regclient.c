@@ -67,11 +67,11 @@ static void exercise(sub_reg *r, const char *addr) {
     const char *cfg =
         "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
         "\"diff_ids\":[]}}";
-    char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX];
+    char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX] = "not-a-digest";
     CHECK_OK(sub_sha256_buf(cfg, strlen(cfg), cd, &e), &e);
     CHECK_INT(sub_reg_blob_exists(r, "unit/img", cd, NULL, &e), 0);
     CHECK_INT(sub_reg_blob_put_buf(r, "unit/img", ld, cfg, strlen(cfg), &e),
-              -EINVAL); /* ld unset */
+              -EINVAL); /* not a digest */
     CHECK_OK(sub_sha256_buf("layer", 5, ld, &e), &e);
     CHECK_INT(sub_reg_blob_put_buf(r, "unit/img", ld, cfg, strlen(cfg), &e), -EILSEQ);
     CHECK_INT(sub_reg_blob_exists(r, "unit/img", ld, NULL, &e), 0); /* nothing was sent */
