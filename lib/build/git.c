@@ -118,7 +118,12 @@ int sub_git_export(const char *repo, const char *sha, const char *dir, sub_err *
     _cleanup_free_ char *tar = xasprintf("%s.tar", dir);
     int st;
     _cleanup_free_ char *out = xasprintf("--output=%s", tar);
-    int r = git(repo, NULL, &st, e, "archive", "--format=tar", out, sha, NULL);
+    /* The export is the commit's bytes: no line-ending conversion from this
+     * host's or this clone's configuration (core.autocrlf / core.eol would
+     * turn LF into CRLF and make the image depend on where it is built).
+     * Conversions the commit's own .gitattributes asks for still apply. */
+    int r = git(repo, NULL, &st, e, "-c", "core.autocrlf=false", "-c", "core.eol=lf", "archive",
+                "--format=tar", out, sha, NULL);
     if (r < 0) return r;
     if (st != 0) {
         bool full = sub_fs_nearly_full(dir); /* before the partial archive is removed */
