@@ -176,7 +176,8 @@ int sub_privkey_load_file(const char *path, const char *pass, size_t passlen, su
 char *sub_trust_dir(void);
 /* Load every *.pub in dir (sorted by name; dot-files ignored) into a
  * NULL-terminated array; *n gets the count. A file that does not parse, or a
- * directory/key file writable by group or others, is an error naming it. A
+ * directory/key file (a symlink's target) writable by group or others or
+ * owned by a user other than us and root, is an error naming it. A
  * missing dir is -ENOENT with a hint; an empty one gives n = 0. */
 int sub_trust_load(const char *dir, sub_pubkey ***keys, size_t *n, sub_err *e);
 /* Trust the public key in pub_path: write it (PEM, as parsed) to

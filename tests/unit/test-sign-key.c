@@ -10,6 +10,7 @@
 #include <openssl/pem.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define V "vectors/cosign/"
 
@@ -441,6 +442,30 @@ TEST(sign_trust_store_loads_every_pub) {
     CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
     CHECK(strstr(e.msg, pa) != NULL);
     CHECK(chmod(pa, 0644) == 0);
+    /* an entry, or the store, owned by another (non-root) user: that user
+     * could rewrite it and plant a key, whatever its mode */
+    if (geteuid() == 0) {
+        CHECK(chown(pa, 65534, 65534) == 0);
+        CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
+        CHECK(strstr(e.msg, pa) && strstr(e.msg, "65534") && strstr(e.msg, "chown"));
+        CHECK(chown(pa, 0, 0) == 0);
+        /* the same through a symlink to a file that user owns */
+        _cleanup_free_ char *theirs = sub_path_join(dir, "theirs.pub");
+        _cleanup_free_ char *link = sub_path_join(t, "link.pub");
+        write_mode(theirs, a, 0644);
+        CHECK(chown(theirs, 65534, 65534) == 0);
+        CHECK(symlink(theirs, link) == 0);
+        CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
+        CHECK(strstr(e.msg, link) != NULL);
+        CHECK(unlink(link) == 0);
+        CHECK(chown(t, 65534, 65534) == 0);
+        CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
+        CHECK(strstr(e.msg, t) != NULL);
+        CHECK(chown(t, 0, 0) == 0);
+        CHECK_OK(sub_trust_load(t, &keys, &n, &e), &e);
+        sub_pubkeys_free(keys);
+        keys = NULL;
+    }
     /* a .pub that is not a key: error naming it */
     _cleanup_free_ char *pbad = sub_path_join(t, "c-bad.pub");
     write_mode(pbad, "garbage", 0644);
