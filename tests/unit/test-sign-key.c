@@ -4,6 +4,7 @@
 #include "substrate/fs.h"
 #include "substrate/json.h"
 #include "substrate/sign.h"
+#include "substrate/strbuf.h"
 #include "unit.h"
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
@@ -384,6 +385,22 @@ TEST(sign_passphrase_sources_in_order) {
     CHECK(symlink(explicitf, passf) == 0);
     CHECK_FAILS(sub_passphrase_get(&o, &p, &e), -ELOOP);
     CHECK(unlink(passf) == 0);
+
+    /* a file longer than a passphrase may be is refused, never cut short:
+     * the longest passphrase plus CRLF, then more */
+    sub_buf big = SUB_BUF_INIT;
+    for (int i = 0; i < SUB_SIGN_MAX_PASSPHRASE; i++) sub_buf_putc(&big, 'A');
+    sub_buf_puts(&big, "\r\n");
+    write_mode(explicitf, sub_buf_str(&big), 0600);
+    o.file = explicitf;
+    CHECK_OK(sub_passphrase_get(&o, &p, &e), &e);
+    CHECK_INT(p.len, SUB_SIGN_MAX_PASSPHRASE);
+    sub_passphrase_free(&p);
+    sub_buf_puts(&big, "second line");
+    write_mode(explicitf, sub_buf_str(&big), 0600);
+    CHECK_FAILS(sub_passphrase_get(&o, &p, &e), -E2BIG);
+    CHECK(p.data == NULL);
+    sub_buf_free(&big);
 
     /* a missing --passphrase-file is an error, not a fall-through */
     o.file = "/nonexistent/pass";
