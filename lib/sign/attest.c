@@ -308,10 +308,11 @@ int sub_attest_verify_registry(sub_reg *r, const char *repo, const char *image_d
     }
     res->found = true;
     _cleanup_manifest_ sub_manifest m = {0};
-    if ((rr = sub_manifest_parse(man, mlen, NULL, &m, e)) < 0) {
-        sub_err_prefix(e, "the attestation manifest %s:%s", repo, tag);
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED, "%s", e->msg);
-    }
+    sub_err pe = {0};
+    if (sub_manifest_parse(man, mlen, NULL, &m, &pe) < 0)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+                            "no provenance: the attestation manifest %s:%s is malformed: %s", repo,
+                            tag, pe.msg);
     sub_err last = {0};
     for (size_t i = 0; i < m.n_layers && i < MAX_ATTESTATIONS; i++) {
         const sub_desc *d = &m.layers[i];

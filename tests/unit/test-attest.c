@@ -192,6 +192,30 @@ TEST(attest_registry_same_statement_is_not_added_twice) {
         CHECK_OK(sub_attest_verify_registry(r, "unit/att", md, keys, 1, &ar, &e), &e);
         CHECK(ar.verified);
         sub_attest_result_free(&ar);
+        /* an attestation manifest the registry takes but our model refuses
+         * (a negative layer size) is a refusal, also with no error record */
+        const char *cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":"
+                          "\"layers\",\"diff_ids\":[]}}";
+        char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX];
+        CHECK_OK(sub_sha256_buf(cfg, strlen(cfg), cd, &e), &e);
+        CHECK_OK(sub_sha256_buf("layer", 5, ld, &e), &e);
+        _cleanup_free_ char *bad = xasprintf(
+            "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
+            "\"digest\":\"%s\",\"size\":%zu},\"layers\":[{\"mediaType\":\"%s\",\"digest\":"
+            "\"%s\",\"size\":-1}]}",
+            SUB_MT_OCI_MANIFEST, SUB_MT_OCI_CONFIG, cd, strlen(cfg), SUB_MT_DSSE_ENVELOPE, ld);
+        _cleanup_free_ char *tag = NULL;
+        CHECK_OK(sub_attest_tag(md, &tag, &e), &e);
+        CHECK_OK(sub_reg_manifest_put(r, "unit/att", tag, SUB_MT_OCI_MANIFEST, bad, strlen(bad),
+                                      NULL, &e),
+                 &e);
+        sub_attest_result br = {0};
+        CHECK_FAILS(sub_attest_verify_registry(r, "unit/att", md, keys, 1, &br, &e), -EKEYREJECTED);
+        CHECK(strstr(e.msg, "attestation manifest") && strstr(e.msg, "size"));
+        CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_CHECK);
+        sub_attest_result_free(&br);
+        CHECK_FAILS(sub_attest_verify_registry(r, "unit/att", md, keys, 1, &br, NULL), -EKEYREJECTED);
+        sub_attest_result_free(&br);
     }
     bool was = false;
     CHECK_OK(sub_regsrv_stop(&so, &was, &e), &e);
