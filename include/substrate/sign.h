@@ -59,6 +59,12 @@ char *sub_b64_encode(const void *data, size_t len);
 int sub_b64_decode(const char *b64, size_t len, const char *ignore, const char *what,
                    unsigned char **out, size_t *outlen, sub_err *e);
 
+/* Reading a file the user named (a key, a payload, a signature) failed with
+ * r: a path that is not there, not a regular file, not readable or too
+ * large is an input error (exit 2), not an environment one; e's class is set
+ * accordingly. Returns r. */
+int sub_sign_file_error(int r, sub_err *e);
+
 /* Wipe and free a secret buffer (NULL is fine). */
 void sub_secret_free(void *p, size_t len);
 
