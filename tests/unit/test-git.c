@@ -4,6 +4,7 @@
 #include "substrate/git.h"
 #include "substrate/proc.h"
 #include "unit.h"
+#include <unistd.h>
 
 static void git_in(const char *repo, const char *a, const char *b, const char *c, const char *d) {
     sub_err e = {0};
@@ -41,4 +42,40 @@ TEST(git_export_ignores_host_line_ending_config) {
     CHECK_OK(sub_read_file(got_path, 4096, &got, &len, &e), &e);
     CHECK_INT(len, 4);
     CHECK(got && memcmp(got, "a\nb\n", 4) == 0);
+}
+
+/* A checkout that belongs to another user (a CI workspace, a clone made
+ * before `su`): git refuses it. The error must say so and how to fix it,
+ * not claim there is no work tree or no such commit. */
+TEST(git_refusal_of_another_users_repository_is_explained) {
+    if (geteuid() != 0) {
+        unit_skip("needs root to give the repository to another user");
+        return;
+    }
+    sub_err e = {0};
+    const char *dir = unit_tmpdir();
+    _cleanup_free_ char *repo = sub_path_join(dir, "theirs");
+    CHECK_OK(sub_mkdir_p(repo, 0755, &e), &e);
+    git_in(repo, "init", "-q", NULL, NULL);
+    git_in(repo, "commit", "-q", "--allow-empty", "-mx");
+    char *argv[] = {"chown", "-R", "65534:65534", repo, NULL};
+    int st = -1;
+    CHECK_OK(sub_run(argv, NULL, &st, &e), &e);
+    CHECK_INT(st, 0);
+    _cleanup_free_ char *top = NULL;
+    CHECK(sub_git_toplevel(repo, &top, &e) < 0);
+    CHECK(strstr(e.msg, "another user") && strstr(e.msg, "safe.directory") && strstr(e.msg, repo));
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_ENV);
+    char sha[41];
+    CHECK(sub_git_resolve(repo, "HEAD", sha, &e) < 0);
+    CHECK(strstr(e.msg, "safe.directory") != NULL);
+    /* found from the current directory, too */
+    char cwd[4096];
+    CHECK(getcwd(cwd, sizeof cwd) != NULL);
+    if (chdir(repo) == 0) {
+        _cleanup_free_ char *top2 = NULL;
+        CHECK(sub_git_default_repo(&top2, &e) < 0);
+        CHECK(strstr(e.msg, "another user") && strstr(e.msg, repo));
+        CHECK(chdir(cwd) == 0);
+    }
 }
