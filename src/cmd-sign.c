@@ -208,7 +208,8 @@ int cmd_sign(int argc, char **argv) {
     _cleanup_free_ char *payload = NULL;
     size_t plen = 0;
     if (in_payload) {
-        if (sub_read_file(in_payload, SUB_SIGN_MAX_PAYLOAD, &payload, &plen, &e) < 0)
+        if (sub_sign_file_error(sub_read_file(in_payload, SUB_SIGN_MAX_PAYLOAD, &payload, &plen, &e),
+                                &e) < 0)
             return cli_fail("sign", &e);
         _cleanup_payload_ sub_cosign_payload p = {0};
         if (sub_cosign_payload_parse(payload, plen, &p, &e) < 0) {

@@ -101,7 +101,7 @@ static int read_signature(const char *path, char **out, sub_err *e) {
     _cleanup_free_ char *s = NULL;
     size_t len = 0;
     int r = sub_read_file(path, SUB_SIGN_MAX_SIG_B64, &s, &len, e);
-    if (r < 0) return r;
+    if (r < 0) return sub_sign_file_error(r, e);
     size_t a = 0;
     while (a < len && strchr(" \t\r\n", s[a])) a++;
     while (len > a && strchr(" \t\r\n", s[len - 1])) len--;
@@ -150,7 +150,8 @@ static int verify_offline(const sub_pubkey *const *keys, size_t nkeys, const cha
     sub_err e = {0};
     _cleanup_free_ char *payload = NULL, *sig = NULL;
     size_t plen = 0;
-    if (sub_read_file(payload_path, SUB_SIGN_MAX_PAYLOAD, &payload, &plen, &e) < 0 ||
+    if (sub_sign_file_error(sub_read_file(payload_path, SUB_SIGN_MAX_PAYLOAD, &payload, &plen, &e),
+                            &e) < 0 ||
         read_signature(sig_path, &sig, &e) < 0)
         return cli_fail("verify", &e);
 

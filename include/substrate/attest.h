@@ -65,7 +65,9 @@ int sub_dsse_verify(const sub_pubkey *const *keys, size_t nkeys, const void *env
 int sub_attest_tag(const char *image_digest, char **tag, sub_err *e);
 
 /* Sign the provenance of p->digest and add it to the repository's .att
- * artifact (existing layers kept; an identical envelope is not added twice).
+ * artifact (existing layers kept; when one of them already holds this
+ * statement signed by this key, nothing is pushed: ECDSA signatures are
+ * randomised, so envelopes are compared by their verified payload).
  * The image must exist. att_manifest (may be NULL) gets the new manifest digest. */
 int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
                         const sub_privkey *k, char att_manifest[SUB_DIGEST_MAX], sub_err *e);

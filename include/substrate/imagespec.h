@@ -7,7 +7,8 @@
  *     "description": "one line",
  *     "source": "https://...",                 org.opencontainers.image.source
  *     "build": ["make", "-s", "-f", "..."],    argv run in the export root (optional)
- *     "build_packages": ["gcc-12", "libc6-dev"], Debian packages the build uses;
+ *     "build_packages": ["gcc-12", "libc6-dev"], Debian packages the build uses
+ *                                              (names as Debian policy spells them);
  *                                              their versions are recorded in a label
  *     "files": [{"from": "out:hello" | "src:path/in/repo" | "host:/abs/path",
  *                "package": "deb-package (required for host:)",

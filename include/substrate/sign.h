@@ -59,6 +59,12 @@ char *sub_b64_encode(const void *data, size_t len);
 int sub_b64_decode(const char *b64, size_t len, const char *ignore, const char *what,
                    unsigned char **out, size_t *outlen, sub_err *e);
 
+/* Reading a file the user named (a key, a payload, a signature) failed with
+ * r: a path that is not there, not a regular file, not readable or too
+ * large is an input error (exit 2), not an environment one; e's class is set
+ * accordingly. Returns r. */
+int sub_sign_file_error(int r, sub_err *e);
+
 /* Wipe and free a secret buffer (NULL is fine). */
 void sub_secret_free(void *p, size_t len);
 
@@ -176,7 +182,8 @@ int sub_privkey_load_file(const char *path, const char *pass, size_t passlen, su
 char *sub_trust_dir(void);
 /* Load every *.pub in dir (sorted by name; dot-files ignored) into a
  * NULL-terminated array; *n gets the count. A file that does not parse, or a
- * directory/key file writable by group or others, is an error naming it. A
+ * directory/key file (a symlink's target) writable by group or others or
+ * owned by a user other than us and root, is an error naming it. A
  * missing dir is -ENOENT with a hint; an empty one gives n = 0. */
 int sub_trust_load(const char *dir, sub_pubkey ***keys, size_t *n, sub_err *e);
 /* Trust the public key in pub_path: write it (PEM, as parsed) to

@@ -288,6 +288,7 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     size_t n_entries = 0;
     _cleanup_free_ char *spec_rel = xasprintf("platform/images/%s/image.json", o->image);
     _cleanup_free_ char *spec_path = sub_path_join(src, spec_rel);
+    _cleanup_free_ char *spec_real = NULL;
 
     if ((r = sub_mkdir_p(src, 0755, e)) < 0 || (r = sub_mkdir_p(out, 0755, e)) < 0) goto out;
     if (dirty) {
@@ -309,8 +310,10 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
                         o->image, res->sha, spec_rel, *list ? list : "none");
         goto out;
     }
-    if ((r = sub_imagespec_load(spec_path, o->image, &spec, e)) < 0) goto out;
-    if ((r = sub_sha256_file(spec_path, res->spec_digest, NULL, e)) < 0) goto out;
+    /* a committed symlink must not pull the spec in from the build host */
+    if ((r = resolve_inside(src, spec_rel, "image spec", &spec_real, e)) < 0) goto out;
+    if ((r = sub_imagespec_load(spec_real, o->image, &spec, e)) < 0) goto out;
+    if ((r = sub_sha256_file(spec_real, res->spec_digest, NULL, e)) < 0) goto out;
     if ((r = run_build(o, &spec, src, out, res->revision, res->commit_time, e)) < 0) goto out;
 
     /* host inputs: files taken from the host and the build toolchain */

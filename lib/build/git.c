@@ -5,11 +5,16 @@
 #include <limits.h>
 #include <libgen.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #define GIT_OUT_MAX (16u << 20)
 
+/* Run git in repo; 0 when it ran (*status is its exit code). A refusal every
+ * caller would otherwise misreport ("not a work tree", "unknown revision")
+ * is an error here: git's safe.directory check on a repository that belongs
+ * to another user. */
 static int git(const char *repo, char **out, int *status, sub_err *e, ...) {
     char *argv[32];
     size_t n = 0;
@@ -22,14 +27,31 @@ static int git(const char *repo, char **out, int *status, sub_err *e, ...) {
     while ((a = va_arg(ap, char *)) && n < ARRAY_SIZE(argv) - 1) argv[n++] = a;
     va_end(ap);
     argv[n] = NULL;
+    _cleanup_close_ int errfd = memfd_create("git-stderr", MFD_CLOEXEC);
     sub_proc_opts o = SUB_PROC_OPTS_INIT;
-    o.stderr_fd = SUB_FD_NULL;
+    o.stderr_fd = errfd >= 0 ? errfd : SUB_FD_NULL;
     o.stdin_fd = SUB_FD_NULL;
     char *const env[] = {"GIT_TERMINAL_PROMPT=0", "LC_ALL=C", NULL};
     o.setenv = env;
     _cleanup_free_ char *buf = NULL;
     int r = sub_run_capture(argv, &o, GIT_OUT_MAX, &buf, status, e);
     if (r < 0) return r;
+    if (*status != 0 && errfd >= 0) {
+        char msg[4096];
+        ssize_t k = pread(errfd, msg, sizeof msg - 1, 0);
+        msg[k > 0 ? k : 0] = 0;
+        if (strstr(msg, "dubious ownership")) {
+            char abs[PATH_MAX];
+            const char *where = realpath(repo, abs) ? abs : repo;
+            r = sub_err_setk(e, SUB_KIND_ENV, -EPERM,
+                             "git refuses to work in %s: the repository belongs to another user "
+                             "(git's safe.directory check); run as its owner, or trust it with "
+                             "`git config --global --add safe.directory <its top directory>`",
+                             where);
+            sub_err_detail(e, "%s", msg);
+            return r;
+        }
+    }
     if (out) *out = TAKE_PTR(buf);
     return 0;
 }
@@ -55,12 +77,23 @@ int sub_git_toplevel(const char *dir, char **top, sub_err *e) {
 }
 
 int sub_git_default_repo(char **top, sub_err *e) {
-    if (sub_git_toplevel(".", top, NULL) == 0) return 0;
+    sub_err ce = {0};
+    int r = sub_git_toplevel(".", top, &ce);
+    if (r == 0) return 0;
+    if (r == -EPERM) { /* a work tree git refuses: say so, do not look elsewhere */
+        if (e) *e = ce;
+        return r;
+    }
     char exe[PATH_MAX];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
     if (n > 0) {
         exe[n] = 0;
-        if (sub_git_toplevel(dirname(exe), top, NULL) == 0) return 0;
+        r = sub_git_toplevel(dirname(exe), top, &ce);
+        if (r == 0) return 0;
+        if (r == -EPERM) {
+            if (e) *e = ce;
+            return r;
+        }
     }
     return sub_err_set(e, -EINVAL,
                        "not inside a git work tree: run from the substrate checkout or pass --repo DIR");
@@ -118,7 +151,12 @@ int sub_git_export(const char *repo, const char *sha, const char *dir, sub_err *
     _cleanup_free_ char *tar = xasprintf("%s.tar", dir);
     int st;
     _cleanup_free_ char *out = xasprintf("--output=%s", tar);
-    int r = git(repo, NULL, &st, e, "archive", "--format=tar", out, sha, NULL);
+    /* The export is the commit's bytes: no line-ending conversion from this
+     * host's or this clone's configuration (core.autocrlf / core.eol would
+     * turn LF into CRLF and make the image depend on where it is built).
+     * Conversions the commit's own .gitattributes asks for still apply. */
+    int r = git(repo, NULL, &st, e, "-c", "core.autocrlf=false", "-c", "core.eol=lf", "archive",
+                "--format=tar", out, sha, NULL);
     if (r < 0) return r;
     if (st != 0) {
         bool full = sub_fs_nearly_full(dir); /* before the partial archive is removed */

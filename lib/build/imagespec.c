@@ -96,6 +96,22 @@ static int parse_mode(const char *what, const char *s, unsigned *out, sub_err *e
     return 0;
 }
 
+/* Debian policy 5.6.1: [a-z0-9][a-z0-9+.-]+. The name goes into
+ * dpkg-query's argv, where anything starting with '-' would be an option
+ * (--admindir=... reads another database and records made-up versions). */
+static int check_package(const char *what, const char *p, sub_err *e) {
+    size_t n = strlen(p);
+    bool ok = n >= 2 && n <= 128 && ((p[0] >= 'a' && p[0] <= 'z') || (p[0] >= '0' && p[0] <= '9'));
+    for (size_t i = 1; ok && i < n; i++)
+        ok = (p[i] >= 'a' && p[i] <= 'z') || (p[i] >= '0' && p[i] <= '9') || strchr("+.-", p[i]);
+    if (!ok)
+        return sub_err_set(e, -EBADMSG,
+                           "%s: \"%s\" is not a Debian package name ([a-z0-9][a-z0-9+.-]+, as "
+                           "`dpkg-query -W` lists them)",
+                           what, p);
+    return 0;
+}
+
 static int get_opt_strv(json_t *o, const char *what, const char *key, char ***out, sub_err *e) {
     int r = sub_json_get_strv(o, what, key, false, out, e);
     return r == -ENOENT ? 0 : r;
@@ -157,6 +173,7 @@ static int parse_files(json_t *root, sub_imagespec *s, sub_err *e) {
         }
         if (f->package && f->kind != SUB_FROM_HOST)
             return sub_err_set(e, -EBADMSG, "%s: \"package\" only applies to host: files", what);
+        if (f->package && (r = check_package(what, f->package, e)) < 0) return r;
     }
     return 0;
 }
@@ -284,6 +301,8 @@ int sub_imagespec_load(const char *path, const char *expect_name, sub_imagespec 
         goto fail;
     }
     if ((r = get_opt_strv(root, "image spec", "build_packages", &s.build_packages, e)) < 0) goto fail;
+    for (char **p = s.build_packages; p && *p; p++)
+        if ((r = check_package("image spec build_packages", *p, e)) < 0) goto fail;
     if ((r = parse_files(root, &s, e)) < 0) goto fail;
     if ((r = parse_dirs_links(root, &s, e)) < 0) goto fail;
     if ((r = parse_config(root, &s, e)) < 0) goto fail;

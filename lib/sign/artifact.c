@@ -314,6 +314,12 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
             return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
                                 "an identity is required with the %s policy",
                                 sub_identity_policy_name(policy));
+        /* checked against res->identity: it must hold all of it */
+        if (strlen(identity) >= sizeof res->identity)
+            return sub_err_setk(e, SUB_KIND_INPUT, -ENAMETOOLONG,
+                                "the identity to verify against is %zu bytes; a repository name "
+                                "is at most 255 (give \"registry/repository\")",
+                                strlen(identity));
         snprintf(res->identity, sizeof res->identity, "%s", identity);
     }
     if (!keys || nkeys == 0)

@@ -144,6 +144,29 @@ int sub_attest_tag(const char *image_digest, char **tag, sub_err *e) {
     return 0;
 }
 
+/* Does `m` already hold a DSSE layer whose envelope this key signed over
+ * exactly these statement bytes? ECDSA signatures are randomised, so the
+ * same statement signed again is another envelope with another digest:
+ * comparing layer digests would add a copy on every run. */
+static bool already_attested(sub_reg *r, const char *repo, const sub_manifest *m,
+                             const sub_privkey *k, const char *st, size_t stlen) {
+    _cleanup_pubkey_ sub_pubkey *pub = NULL;
+    if (sub_privkey_public(k, &pub, NULL) < 0) return false;
+    const sub_pubkey *keys[] = {pub};
+    for (size_t i = 0; i < m->n_layers && i < MAX_ATTESTATIONS; i++) {
+        const sub_desc *d = &m->layers[i];
+        _cleanup_free_ char *mt = sub_mt_normalize(d->media_type);
+        if (!streq(mt, SUB_MT_DSSE_ENVELOPE) || d->size > SUB_ATTEST_MAX_ENVELOPE) continue;
+        _cleanup_free_ char *env = NULL, *body = NULL;
+        size_t elen = 0, blen = 0;
+        if (sub_reg_blob_get_buf(r, repo, d->digest, SUB_ATTEST_MAX_ENVELOPE, &env, &elen, NULL) < 0 ||
+            sub_dsse_verify(keys, 1, env, elen, SUB_INTOTO_PAYLOAD_TYPE, &body, &blen, NULL, NULL) < 0)
+            continue;
+        if (blen == stlen && memcmp(body, st, stlen) == 0) return true;
+    }
+    return false;
+}
+
 int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
                         const sub_privkey *k, char att_manifest[SUB_DIGEST_MAX], sub_err *e) {
     _cleanup_free_ char *tag = NULL;
@@ -179,11 +202,10 @@ int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
                               "replace it", repo, tag);
             return rr;
         }
-        for (size_t i = 0; i < m.n_layers; i++)
-            if (!strcmp(m.layers[i].digest, edigest)) { /* the same statement, signed the same */
-                if (att_manifest) memcpy(att_manifest, old_digest, SUB_DIGEST_MAX);
-                return 0;
-            }
+        if (already_attested(r, repo, &m, k, st, stlen)) {
+            if (att_manifest) memcpy(att_manifest, old_digest, SUB_DIGEST_MAX);
+            return 0;
+        }
     }
     json_t *layer = json_pack("{s:s, s:I, s:s, s:{s:s, s:s}}", "mediaType", SUB_MT_DSSE_ENVELOPE,
                               "size", (json_int_t)elen, "digest", edigest, "annotations",
@@ -286,10 +308,11 @@ int sub_attest_verify_registry(sub_reg *r, const char *repo, const char *image_d
     }
     res->found = true;
     _cleanup_manifest_ sub_manifest m = {0};
-    if ((rr = sub_manifest_parse(man, mlen, NULL, &m, e)) < 0) {
-        sub_err_prefix(e, "the attestation manifest %s:%s", repo, tag);
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED, "%s", e->msg);
-    }
+    sub_err pe = {0};
+    if (sub_manifest_parse(man, mlen, NULL, &m, &pe) < 0)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+                            "no provenance: the attestation manifest %s:%s is malformed: %s", repo,
+                            tag, pe.msg);
     sub_err last = {0};
     for (size_t i = 0; i < m.n_layers && i < MAX_ATTESTATIONS; i++) {
         const sub_desc *d = &m.layers[i];

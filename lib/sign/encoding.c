@@ -16,6 +16,23 @@ int sign_sodium_init(sub_err *e) {
     return 0;
 }
 
+int sub_sign_file_error(int r, sub_err *e) {
+    switch (-r) {
+    case ENOENT:
+    case ENOTDIR:
+    case EISDIR:
+    case EACCES:
+    case EPERM:
+    case ELOOP:
+    case ENAMETOOLONG:
+    case EFBIG:
+        if (e) e->kind = SUB_KIND_INPUT;
+        break;
+    default: break;
+    }
+    return r;
+}
+
 void sub_secret_free(void *p, size_t len) {
     if (!p) return;
     sodium_memzero(p, len);

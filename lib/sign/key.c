@@ -111,7 +111,7 @@ int sub_pubkey_load_file(const char *path, sub_pubkey **out, sub_err *e) {
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
     int r = sub_read_file(path, SUB_SIGN_MAX_KEYFILE, &data, &len, e);
-    if (r < 0) return r;
+    if (r < 0) return sub_sign_file_error(r, e);
     return sub_pubkey_from_pem(data, len, path, out, e);
 }
 

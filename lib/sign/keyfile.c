@@ -181,7 +181,7 @@ int sub_privkey_load_file(const char *path, const char *pass, size_t passlen, su
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
     int r = sub_read_file(path, SUB_SIGN_MAX_KEYFILE, &data, &len, e);
-    if (r < 0) return r;
+    if (r < 0) return sub_sign_file_error(r, e);
     return sub_privkey_decrypt(data, len, pass, passlen, path, out, e);
 }
 

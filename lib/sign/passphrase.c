@@ -55,8 +55,16 @@ static int read_fd(int fd, const char *path, char *buf, size_t *len, sub_err *e)
         n += (size_t)k;
         if (n >= CAP - 1) break;
     }
+    bool more = false;
+    if (n >= CAP - 1) { /* full: is there anything beyond what fits? */
+        char c;
+        ssize_t k;
+        do k = read(fd, &c, 1);
+        while (k < 0 && errno == EINTR);
+        more = k != 0; /* a byte, or an error: never accept a cut-short file */
+    }
     strip_newline(buf, &n);
-    if (n > SUB_SIGN_MAX_PASSPHRASE)
+    if (more || n > SUB_SIGN_MAX_PASSPHRASE)
         return sub_err_setk(e, SUB_KIND_INPUT, -E2BIG,
                             "passphrase file %s is longer than %d bytes: is it the right file?",
                             path, SUB_SIGN_MAX_PASSPHRASE);

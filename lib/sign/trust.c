@@ -5,6 +5,7 @@
 #include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 char *sub_trust_dir(void) { return sub_state_path("trust"); }
 
@@ -12,7 +13,15 @@ static int cmp_str(const void *a, const void *b) {
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/* Only we (or root) may be able to change what the store trusts: an entry
+ * or a store owned by another user can be rewritten by that user whatever
+ * its mode, and one writable by group or others by anyone. */
 static int check_not_writable_by_others(const char *path, const struct stat *st, sub_err *e) {
+    if (st->st_uid != 0 && st->st_uid != geteuid())
+        return sub_err_setk(e, SUB_KIND_ENV, -EPERM,
+                            "refusing trust store entry %s: it belongs to uid %u, who could "
+                            "rewrite it and plant a key; run `chown %u %s` if you trust it",
+                            path, (unsigned)st->st_uid, (unsigned)geteuid(), path);
     if (st->st_mode & 022)
         return sub_err_setk(e, SUB_KIND_ENV, -EPERM,
                             "refusing trust store entry %s: mode %04o lets group or others write "

@@ -189,6 +189,24 @@ t_fails "  ... and refuses when the signer is not in it" 1 "no trusted key match
     "$BIN" verify --offline --payload "$F/payload.json" --signature "$F/signature.b64" \
     --digest "$D" --identity 127.0.0.1:5000/hello
 
+# a file named on the command line that is not there is an input error (2),
+# as the help says ("unreadable key"), not an environment error (3)
+t_fails "verify: a missing --key file is an input error" 2 "cannot open .*/nokey\.pub" \
+    verify_vec "$F/payload.json" "$F/signature.b64" --any-repo --key "$T/nokey.pub"
+t_fails "verify: a missing --payload file is an input error" 2 "cannot open .*/nopayload\.json" \
+    verify_vec "$T/nopayload.json" "$F/signature.b64" --any-repo
+t_fails "verify: a missing --signature file is an input error" 2 "cannot open .*/nosig\.b64" \
+    verify_vec "$F/payload.json" "$T/nosig.b64" --any-repo
+t_fails "verify REF: a missing --key file is an input error" 2 "cannot open .*/nokey\.pub" \
+    "$BIN" verify "127.0.0.1:1/hello@$D" --key "$T/nokey.pub"
+t_fails "key id: a missing file is an input error" 2 "cannot open .*/nokey\.pub" "$BIN" key id "$T/nokey.pub"
+t_fails "key trust: a missing file is an input error" 2 "cannot open .*/nokey\.pub" "$BIN" key trust "$T/nokey.pub"
+t_fails "sign: a missing --key file is an input error" 2 "cannot open .*/nokey\.key" \
+    env SUBSTRATE_PASSPHRASE=x "$BIN" sign --offline --key "$T/nokey.key" --identity 127.0.0.1:5000/hello \
+    --digest "$D" --output-payload "$T/never.json"
+t_fails "sign: a missing --payload file is an input error" 2 "cannot open .*/nopayload\.json" \
+    env SUBSTRATE_PASSPHRASE=pw-1 "$BIN" sign --offline --key "$T/k.key" --payload "$T/nopayload.json"
+
 t_fails "key --help documents the passphrase order" 0 "SUBSTRATE_PASSPHRASE.*" "$BIN" key --help
 t_fails "verify --help documents the identity policy and exit codes" 0 "compared as written" "$BIN" verify --help
 t_done

@@ -1,6 +1,13 @@
 #include "substrate/attest.h"
+#include "substrate/fs.h"
 #include "substrate/json.h"
+#include "substrate/proc.h"
+#include "substrate/registry.h"
+#include "substrate/regserver.h"
 #include "unit.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #define SHA "0123456789abcdef0123456789abcdef01234567"
 #define DIG "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -89,4 +96,127 @@ TEST(attest_dsse_round_trip_and_refusals) {
     CHECK(b2 == NULL);
     /* not an envelope */
     CHECK(sub_dsse_verify(keys, 2, "[]", 2, SUB_INTOTO_PAYLOAD_TYPE, &b2, &blen, kid, &e) == -EKEYREJECTED);
+}
+
+/* ---- against a real docker-registry ---------------------------------------- */
+
+static int free_port(void) {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t l = sizeof a;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, l) == 0 &&
+        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
+        port = ntohs(a.sin_port);
+    if (fd >= 0) close(fd);
+    return port;
+}
+
+/* Push a one-layer image to repo; its manifest digest goes to md. */
+static void push_image(sub_reg *r, const char *repo, char md[SUB_DIGEST_MAX]) {
+    sub_err e = {0};
+    const char *cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":\"layers\","
+                      "\"diff_ids\":[]}}";
+    char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX];
+    CHECK_OK(sub_sha256_buf(cfg, strlen(cfg), cd, &e), &e);
+    CHECK_OK(sub_sha256_buf("layer", 5, ld, &e), &e);
+    CHECK_OK(sub_reg_blob_put_buf(r, repo, cd, cfg, strlen(cfg), &e), &e);
+    CHECK_OK(sub_reg_blob_put_buf(r, repo, ld, "layer", 5, &e), &e);
+    _cleanup_free_ char *man = xasprintf(
+        "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\",\"digest\":"
+        "\"%s\",\"size\":%zu},\"layers\":[{\"mediaType\":\"%s\",\"digest\":\"%s\",\"size\":5}]}",
+        SUB_MT_OCI_MANIFEST, SUB_MT_OCI_CONFIG, cd, strlen(cfg), SUB_MT_OCI_LAYER_TAR, ld);
+    CHECK_OK(sub_reg_manifest_put(r, repo, "v1", SUB_MT_OCI_MANIFEST, man, strlen(man), md, &e), &e);
+}
+
+/* Layers in the .att manifest of digest in repo (-1 when it cannot be read). */
+static long att_layers(sub_reg *r, const char *repo, const char *digest) {
+    sub_err e = {0};
+    _cleanup_free_ char *tag = NULL, *body = NULL;
+    size_t len = 0;
+    if (sub_attest_tag(digest, &tag, &e) < 0 ||
+        sub_reg_manifest_get(r, repo, tag, &body, &len, NULL, NULL, &e) < 0)
+        return -1;
+    _cleanup_json_ json_t *j = NULL;
+    if (sub_json_parse(body, len, 1 << 20, "att", &j, &e) < 0) return -1;
+    return (long)json_array_size(json_object_get(j, "layers"));
+}
+
+/* ECDSA signatures are randomised: the same statement signed twice gives two
+ * different envelopes. Attesting the same build again (a second release run)
+ * must not stack another copy each time, until the artifact hits its layer
+ * limit and every later release fails. */
+TEST(attest_registry_same_statement_is_not_added_twice) {
+    if (!sub_have_program("docker-registry")) {
+        unit_skip("docker-registry is not installed");
+        return;
+    }
+    sub_err e = {0};
+    _cleanup_free_ char *state = sub_path_join(unit_tmpdir(), "state");
+    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", free_port());
+    sub_regsrv_opts so = {.state_dir = state, .addr = addr};
+    bool already = true;
+    pid_t pid = 0;
+    CHECK_OK(sub_regsrv_start(&so, &already, &pid, &e), &e);
+    if (pid <= 0) return;
+    _cleanup_reg_ sub_reg *r = NULL;
+    sub_reg_opts ro = {.host = addr, .timeout_s = 30};
+    CHECK_OK(sub_reg_new(&ro, &r, &e), &e);
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    CHECK_OK(sub_privkey_generate(&k, &e), &e);
+    _cleanup_pubkey_ sub_pubkey *pub = NULL;
+    if (k) CHECK_OK(sub_privkey_public(k, &pub, &e), &e);
+    char md[SUB_DIGEST_MAX] = "";
+    if (r && k && pub) {
+        push_image(r, "unit/att", md);
+        sub_provenance p = prov;
+        p.digest = md;
+        char m1[SUB_DIGEST_MAX] = "", m2[SUB_DIGEST_MAX] = "";
+        CHECK_OK(sub_attest_registry(r, "unit/att", &p, k, m1, &e), &e);
+        CHECK_INT(att_layers(r, "unit/att", md), 1);
+        CHECK_OK(sub_attest_registry(r, "unit/att", &p, k, m2, &e), &e);
+        CHECK_INT(att_layers(r, "unit/att", md), 1);
+        CHECK_STREQ(m2, m1);
+        /* another statement about the same image is still added */
+        p.version = "1.0.1";
+        CHECK_OK(sub_attest_registry(r, "unit/att", &p, k, NULL, &e), &e);
+        CHECK_INT(att_layers(r, "unit/att", md), 2);
+        /* and the same statement by another key too */
+        _cleanup_privkey_ sub_privkey *k2 = NULL;
+        CHECK_OK(sub_privkey_generate(&k2, &e), &e);
+        if (k2) CHECK_OK(sub_attest_registry(r, "unit/att", &p, k2, NULL, &e), &e);
+        CHECK_INT(att_layers(r, "unit/att", md), 3);
+        const sub_pubkey *keys[] = {pub};
+        sub_attest_result ar = {0};
+        CHECK_OK(sub_attest_verify_registry(r, "unit/att", md, keys, 1, &ar, &e), &e);
+        CHECK(ar.verified);
+        sub_attest_result_free(&ar);
+        /* an attestation manifest the registry takes but our model refuses
+         * (a negative layer size) is a refusal, also with no error record */
+        const char *cfg = "{\"architecture\":\"amd64\",\"os\":\"linux\",\"rootfs\":{\"type\":"
+                          "\"layers\",\"diff_ids\":[]}}";
+        char cd[SUB_DIGEST_MAX], ld[SUB_DIGEST_MAX];
+        CHECK_OK(sub_sha256_buf(cfg, strlen(cfg), cd, &e), &e);
+        CHECK_OK(sub_sha256_buf("layer", 5, ld, &e), &e);
+        _cleanup_free_ char *bad = xasprintf(
+            "{\"schemaVersion\":2,\"mediaType\":\"%s\",\"config\":{\"mediaType\":\"%s\","
+            "\"digest\":\"%s\",\"size\":%zu},\"layers\":[{\"mediaType\":\"%s\",\"digest\":"
+            "\"%s\",\"size\":-1}]}",
+            SUB_MT_OCI_MANIFEST, SUB_MT_OCI_CONFIG, cd, strlen(cfg), SUB_MT_DSSE_ENVELOPE, ld);
+        _cleanup_free_ char *tag = NULL;
+        CHECK_OK(sub_attest_tag(md, &tag, &e), &e);
+        CHECK_OK(sub_reg_manifest_put(r, "unit/att", tag, SUB_MT_OCI_MANIFEST, bad, strlen(bad),
+                                      NULL, &e),
+                 &e);
+        sub_attest_result br = {0};
+        CHECK_FAILS(sub_attest_verify_registry(r, "unit/att", md, keys, 1, &br, &e), -EKEYREJECTED);
+        CHECK(strstr(e.msg, "attestation manifest") && strstr(e.msg, "size"));
+        CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_CHECK);
+        sub_attest_result_free(&br);
+        CHECK_FAILS(sub_attest_verify_registry(r, "unit/att", md, keys, 1, &br, NULL), -EKEYREJECTED);
+        sub_attest_result_free(&br);
+    }
+    bool was = false;
+    CHECK_OK(sub_regsrv_stop(&so, &was, &e), &e);
 }

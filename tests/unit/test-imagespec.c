@@ -65,6 +65,11 @@ TEST(imagespec_refuses_bad_specs_by_name) {
         {"{\"name\":\"hello\",\"dirs\":[{\"path\":\"/a\",\"mode\":\"0755\"}],\"config\":{\"ports\":[\"99999\"]}}", "port"},
         {"{\"name\":\"hello\",\"dirs\":[{\"path\":\"/a\",\"mode\":\"0755\"}],\"config\":{\"labels\":{\"a\":1}}}", "label \"a\""},
         {"{\"name\":\"Hello\",\"dirs\":[{\"path\":\"/a\",\"mode\":\"0755\"}]}", "image name"},
+        /* package names reach dpkg-query's argv: an option there would make it
+         * read another package database and record made-up versions */
+        {"{\"name\":\"hello\",\"build_packages\":[\"--admindir=/tmp/fake\"],\"dirs\":[{\"path\":\"/a\",\"mode\":\"0755\"}]}", "not a Debian package name"},
+        {"{\"name\":\"hello\",\"build_packages\":[\"gcc 12\"],\"dirs\":[{\"path\":\"/a\",\"mode\":\"0755\"}]}", "not a Debian package name"},
+        {"{\"name\":\"hello\",\"files\":[{\"from\":\"host:/bin/sh\",\"package\":\"-Sdash\",\"to\":\"/x\",\"mode\":\"0644\"}]}", "not a Debian package name"},
     };
     for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
         sub_imagespec s;

@@ -200,3 +200,32 @@ TEST(sign_platform_key_made_once_and_trusted) {
     _cleanup_free_ char *kp2 = sub_path_join(k2, "cosign.key");
     CHECK(!sub_path_exists(kp2));
 }
+
+/* The expected identity is compared as given: one too long for the result
+ * record was cut short and the cut string compared, so a signature for
+ * another (prefix) repository matched while one for the given name did not.
+ * It is refused before the registry is asked anything. */
+TEST(sign_verify_registry_refuses_an_identity_it_cannot_hold) {
+    sub_err e = {0};
+    _cleanup_free_ char *pp = unit_shared(V "cosign.pub");
+    _cleanup_pubkey_ sub_pubkey *k = NULL;
+    CHECK_OK(sub_pubkey_load_file(pp, &k, &e), &e);
+    if (!k) return;
+    const sub_pubkey *keys[] = {k};
+    sub_reg_opts ro = {.host = "127.0.0.1:1", .timeout_s = 5};
+    _cleanup_reg_ sub_reg *r = NULL;
+    CHECK_OK(sub_reg_new(&ro, &r, &e), &e);
+    if (!r) return;
+    sub_cosign_verify_result res;
+    char id[700];
+    memset(id, 'a', sizeof id - 1);
+    memcpy(id, "127.0.0.1:5000/", 15);
+    id[sizeof id - 1] = 0;
+    CHECK_FAILS(sub_cosign_verify_registry(r, "hello",
+                                           "sha256:9a119f34ac7d13e731bc3301479a2346da3b2f0427a9459c5a561e47b2844455",
+                                           keys, 1, id, SUB_IDENTITY_EXACT, &res, &e),
+                -ENAMETOOLONG);
+    CHECK(strstr(e.msg, "identity") != NULL);
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_USAGE);
+    sub_cosign_verify_result_free(&res);
+}

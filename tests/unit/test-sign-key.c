@@ -4,12 +4,14 @@
 #include "substrate/fs.h"
 #include "substrate/json.h"
 #include "substrate/sign.h"
+#include "substrate/strbuf.h"
 #include "unit.h"
 #include <openssl/evp.h>
 #include <openssl/kdf.h>
 #include <openssl/pem.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #define V "vectors/cosign/"
 
@@ -384,6 +386,22 @@ TEST(sign_passphrase_sources_in_order) {
     CHECK_FAILS(sub_passphrase_get(&o, &p, &e), -ELOOP);
     CHECK(unlink(passf) == 0);
 
+    /* a file longer than a passphrase may be is refused, never cut short:
+     * the longest passphrase plus CRLF, then more */
+    sub_buf big = SUB_BUF_INIT;
+    for (int i = 0; i < SUB_SIGN_MAX_PASSPHRASE; i++) sub_buf_putc(&big, 'A');
+    sub_buf_puts(&big, "\r\n");
+    write_mode(explicitf, sub_buf_str(&big), 0600);
+    o.file = explicitf;
+    CHECK_OK(sub_passphrase_get(&o, &p, &e), &e);
+    CHECK_INT(p.len, SUB_SIGN_MAX_PASSPHRASE);
+    sub_passphrase_free(&p);
+    sub_buf_puts(&big, "second line");
+    write_mode(explicitf, sub_buf_str(&big), 0600);
+    CHECK_FAILS(sub_passphrase_get(&o, &p, &e), -E2BIG);
+    CHECK(p.data == NULL);
+    sub_buf_free(&big);
+
     /* a missing --passphrase-file is an error, not a fall-through */
     o.file = "/nonexistent/pass";
     setenv("SUBSTRATE_PASSPHRASE", "from-env", 1);
@@ -441,6 +459,30 @@ TEST(sign_trust_store_loads_every_pub) {
     CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
     CHECK(strstr(e.msg, pa) != NULL);
     CHECK(chmod(pa, 0644) == 0);
+    /* an entry, or the store, owned by another (non-root) user: that user
+     * could rewrite it and plant a key, whatever its mode */
+    if (geteuid() == 0) {
+        CHECK(chown(pa, 65534, 65534) == 0);
+        CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
+        CHECK(strstr(e.msg, pa) && strstr(e.msg, "65534") && strstr(e.msg, "chown"));
+        CHECK(chown(pa, 0, 0) == 0);
+        /* the same through a symlink to a file that user owns */
+        _cleanup_free_ char *theirs = sub_path_join(dir, "theirs.pub");
+        _cleanup_free_ char *link = sub_path_join(t, "link.pub");
+        write_mode(theirs, a, 0644);
+        CHECK(chown(theirs, 65534, 65534) == 0);
+        CHECK(symlink(theirs, link) == 0);
+        CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
+        CHECK(strstr(e.msg, link) != NULL);
+        CHECK(unlink(link) == 0);
+        CHECK(chown(t, 65534, 65534) == 0);
+        CHECK_FAILS(sub_trust_load(t, &keys, &n, &e), -EPERM);
+        CHECK(strstr(e.msg, t) != NULL);
+        CHECK(chown(t, 0, 0) == 0);
+        CHECK_OK(sub_trust_load(t, &keys, &n, &e), &e);
+        sub_pubkeys_free(keys);
+        keys = NULL;
+    }
     /* a .pub that is not a key: error naming it */
     _cleanup_free_ char *pbad = sub_path_join(t, "c-bad.pub");
     write_mode(pbad, "garbage", 0644);
