@@ -1,4 +1,6 @@
-/* Process spawning without a shell: argv is exec'd directly (PATH search). */
+/* Process spawning without a shell: argv is exec'd directly (PATH search).
+ * A child inherits descriptors 0-2 only (as mapped by the options); every
+ * other descriptor of ours is closed on exec in the child. */
 #pragma once
 #include "error.h"
 #include <stdbool.h>

@@ -117,7 +117,8 @@ int sub_write_file_new(const char *path, const void *data, size_t len, mode_t mo
 }
 
 int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err *e) {
-    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    /* O_NONBLOCK: a FIFO planted at path must not hang the open */
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         int err = errno;
         return sub_err_set(e, -err, "cannot open %s: %s", path, strerror(err));
@@ -125,6 +126,10 @@ int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err
     struct stat st;
     if (fstat(fd, &st) < 0) return sub_err_set(e, -errno, "cannot stat %s: %m", path);
     if (S_ISDIR(st.st_mode)) return sub_err_set(e, -EISDIR, "%s is a directory, not a file", path);
+    if (!S_ISREG(st.st_mode))
+        return sub_err_set(e, -EINVAL, "%s is not a regular file (a device, FIFO or socket)", path);
+    int fl = fcntl(fd, F_GETFL);
+    if (fl >= 0) fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
     if (S_ISREG(st.st_mode) && (size_t)st.st_size > max)
         return sub_err_set(e, -EFBIG, "%s is too large (%lld bytes; the limit is %zu)", path,
                            (long long)st.st_size, max);

@@ -4,6 +4,7 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,6 +26,19 @@ static int setup_fd(int want, int target) {
     if (dup2(fd, target) < 0) return -1;
     if (want == SUB_FD_NULL) close(fd);
     return 0;
+}
+
+/* Mark every descriptor from 3 up close-on-exec (in the child, after fork). */
+static void cloexec_from_3(void) {
+#ifdef SYS_close_range
+    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return;
+#endif
+    long max = sysconf(_SC_OPEN_MAX);
+    if (max < 0 || max > 65536) max = 65536;
+    for (int fd = 3; fd < max; fd++) {
+        int fl = fcntl(fd, F_GETFD);
+        if (fl >= 0 && !(fl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
+    }
 }
 
 static char **build_env(const sub_proc_opts *o) {
@@ -105,6 +119,7 @@ int sub_spawn(char *const argv[], const sub_proc_opts *o, pid_t *pid, sub_err *e
         else if (setup_fd(o->stderr_fd, 2) < 0) stage = "stderr";
         else if (o->cwd && chdir(o->cwd) < 0) stage = "chdir";
         else {
+            cloexec_from_3(); /* the child gets 0-2 only, never our other descriptors */
             if (o->umask >= 0) umask((mode_t)o->umask);
             execve(prog, argv, env);
             stage = "exec";

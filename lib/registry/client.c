@@ -570,9 +570,11 @@ static int handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
 static int perform(sub_reg *r, xfer *x, sub_err *e) {
     CURL *c = r->curl;
     int rr;
+    bool fresh = false; /* retrying on a new connection after a reused one died */
     for (int attempt = 0;; attempt++) {
         if ((rr = xfer_rewind(x, e)) < 0) return rr;
         curl_easy_reset(c);
+        if (fresh) curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
         x->errbuf[0] = 0;
         struct curl_slist *h = NULL;
         curl_easy_setopt(c, CURLOPT_URL, x->url);
@@ -621,6 +623,23 @@ static int perform(sub_reg *r, xfer *x, sub_err *e) {
         CURLcode cc = curl_easy_perform(c);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(h);
+        long new_conns = -1;
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
+        /* x lives on the caller's stack: leave no pointers to it in the handle */
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_READDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, NULL);
+        /* A kept-alive connection the registry closed meanwhile (it restarted, or
+         * timed the idle connection out): the request never reached it, so send
+         * it once more on a new connection. */
+        if (!fresh && new_conns == 0 &&
+            (cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING)) {
+            fresh = true;
+            attempt--;
+            continue;
+        }
         if (cc != CURLE_OK) return curl_error(r, x, cc, e);
         long code = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);

@@ -342,19 +342,6 @@ static int send_signal(int pidfd, pid_t pid, int sig) {
     return kill(pid, sig);
 }
 
-/* The daemon must not inherit our descriptors (a pipe held open by it would
- * keep a caller's `$(substrate registry start)` waiting forever). sub_spawn
- * maps 0-2; everything else of ours becomes close-on-exec. */
-static void cloexec_from_3(void) {
-#ifdef SYS_close_range
-    if (syscall(SYS_close_range, 3U, ~0U, 4U /* CLOSE_RANGE_CLOEXEC */) == 0) return;
-#endif
-    for (int fd = 3; fd < 1024; fd++) {
-        int fl = fcntl(fd, F_GETFD);
-        if (fl >= 0 && !(fl & FD_CLOEXEC)) fcntl(fd, F_SETFD, fl | FD_CLOEXEC);
-    }
-}
-
 /* Reap it when it is our child (the start path); harmless otherwise. */
 static void reap(pid_t pid) { waitpid(pid, NULL, WNOHANG); }
 
@@ -490,7 +477,8 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
     po.cwd = p.dir;
     po.umask = 077;
     pid_t pid;
-    cloexec_from_3();
+    /* sub_spawn gives the daemon 0-2 only: a pipe of ours held open by it would
+     * keep a caller's `$(substrate registry start)` waiting forever */
     if ((r = sub_spawn(argv, &po, &pid, e)) < 0) return r;
     _cleanup_free_ char *pidtxt = xasprintf("%d\n", (int)pid);
     if ((r = sub_write_file_atomic(p.pid, pidtxt, strlen(pidtxt), 0644, e)) < 0) {

@@ -111,6 +111,19 @@ int sign_artifact_add_layer(const char *existing, size_t existing_len, json_t *l
 
 /* ---- sign ------------------------------------------------------------------ */
 
+int sign_tag_unchanged(sub_reg *r, const char *repo, const char *tag, const char *old_digest,
+                       const char *what, const char *image_digest, sub_err *e) {
+    char now[SUB_DIGEST_MAX] = "";
+    int rr = sub_reg_manifest_head(r, repo, tag, now, NULL, NULL, e);
+    if (rr < 0) return rr;
+    if ((rr == 0 && old_digest[0]) || (rr == 1 && strcmp(now, old_digest)))
+        return sub_err_setk(e, SUB_KIND_ENV, -EAGAIN,
+                            "the %s of %s@%s changed meanwhile (another signer?); nothing was "
+                            "replaced: run the command again",
+                            what, repo, image_digest);
+    return 0;
+}
+
 static int fill_tag(const char *image_digest, char out[SUB_COSIGN_SIG_TAG_MAX], sub_err *e) {
     _cleanup_free_ char *tag = NULL;
     int r = sub_cosign_sig_tag(image_digest, &tag, e);
@@ -208,14 +221,8 @@ int sub_cosign_sign_registry(sub_reg *r, const char *repo, const char *identity,
         return rr;
     }
     /* another signer in between would lose its layer: check the tag has not moved */
-    char now[SUB_DIGEST_MAX] = "";
-    rr = sub_reg_manifest_head(r, repo, res->sig_tag, now, NULL, NULL, e);
-    if (rr < 0) return rr;
-    if ((rr == 0 && old_digest[0]) || (rr == 1 && strcmp(now, old_digest)))
-        return sub_err_setk(e, SUB_KIND_ENV, -EAGAIN,
-                            "the signatures of %s@%s changed while signing (another signer?); "
-                            "nothing was replaced: run the command again",
-                            repo, image_digest);
+    if ((rr = sign_tag_unchanged(r, repo, res->sig_tag, old_digest, "signatures", image_digest, e)) < 0)
+        return rr;
     if ((rr = sub_reg_manifest_put(r, repo, res->sig_tag, SUB_MT_OCI_MANIFEST, man, mlen,
                                    res->sig_manifest, e)) < 0) {
         sub_err_prefix(e, "pushing the signature manifest %s:%s", repo, res->sig_tag);

@@ -218,6 +218,7 @@ int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
     if ((rr = sub_sha256_buf(cfg, clen, cdigest, e)) < 0) return rr;
     if ((rr = sub_reg_blob_put_buf(r, repo, edigest, env, elen, e)) < 0 ||
         (rr = sub_reg_blob_put_buf(r, repo, cdigest, cfg, clen, e)) < 0 ||
+        (rr = sign_tag_unchanged(r, repo, tag, old_digest, "attestations", p->digest, e)) < 0 ||
         (rr = sub_reg_manifest_put(r, repo, tag, SUB_MT_OCI_MANIFEST, man, mlen, att_manifest, e)) < 0) {
         sub_err_prefix(e, "pushing the provenance of %s@%s", repo, p->digest);
         return rr;

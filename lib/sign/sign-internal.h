@@ -48,3 +48,10 @@ int sign_check_sig_der(const unsigned char *der, size_t len, char *why, size_t w
 int sign_artifact_add_layer(const char *existing, size_t existing_len, json_t *layer,
                             char **manifest, size_t *manifest_len, char **config,
                             size_t *config_len, sub_err *e);
+
+/* Before replacing an artifact tag read as old_digest ("" = absent): 0 when it
+ * still is, else -EAGAIN (env class) naming `what` ("signatures"). */
+struct sub_reg;
+int sign_tag_unchanged(struct sub_reg *r, const char *repo, const char *tag,
+                       const char *old_digest, const char *what, const char *image_digest,
+                       sub_err *e);

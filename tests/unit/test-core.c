@@ -4,6 +4,7 @@
 #include "substrate/proc.h"
 #include "substrate/strbuf.h"
 #include "unit.h"
+#include <fcntl.h>
 #include <sys/stat.h>
 
 TEST(digest_sha256_known_vectors) {
@@ -150,4 +151,42 @@ TEST(strbuf_appends_and_detaches) {
     CHECK(len == strlen(s));
     CHECK(b.data == NULL && b.len == 0);
     free(s);
+}
+
+TEST(fs_read_file_refuses_fifos_and_devices_without_hanging) {
+    sub_err e = {0};
+    _cleanup_free_ char *p = sub_path_join(unit_tmpdir(), "fifo");
+    CHECK(mkfifo(p, 0600) == 0);
+    char *data = NULL;
+    size_t len;
+    CHECK(sub_read_file(p, 100, &data, &len, &e) == -EINVAL);
+    CHECK(strstr(e.msg, "not a regular file") != NULL);
+    CHECK(sub_read_file("/dev/zero", 100, &data, &len, &e) == -EINVAL);
+    CHECK(data == NULL);
+}
+
+TEST(proc_children_inherit_no_descriptors_but_0_to_2) {
+    int p[2], fds[2];
+    CHECK(pipe(p) == 0);
+    /* deliberately without O_CLOEXEC, at numbers ls itself will not use */
+    fds[0] = dup2(p[0], 40);
+    fds[1] = dup2(p[1], 41);
+    close(p[0]);
+    close(p[1]);
+    CHECK(fds[0] == 40 && fds[1] == 41);
+    char *argv[] = {"sh", "-c", "ls /proc/self/fd", NULL};
+    _cleanup_free_ char *out = NULL;
+    int st = -1;
+    sub_err e = {0};
+    CHECK_OK(sub_run_capture(argv, NULL, 4096, &out, &st, &e), &e);
+    char a[16], b[16];
+    snprintf(a, sizeof a, "\n%d\n", fds[0]);
+    snprintf(b, sizeof b, "\n%d\n", fds[1]);
+    _cleanup_free_ char *wrapped = xasprintf("\n%s", out ? out : "");
+    CHECK(strstr(wrapped, a) == NULL);
+    CHECK(strstr(wrapped, b) == NULL);
+    /* ... while ours stay open and inheritable in this process */
+    CHECK(fcntl(fds[0], F_GETFD) == 0);
+    close(fds[0]);
+    close(fds[1]);
 }
