@@ -623,18 +623,23 @@ static int perform(sub_reg *r, xfer *x, sub_err *e) {
         CURLcode cc = curl_easy_perform(c);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(h);
-        long new_conns = -1;
+        long new_conns = -1, header_bytes = -1;
+        curl_off_t sent = -1;
         curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
+        curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &header_bytes);
+        curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &sent);
         /* x lives on the caller's stack: leave no pointers to it in the handle */
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
         curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
         curl_easy_setopt(c, CURLOPT_READDATA, NULL);
         curl_easy_setopt(c, CURLOPT_SEEKDATA, NULL);
-        /* A kept-alive connection the registry closed meanwhile (it restarted, or
-         * timed the idle connection out): the request never reached it, so send
-         * it once more on a new connection. */
-        if (!fresh && new_conns == 0 &&
+        /* A kept-alive connection the registry had closed meanwhile (it restarted,
+         * or timed the idle connection out): no body byte went out and no answer
+         * came back, so the request is sent once more on a new connection. A
+         * connection lost after body bytes were sent is not retried: the registry
+         * saw part of the request. */
+        if (!fresh && new_conns == 0 && sent == 0 && header_bytes == 0 && x->received == 0 &&
             (cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING)) {
             fresh = true;
             attempt--;
