@@ -15,6 +15,7 @@
 #include "substrate/transfer.h"
 #include <arpa/inet.h>
 #include <getopt.h>
+#include <signal.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -357,6 +358,15 @@ static void check_real_cosign(actx *a) {
                rec.payload_digest, rec.payload_reference, rec.key_id);
 }
 
+static void check_push_hello(actx *a) { check_push(a, "hello"); }
+static void check_push_job(actx *a) { check_push(a, "job"); }
+
+static volatile sig_atomic_t interrupted;
+static void on_signal(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
 static void help(void) {
     printf("Usage: substrate acceptance [--report FILE] [--tap] [--keep]\n"
            "\n"
@@ -417,17 +427,19 @@ int cmd_acceptance(int argc, char **argv) {
     time_t started = time(NULL);
     if (!a.tap) printf("acceptance: commit %.12s, private state %s, registry %s\n", a.head, a.state, a.addr);
 
-    check_registry(&a);
-    check_reproducible(&a);
-    check_push(&a, "hello");
-    check_push(&a, "job");
-    check_pull(&a);
-    check_refusals(&a);
-    check_signed_verifies(&a);
-    check_provenance(&a);
-    check_unsigned_refused(&a);
-    check_other_key_refused(&a);
-    check_real_cosign(&a);
+    /* Ctrl-C / SIGTERM: finish the check under way, then clean up (stop the
+     * private registry, remove the private state) instead of leaving them. */
+    struct sigaction sa = {.sa_handler = on_signal}, old_int, old_term;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, &old_int);
+    sigaction(SIGTERM, &sa, &old_term);
+    static void (*const checks[])(actx *) = {
+        check_registry,        check_reproducible,   check_push_hello,       check_push_job,
+        check_pull,            check_refusals,       check_signed_verifies,  check_provenance,
+        check_unsigned_refused, check_other_key_refused, check_real_cosign,
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(checks) && !interrupted; i++) checks[i](&a);
+    if (interrupted) fprintf(stderr, "substrate acceptance: interrupted; cleaning up\n");
 
     if (a.registry_up) {
         sub_regsrv_opts so = {.state_dir = a.state, .addr = a.addr};
@@ -435,6 +447,8 @@ int cmd_acceptance(int argc, char **argv) {
         sub_regsrv_stop(&so, &was, NULL);
     }
     if (!keep) sub_rm_rf(a.state, NULL);
+    sigaction(SIGINT, &old_int, NULL);
+    sigaction(SIGTERM, &old_term, NULL);
 
     _cleanup_free_ char *default_report = NULL;
     if (!report) {
@@ -447,15 +461,17 @@ int cmd_acceptance(int argc, char **argv) {
                                            "registry", a.addr, "started", (json_int_t)started,
                                            "finished", (json_int_t)time(NULL), "passed", a.passed,
                                            "failed", a.failed, "checks", a.checks);
+    json_object_set_new(rep, "interrupted", json_boolean(interrupted));
     _cleanup_free_ char *txt = sub_json_dump_pretty(rep);
     if (sub_write_file_atomic(report, txt, strlen(txt), 0644, &e) < 0)
         fprintf(stderr, "substrate acceptance: cannot write the report: %s\n", e.msg);
     else if (!a.tap)
         printf("report: %s\n", report);
     if (a.tap) printf("1..%d\n", a.n);
-    printf("%d passed, %d failed\n", a.passed, a.failed);
+    printf("%d passed, %d failed%s\n", a.passed, a.failed, interrupted ? " (interrupted)" : "");
     sub_build_result_free(&a.hello_build);
     free(a.repo);
     free(a.state);
+    if (interrupted) return SUB_EXIT_ENV;
     return a.failed ? SUB_EXIT_CHECK : 0;
 }
