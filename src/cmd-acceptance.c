@@ -13,14 +13,11 @@
 #include "substrate/registry.h"
 #include "substrate/regserver.h"
 #include "substrate/transfer.h"
-#include <arpa/inet.h>
 #include <getopt.h>
 #include <signal.h>
-#include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -57,19 +54,6 @@ static void record(actx *a, const char *name, bool ok, const char *fmt, ...) {
     fflush(stdout);
     json_array_append_new(a->checks, json_pack("{s:s, s:b, s:s}", "name", name, "passed", ok,
                                                "evidence", detail));
-}
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t l = sizeof sa;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &l) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
 }
 
 static int build(actx *a, const char *image, const char *version, const char *work_parent,
@@ -421,7 +405,7 @@ int cmd_acceptance(int argc, char **argv) {
     if (sub_git_default_repo(&a.repo, &e) < 0) return cli_fail("acceptance", &e);
     if (sub_git_resolve(a.repo, "HEAD", a.head, &e) < 0) return cli_fail("acceptance", &e);
     if (sub_mkdtemp("/tmp", "substrate-acceptance.", &a.state, &e) < 0) return cli_fail("acceptance", &e);
-    int port = free_port();
+    int port = sub_free_loopback_port();
     snprintf(a.addr, sizeof a.addr, "127.0.0.1:%d", port);
     a.checks = json_array();
     time_t started = time(NULL);

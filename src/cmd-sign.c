@@ -103,12 +103,8 @@ static int load_key(const char *keyp, const char *passfile, sub_privkey **out) {
 static int sign_registry(const char *refarg, const char *keyp, const char *passfile, bool json) {
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
-    if (sub_ref_parse(refarg, sub_registry_addr(), &ref, &e) < 0) return cli_fail("sign", &e);
-    if (!ref.digest)
-        return cli_usage_error("sign",
-                               "%s names no digest: sign by digest (REF@sha256:<hex>), since a "
-                               "tag can move; `substrate inspect %s` shows the digest",
-                               refarg, refarg);
+    int prc = cli_parse_digest_ref("sign", "sign", refarg, &ref);
+    if (prc) return prc;
     _cleanup_privkey_ sub_privkey *k = NULL;
     int rc = load_key(keyp, passfile, &k);
     if (rc) return rc;

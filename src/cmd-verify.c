@@ -191,12 +191,8 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
                            sub_identity_policy policy, bool json, bool provenance) {
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
-    if (sub_ref_parse(refarg, sub_registry_addr(), &ref, &e) < 0) return cli_fail("verify", &e);
-    if (!ref.digest)
-        return cli_usage_error("verify",
-                               "%s names no digest: verify by digest (REF@sha256:<hex>), since a "
-                               "tag can move; `substrate inspect %s` shows the digest",
-                               refarg, refarg);
+    int prc = cli_parse_digest_ref("verify", "verify", refarg, &ref);
+    if (prc) return prc;
     _cleanup_pubkeys_ sub_pubkey **keyv = NULL;
     size_t nkeys = 0;
     if (load_keys(keyfiles, &keyv, &nkeys, &e) < 0) return cli_fail("verify", &e);

@@ -1,6 +1,8 @@
 /* substrate: multi-call binary. `substrate <command> [options]`. */
 #include "cli.h"
+#include "substrate/config.h"
 #include "substrate/log.h"
+#include "substrate/ref.h"
 #include "version.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -84,6 +86,19 @@ int cli_usage_error(const char *cmd, const char *fmt, ...) {
     fprintf(stderr, "\nTry `substrate %s --help`.\n", cmd);
     va_end(ap);
     return SUB_EXIT_USAGE;
+}
+
+int cli_parse_digest_ref(const char *cmd, const char *verb, const char *arg, sub_ref *ref) {
+    sub_err e = {0};
+    if (sub_ref_parse(arg, sub_registry_addr(), ref, &e) < 0) return cli_fail(cmd, &e);
+    if (!ref->digest) {
+        sub_ref_free(ref);
+        return cli_usage_error(cmd,
+                               "%s names no digest: %s by digest (REF@sha256:<hex>), since a tag "
+                               "can move; `substrate inspect %s` shows the digest",
+                               arg, verb, arg);
+    }
+    return 0;
 }
 
 int cmd_version(int argc, char **argv) {

@@ -45,3 +45,7 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid, sub_er
 /* *was_running = false when there was nothing to stop (success). */
 int sub_regsrv_stop(const sub_regsrv_opts *o, bool *was_running, sub_err *e);
 int sub_regsrv_status_get(const sub_regsrv_opts *o, sub_regsrv_status *st, sub_err *e);
+
+/* A TCP port on 127.0.0.1 that was free a moment ago (bind to port 0), or -1.
+ * For private registries of tests and the acceptance harness. */
+int sub_free_loopback_port(void);

@@ -5,9 +5,6 @@
 #include "substrate/registry.h"
 #include "substrate/regserver.h"
 #include "unit.h"
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #define SHA "0123456789abcdef0123456789abcdef01234567"
 #define DIG "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
@@ -100,19 +97,6 @@ TEST(attest_dsse_round_trip_and_refusals) {
 
 /* ---- against a real docker-registry ---------------------------------------- */
 
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t l = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, l) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
-
 /* Push a one-layer image to repo; its manifest digest goes to md. */
 static void push_image(sub_reg *r, const char *repo, char md[SUB_DIGEST_MAX]) {
     sub_err e = {0};
@@ -154,7 +138,7 @@ TEST(attest_registry_same_statement_is_not_added_twice) {
     }
     sub_err e = {0};
     _cleanup_free_ char *state = sub_path_join(unit_tmpdir(), "state");
-    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", free_port());
+    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", sub_free_loopback_port());
     sub_regsrv_opts so = {.state_dir = state, .addr = addr};
     bool already = true;
     pid_t pid = 0;

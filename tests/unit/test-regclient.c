@@ -8,23 +8,7 @@
 #include "substrate/registry.h"
 #include "substrate/regserver.h"
 #include "unit.h"
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-
-static int free_port(void) {
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = 0};
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t l = sizeof a;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&a, l) == 0 &&
-        getsockname(fd, (struct sockaddr *)&a, &l) == 0)
-        port = ntohs(a.sin_port);
-    if (fd >= 0) close(fd);
-    return port;
-}
 
 TEST(regclient_addresses_and_loopback_policy) {
     CHECK(sub_reg_addr_is_loopback("127.0.0.1:5000"));
@@ -173,7 +157,7 @@ TEST(regclient_api_against_docker_registry) {
     }
     sub_err e = {0};
     _cleanup_free_ char *state = sub_path_join(unit_tmpdir(), "state");
-    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", free_port());
+    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", sub_free_loopback_port());
     sub_regsrv_opts so = {.state_dir = state, .addr = addr};
     bool already = true;
     pid_t pid = 0;
