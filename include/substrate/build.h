@@ -4,7 +4,7 @@
  * working tree with --allow-dirty), the image spec is read from that export
  * (platform/images/<name>/image.json), the spec's build command runs there
  * with SOURCE_DATE_EPOCH = commit time, TZ=UTC, LC_ALL=C, umask 022 and a
- * minimal environment, and the result is one layer (lib/build/layer.c), an
+ * minimal environment, and the result is one layer (lib/image/layer.c), an
  * image config and an OCI manifest written into the OCI image layout
  * <state>/images/<name>/ under the ref name <version>.
  * Same commit + spec + version + host package versions -> same manifest digest. */

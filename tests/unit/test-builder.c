@@ -1,4 +1,4 @@
-/* lib/build/builder.c on a scratch repository: what the build reads comes
+/* lib/image/builder.c on a scratch repository: what the build reads comes
  * from the commit. */
 #include "substrate/build.h"
 #include "substrate/fs.h"

@@ -1,4 +1,4 @@
-/* lib/build/git.c: the export of an exact commit is the commit's bytes, not
+/* lib/image/git.c: the export of an exact commit is the commit's bytes, not
  * what this host's git configuration would check out. */
 #include "substrate/fs.h"
 #include "substrate/git.h"
