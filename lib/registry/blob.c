@@ -1,0 +1,247 @@
+/* The distribution API's blobs (see registry.h): HEAD, streamed GET into a
+ * temporary file renamed into place only once size and digest match, and the
+ * POST+PUT monolithic upload whose Location must stay on the registry. */
+#include "client-internal.h"
+#include "substrate/fs.h"
+#include <fcntl.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int sub_reg_blob_exists(sub_reg *r, const char *repo, const char *digest, uint64_t *size,
+                        sub_err *e) {
+    int rr;
+    if ((rr = reg_check_repo(repo, e)) < 0 || (rr = sub_digest_validate(digest, e)) < 0) return rr;
+    xfer x;
+    xfer_init(&x, "HEAD");
+    x.url = reg_url(r, "/v2/%s/blobs/%s", repo, digest);
+    x.what = xasprintf("blob %s", digest);
+    rr = reg_perform(r, &x, e);
+    if (rr < 0) goto out;
+    if (x.status == 404) rr = 0;
+    else if (x.status == 200) {
+        if (size) *size = x.clen >= 0 ? (uint64_t)x.clen : 0;
+        rr = 1;
+    } else rr = reg_status_error(r, &x, e);
+out:
+    xfer_done(&x);
+    return rr;
+}
+
+static int blob_get(sub_reg *r, xfer *x, const char *repo, const char *digest, sub_err *e) {
+    int rr = reg_perform(r, x, e);
+    if (rr < 0) return rr;
+    if (x->status == 404) {
+        rr = sub_err_setk(e, SUB_KIND_CHECK, -ENOENT, "%s is not in repository %s at %s", x->what,
+                          repo, r->host);
+        reg_http_detail(x, e);
+        return rr;
+    }
+    if (x->status != 200) return reg_status_error(r, x, e);
+    if (x->out_expect && x->received != x->out_expect)
+        return sub_err_set(e, -EIO,
+                           "%s: the registry at %s sent %llu bytes, but its descriptor says %llu "
+                           "(truncated transfer); nothing was kept",
+                           x->what, r->host, (unsigned long long)x->received,
+                           (unsigned long long)x->out_expect);
+    char got[SUB_DIGEST_MAX];
+    sub_sha256_final(&x->out_hash, got);
+    if (strcmp(got, digest) != 0)
+        return sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch for %s from %s/%s: expected %s, but the content hashes "
+            "to %s; refused, nothing was kept",
+            x->what, r->host, repo, digest, got);
+    return 0;
+}
+
+int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint64_t expected_size,
+                          const char *path, sub_err *e) {
+    int rr;
+    if ((rr = reg_check_repo(repo, e)) < 0 || (rr = reg_check_sha256(digest, e)) < 0) return rr;
+    if (expected_size > r->max_blob)
+        return sub_err_set(
+            e, -EFBIG, "blob %s is %llu bytes, larger than the limit of %llu bytes; refused",
+            digest, (unsigned long long)expected_size, (unsigned long long)r->max_blob);
+    _cleanup_free_ char *tmp = xasprintf("%s.part-XXXXXX", path);
+    int fd = mkostemp(tmp, O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        return sub_err_set(e, -err, "cannot create a temporary file beside %s: %s%s", path,
+                           strerror(err), sub_io_hint(err));
+    }
+    xfer x;
+    xfer_init(&x, "GET");
+    x.url = reg_url(r, "/v2/%s/blobs/%s", repo, digest);
+    x.what = xasprintf("blob %s", digest);
+    x.out_fd = fd;
+    x.out_max = expected_size ? expected_size : r->max_blob;
+    x.out_expect = expected_size;
+    x.hash_out = true;
+    rr = blob_get(r, &x, repo, digest, e);
+    if (rr == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0)) {
+        int err = errno;
+        rr = sub_err_set(e, -err, "cannot store %s at %s: %s%s", x.what, path, strerror(err),
+                         sub_io_hint(err));
+    }
+    if (close(fd) < 0 && rr == 0) {
+        int err = errno;
+        rr = sub_err_set(e, -err, "cannot store %s at %s: %s%s", x.what, path, strerror(err),
+                         sub_io_hint(err));
+    }
+    if (rr == 0 && rename(tmp, path) < 0) {
+        int err = errno;
+        rr = sub_err_set(e, -err, "cannot store %s at %s: %s%s", x.what, path, strerror(err),
+                         sub_io_hint(err));
+    }
+    if (rr < 0) unlink(tmp);
+    else {
+        _cleanup_free_ char *d = xstrdup(path);
+        sub_fsync_dir(dirname(d));
+    }
+    xfer_done(&x);
+    return rr;
+}
+
+int sub_reg_blob_get_buf(sub_reg *r, const char *repo, const char *digest, size_t max, char **out,
+                         size_t *len, sub_err *e) {
+    int rr;
+    if ((rr = reg_check_repo(repo, e)) < 0 || (rr = reg_check_sha256(digest, e)) < 0) return rr;
+    xfer x;
+    xfer_init(&x, "GET");
+    x.url = reg_url(r, "/v2/%s/blobs/%s", repo, digest);
+    x.what = xasprintf("blob %s", digest);
+    x.out_max = max ? max : 1;
+    x.hash_out = true;
+    rr = blob_get(r, &x, repo, digest, e);
+    if (rr == 0) *out = sub_buf_detach(&x.mem, len);
+    xfer_done(&x);
+    return rr;
+}
+
+/* The upload URL from a Location header, which must stay on our registry. */
+int reg_resolve_location(sub_reg *r, const char *repo, const char *loc, char **out, sub_err *e) {
+    if (!loc || !*loc)
+        return sub_err_set(e, -EPROTO, "the registry at %s started an upload without a Location",
+                           r->host);
+    for (const char *p = loc; *p; p++)
+        if ((unsigned char)*p <= ' ' || (unsigned char)*p >= 0x7f)
+            return sub_err_set(e, -EPROTO,
+                               "the registry at %s sent an upload Location with invalid "
+                               "characters",
+                               r->host);
+    const char *rest = NULL;
+    if (str_has_prefix(loc, "http://")) rest = loc + 7;
+    else if (str_has_prefix(loc, "//")) rest = loc + 2;
+    if (rest) {
+        size_t al = strcspn(rest, "/?#");
+        if (al != strlen(r->host) || strncasecmp(rest, r->host, al) != 0)
+            return sub_err_set(e, -EPERM,
+                               "the registry at %s asked us to upload to another address (%.*s); "
+                               "refused: Substrate only sends data to the registry it was given",
+                               r->host, (int)al, rest);
+        *out = xasprintf("%s%s", r->base, rest + al);
+        return 0;
+    }
+    if (strstr(loc, "://"))
+        return sub_err_set(e, -EPERM,
+                           "the registry at %s gave an upload Location with another scheme "
+                           "(%.60s); refused",
+                           r->host, loc);
+    if (loc[0] == '/') *out = xasprintf("%s%s", r->base, loc);
+    else *out = xasprintf("%s/v2/%s/blobs/uploads/%s", r->base, repo, loc);
+    return 0;
+}
+
+static int blob_put(sub_reg *r, const char *repo, const char *digest, const void *buf, size_t len,
+                    int fd, uint64_t flen, const char *src, sub_err *e) {
+    _cleanup_free_ char *loc = NULL;
+    int rr = sub_reg_blob_exists(r, repo, digest, NULL, e);
+    if (rr < 0) return rr;
+    if (rr == 1) return 0;
+    xfer x;
+    xfer_init(&x, "POST");
+    x.url = reg_url(r, "/v2/%s/blobs/uploads/", repo);
+    x.what = xasprintf("upload of blob %s", digest);
+    x.out_max = 65536;
+    rr = reg_perform(r, &x, e);
+    if (rr < 0) goto out;
+    if (x.status != 202) {
+        rr = reg_status_error(r, &x, e);
+        sub_err_prefix(e, "cannot start the upload");
+        goto out;
+    }
+    if ((rr = reg_resolve_location(r, repo, x.location, &loc, e)) < 0) goto out;
+    char *put_url = xasprintf("%s%cdigest=sha256%%3A%s", loc, strchr(loc, '?') ? '&' : '?',
+                              sub_digest_hex(digest));
+    xfer_done(&x);
+    xfer_init(&x, "PUT");
+    x.url = put_url;
+    x.what = xasprintf("upload of blob %s", digest);
+    x.out_max = 65536;
+    if (buf) {
+        x.body = buf;
+        x.body_len = len;
+    } else {
+        x.in_fd = fd;
+        x.in_len = flen;
+        x.hash_in = true;
+    }
+    rr = reg_perform(r, &x, e);
+    char sent[SUB_DIGEST_MAX] = "";
+    if (x.hash_in && rr == 0) sub_sha256_final(&x.in_hash, sent);
+    if (rr < 0) goto out;
+    if (x.hash_in && strcmp(sent, digest) != 0) {
+        rr = sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch uploading %s: expected %s, but the data sent hashes to %s "
+            "(did the file change?)",
+            src, digest, sent);
+        goto out;
+    }
+    if (x.status != 201) {
+        rr = reg_status_error(r, &x, e);
+        sub_err_prefix(e, "the upload was refused");
+        goto out;
+    }
+    const char *hd;
+    if ((rr = reg_header_digest(r, &x, &hd, e)) < 0) goto out;
+    if (hd && strcmp(hd, digest) != 0) {
+        rr = sub_err_setk(
+            e, SUB_KIND_CHECK, -EILSEQ,
+            "digest mismatch after uploading: expected %s, the registry at %s stored %s", digest,
+            r->host, hd);
+        goto out;
+    }
+    rr = 0;
+out:
+    xfer_done(&x);
+    return rr;
+}
+
+int sub_reg_blob_put_file(sub_reg *r, const char *repo, const char *digest, const char *path,
+                          sub_err *e) {
+    int rr;
+    if ((rr = reg_check_repo(repo, e)) < 0 || (rr = reg_check_sha256(digest, e)) < 0) return rr;
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return sub_err_set(e, -errno, "cannot open %s: %m", path);
+    struct stat st;
+    if (fstat(fd, &st) < 0) return sub_err_set(e, -errno, "cannot stat %s: %m", path);
+    if (!S_ISREG(st.st_mode)) return sub_err_set(e, -EINVAL, "%s is not a regular file", path);
+    return blob_put(r, repo, digest, NULL, 0, fd, (uint64_t)st.st_size, path, e);
+}
+
+int sub_reg_blob_put_buf(sub_reg *r, const char *repo, const char *digest, const void *data,
+                         size_t len, sub_err *e) {
+    int rr;
+    if ((rr = reg_check_repo(repo, e)) < 0 || (rr = reg_check_sha256(digest, e)) < 0) return rr;
+    char got[SUB_DIGEST_MAX];
+    if ((rr = sub_sha256_buf(data, len, got, e)) < 0) return rr;
+    if (strcmp(got, digest) != 0)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "digest mismatch: the data to upload as %s hashes to %s", digest, got);
+    return blob_put(r, repo, digest, data ? data : "", len, -1, 0, "(memory)", e);
+}

@@ -1,0 +1,112 @@
+/* Internal to lib/registry: the registry handle, one HTTP transfer and the
+ * helpers the client's parts share. transport.c owns the transfer (curl
+ * options, streaming callbacks, error mapping, retries) and the handle's
+ * lifecycle; auth.c answers 401 challenges; manifest.c and blob.c are the
+ * distribution API on top. Not a public header: nothing outside
+ * lib/registry/ (and its unit tests) includes it. */
+#pragma once
+#include "substrate/digest.h"
+#include "substrate/registry.h"
+#include "substrate/strbuf.h"
+#include <curl/curl.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#define ERR_BODY_MAX (64u << 10) /* how much of an error response we keep */
+
+typedef enum {
+    AUTH_ANON = 0, /* nothing sent yet */
+    AUTH_BASIC,    /* credentials sent with every request */
+    /* AUTH_BEARER: a token from the challenge's realm, sent as
+     * "Authorization: Bearer <token>"; fetched by a future
+     * fetch_bearer_token() from handle_challenge(). */
+} auth_mode;
+
+struct sub_reg {
+    CURL *curl;
+    char *host; /* "host:port" as given */
+    char *base; /* "http://host:port" */
+    char *username;
+    char *password;
+    long timeout_s;
+    uint64_t max_blob;
+    auth_mode auth;
+};
+
+typedef enum {
+    ABORT_NONE = 0,
+    ABORT_TOO_BIG, /* over the cap */
+    ABORT_SIZE,    /* Content-Length differs from the expected size */
+    ABORT_LONGER,  /* more bytes than expected */
+    ABORT_WRITE,   /* local write failed (out_errno) */
+} abort_reason;
+
+typedef struct xfer {
+    /* request */
+    const char *method; /* GET HEAD PUT POST */
+    char *url;          /* owned */
+    char *what;         /* owned: "manifest repo:tag", "blob sha256:..." for messages */
+    const char *accept;
+    const char *content_type;
+    const void *body; /* in-memory request body */
+    size_t body_len, body_off;
+    int in_fd; /* or a file body */
+    uint64_t in_len, in_off;
+    int in_errno;
+    bool hash_in;
+    sub_sha256 in_hash;
+    /* response body sink (2xx only; other bodies go to err_body) */
+    int out_fd;       /* >= 0: write here */
+    sub_buf mem;      /* out_fd < 0: keep in memory */
+    uint64_t out_max; /* cap, 0 = no body expected */
+    uint64_t out_expect;
+    bool hash_out;
+    sub_sha256 out_hash;
+    uint64_t received;
+    int out_errno;
+    abort_reason abort;
+    sub_buf err_body;
+    /* response */
+    long status;
+    int64_t clen;
+    char *ctype, *location, *docker_digest, *www_auth, *link;
+    char errbuf[CURL_ERROR_SIZE];
+} xfer;
+
+/* ---- transport.c ---- */
+void xfer_init(xfer *x, const char *method);
+void xfer_done(xfer *x);
+bool reg_ok2xx(long status);
+/* Sends x's request (with the retry rules of transport.c and the 401
+ * challenge answered through auth.c); on 0, x->status holds the answer. */
+int reg_perform(sub_reg *r, xfer *x, sub_err *e);
+/* "HTTP 404: MANIFEST_UNKNOWN: ..." from the registry's error body into e's detail. */
+void reg_http_detail(xfer *x, sub_err *e);
+/* An unexpected HTTP status: errno from the status, message naming the request. */
+int reg_status_error(sub_reg *r, xfer *x, sub_err *e);
+char *reg_url(sub_reg *r, const char *fmt, ...) _printf_(2, 3);
+int reg_check_repo(const char *repo, sub_err *e);
+int reg_check_ref(const char *ref, bool *is_digest, sub_err *e);
+int reg_check_sha256(const char *digest, sub_err *e);
+/* The validated Docker-Content-Digest header of x, or *out = NULL when absent. */
+int reg_header_digest(sub_reg *r, xfer *x, const char **out, sub_err *e);
+/* An upload or next-page URL from a Location/Link value; it must stay on r's host:port. */
+int reg_resolve_location(sub_reg *r, const char *repo, const char *loc, char **out, sub_err *e);
+
+/* ---- auth.c ---- */
+typedef struct challenge {
+    char scheme[16];
+    char realm[512];
+    char service[512];
+    char scope[512];
+} challenge;
+
+/* Parses a WWW-Authenticate value (the first challenge); never fails. */
+void reg_parse_challenge(const char *h, challenge *c);
+/* A 401 arrived. *retry = true when the request should be sent again with
+ * the authentication now configured on r. */
+int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e);
+
+/* ---- manifest.c ---- */
+/* The target of a Link header with rel="next", or NULL (caller frees). */
+char *reg_next_link(const char *link);

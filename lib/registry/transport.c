@@ -1,0 +1,610 @@
+/* OCI distribution-API client over libcurl: the transport (see registry.h).
+ *
+ * One curl easy handle per sub_reg (connections are reused). Every request
+ * goes through reg_perform(): it sets the options afresh, streams the response
+ * body into memory or a file while hashing it, enforces size caps as bytes
+ * arrive (and from Content-Length before they do), and answers a 401
+ * challenge through auth.c. Network safety: only loopback hosts, no proxies,
+ * no redirects, upload locations must stay on the same host:port. */
+#include "client-internal.h"
+#include "substrate/fs.h"
+#include "substrate/json.h"
+#include "substrate/ref.h"
+#include "substrate/strbuf.h"
+#include "version.h"
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* ---- addresses -------------------------------------------------------------------------- */
+
+int sub_reg_addr_split(const char *addr, char **host, int *port, sub_err *e) {
+    if (!addr || !*addr) return sub_err_set(e, -EINVAL, "empty registry address");
+    const char *hs, *he, *ps = NULL;
+    if (addr[0] == '[') {
+        const char *close = strchr(addr, ']');
+        if (!close) return sub_err_set(e, -EINVAL, "registry address \"%s\": missing ']'", addr);
+        hs = addr + 1;
+        he = close;
+        if (close[1] == ':') ps = close + 2;
+        else if (close[1])
+            return sub_err_set(e, -EINVAL, "registry address \"%s\": junk after ']'", addr);
+    } else {
+        hs = addr;
+        const char *c = strchr(addr, ':');
+        if (c && strchr(c + 1, ':'))
+            return sub_err_set(
+                e, -EINVAL,
+                "registry address \"%s\": write IPv6 addresses in brackets ([::1]:5000)", addr);
+        he = c ? c : addr + strlen(addr);
+        if (c) ps = c + 1;
+    }
+    if (he == hs) return sub_err_set(e, -EINVAL, "registry address \"%s\" has no host", addr);
+    int p = 0;
+    if (ps) {
+        if (!*ps) return sub_err_set(e, -EINVAL, "registry address \"%s\": empty port", addr);
+        for (const char *q = ps; *q; q++) {
+            if (!isdigit((unsigned char)*q) || p > 65535)
+                return sub_err_set(e, -EINVAL, "registry address \"%s\": port must be 1-65535",
+                                   addr);
+            p = p * 10 + (*q - '0');
+        }
+        if (p < 1 || p > 65535)
+            return sub_err_set(e, -EINVAL, "registry address \"%s\": port must be 1-65535", addr);
+    }
+    if (host) *host = xstrndup(hs, (size_t)(he - hs));
+    if (port) *port = p;
+    return 0;
+}
+
+bool sub_reg_addr_is_loopback(const char *addr) {
+    _cleanup_free_ char *h = NULL;
+    if (sub_reg_addr_split(addr, &h, NULL, NULL) < 0) return false;
+    if (!strcasecmp(h, "localhost")) return true;
+    struct in_addr a4;
+    if (inet_pton(AF_INET, h, &a4) == 1) return (ntohl(a4.s_addr) >> 24) == 127;
+    struct in6_addr a6;
+    if (inet_pton(AF_INET6, h, &a6) == 1) return IN6_IS_ADDR_LOOPBACK(&a6);
+    return false;
+}
+
+void xfer_init(xfer *x, const char *method) {
+    memset(x, 0, sizeof *x);
+    x->method = method;
+    x->in_fd = -1;
+    x->out_fd = -1;
+    x->clen = -1;
+}
+
+static void resp_reset(xfer *x) {
+    free(x->ctype);
+    free(x->location);
+    free(x->docker_digest);
+    free(x->www_auth);
+    free(x->link);
+    x->ctype = x->location = x->docker_digest = x->www_auth = x->link = NULL;
+    x->status = 0;
+    x->clen = -1;
+}
+
+void xfer_done(xfer *x) {
+    resp_reset(x);
+    free(x->url);
+    free(x->what);
+    sub_buf_free(&x->mem);
+    sub_buf_free(&x->err_body);
+    sub_sha256_free(&x->in_hash);
+    sub_sha256_free(&x->out_hash);
+}
+
+bool reg_ok2xx(long s) { return s >= 200 && s < 300; }
+
+static char *trim_dup(const char *s, size_t n) {
+    while (n && isspace((unsigned char)*s)) s++, n--;
+    while (n && isspace((unsigned char)s[n - 1])) n--;
+    return xstrndup(s, n);
+}
+
+static size_t on_header(char *buf, size_t sz, size_t nm, void *ud) {
+    xfer *x = ud;
+    size_t n = sz * nm;
+    if (n >= 5 && !memcmp(buf, "HTTP/", 5)) {
+        resp_reset(x);
+        const char *sp = memchr(buf, ' ', n);
+        if (sp) x->status = strtol(sp + 1, NULL, 10);
+        return n;
+    }
+    if (n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
+        /* end of this response's headers: refuse an announced oversize body now */
+        if (reg_ok2xx(x->status) && x->out_max && x->clen >= 0 && strcmp(x->method, "HEAD") != 0) {
+            if (x->out_expect && (uint64_t)x->clen != x->out_expect) {
+                x->abort = ABORT_SIZE;
+                return 0;
+            }
+            if ((uint64_t)x->clen > x->out_max) {
+                x->abort = ABORT_TOO_BIG;
+                return 0;
+            }
+        }
+        return n;
+    }
+    const char *colon = memchr(buf, ':', n);
+    if (!colon) return n;
+    size_t kl = (size_t)(colon - buf);
+    const char *v = colon + 1;
+    size_t vl = n - kl - 1;
+#define IS(name) (kl == strlen(name) && !strncasecmp(buf, name, kl))
+    if (IS("content-type")) {
+        free(x->ctype);
+        x->ctype = trim_dup(v, vl);
+    } else if (IS("content-length")) {
+        _cleanup_free_ char *s = trim_dup(v, vl);
+        char *end;
+        long long l = strtoll(s, &end, 10);
+        x->clen = (*s && !*end && l >= 0) ? l : -1;
+    } else if (IS("docker-content-digest")) {
+        free(x->docker_digest);
+        x->docker_digest = trim_dup(v, vl);
+    } else if (IS("location")) {
+        free(x->location);
+        x->location = trim_dup(v, vl);
+    } else if (IS("www-authenticate")) {
+        if (!x->www_auth) x->www_auth = trim_dup(v, vl); /* the first challenge */
+    } else if (IS("link")) {
+        free(x->link);
+        x->link = trim_dup(v, vl);
+    }
+#undef IS
+    return n;
+}
+
+static size_t on_write(char *ptr, size_t sz, size_t nm, void *ud) {
+    xfer *x = ud;
+    size_t n = sz * nm;
+    if (!reg_ok2xx(x->status)) {
+        if (x->err_body.len < ERR_BODY_MAX)
+            sub_buf_append(&x->err_body, ptr,
+                           n < ERR_BODY_MAX - x->err_body.len ? n : ERR_BODY_MAX - x->err_body.len);
+        return n;
+    }
+    if (x->out_expect && x->received + n > x->out_expect) {
+        x->abort = ABORT_LONGER;
+        return 0;
+    }
+    if (x->out_max == 0 || x->received + n > x->out_max) {
+        x->abort = ABORT_TOO_BIG;
+        return 0;
+    }
+    if (x->hash_out) sub_sha256_update(&x->out_hash, ptr, n);
+    if (x->out_fd >= 0) {
+        const char *p = ptr;
+        size_t left = n;
+        while (left) {
+            ssize_t w = write(x->out_fd, p, left);
+            if (w < 0) {
+                if (errno == EINTR) continue;
+                x->out_errno = errno;
+                x->abort = ABORT_WRITE;
+                return 0;
+            }
+            p += w;
+            left -= (size_t)w;
+        }
+    } else {
+        sub_buf_append(&x->mem, ptr, n);
+    }
+    x->received += n;
+    return n;
+}
+
+static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
+    xfer *x = ud;
+    size_t n = sz * nm;
+    if (x->body) {
+        size_t left = x->body_len - x->body_off;
+        if (n > left) n = left;
+        memcpy(buf, (const char *)x->body + x->body_off, n);
+        x->body_off += n;
+        return n;
+    }
+    if (x->in_fd < 0) return 0;
+    uint64_t left = x->in_len - x->in_off;
+    if ((uint64_t)n > left) n = (size_t)left;
+    if (n == 0) return 0;
+    ssize_t got;
+    do got = read(x->in_fd, buf, n);
+    while (got < 0 && errno == EINTR);
+    if (got <= 0) {
+        x->in_errno = got < 0 ? errno : EIO; /* EIO: the file shrank while we sent it */
+        return CURL_READFUNC_ABORT;
+    }
+    if (x->hash_in) sub_sha256_update(&x->in_hash, buf, (size_t)got);
+    x->in_off += (uint64_t)got;
+    return (size_t)got;
+}
+
+static int on_seek(void *ud, curl_off_t off, int origin) {
+    xfer *x = ud;
+    if (off != 0 || origin != SEEK_SET) return CURL_SEEKFUNC_CANTSEEK;
+    if (x->body) {
+        x->body_off = 0;
+        return CURL_SEEKFUNC_OK;
+    }
+    if (x->in_fd < 0 || lseek(x->in_fd, 0, SEEK_SET) < 0) return CURL_SEEKFUNC_FAIL;
+    x->in_off = 0;
+    if (x->hash_in) {
+        sub_sha256_free(&x->in_hash);
+        if (sub_sha256_init(&x->in_hash, NULL) < 0) return CURL_SEEKFUNC_FAIL;
+    }
+    return CURL_SEEKFUNC_OK;
+}
+
+/* Restart a transfer's local state (for the retry after a 401). */
+static int xfer_rewind(xfer *x, sub_err *e) {
+    resp_reset(x);
+    x->received = 0;
+    x->abort = ABORT_NONE;
+    x->out_errno = x->in_errno = 0;
+    x->body_off = 0;
+    x->in_off = 0;
+    sub_buf_reset(&x->mem);
+    sub_buf_reset(&x->err_body);
+    int r;
+    if (x->hash_out) {
+        sub_sha256_free(&x->out_hash);
+        if ((r = sub_sha256_init(&x->out_hash, e)) < 0) return r;
+    }
+    if (x->hash_in) {
+        sub_sha256_free(&x->in_hash);
+        if ((r = sub_sha256_init(&x->in_hash, e)) < 0) return r;
+    }
+    if (x->in_fd >= 0 && lseek(x->in_fd, 0, SEEK_SET) < 0)
+        return sub_err_set(e, -errno, "cannot rewind the upload: %m");
+    if (x->out_fd >= 0 && (ftruncate(x->out_fd, 0) < 0 || lseek(x->out_fd, 0, SEEK_SET) < 0))
+        return sub_err_set(e, -errno, "cannot rewind the download: %m");
+    return 0;
+}
+
+/* ---- errors ----------------------------------------------------------------------------- */
+
+/* "HTTP 404: MANIFEST_UNKNOWN: manifest unknown; ..." from the registry's error JSON. */
+void reg_http_detail(xfer *x, sub_err *e) {
+    if (!e) return;
+    e->http_status = x->status;
+    sub_buf d = SUB_BUF_INIT;
+    sub_buf_printf(&d, "HTTP %ld", x->status);
+    json_t *j = NULL;
+    if (x->err_body.len && sub_json_parse(x->err_body.data, x->err_body.len, ERR_BODY_MAX,
+                                          "error body", &j, NULL) == 0) {
+        json_t *errs = json_object_get(j, "errors");
+        size_t i;
+        json_t *it;
+        json_array_foreach(errs, i, it) {
+            const char *code = json_string_value(json_object_get(it, "code"));
+            const char *msg = json_string_value(json_object_get(it, "message"));
+            json_t *det = json_object_get(it, "detail");
+            sub_buf_printf(&d, "%s%s%s%s", i ? "; " : ": ", code ? code : "?", msg ? ": " : "",
+                           msg ? msg : "");
+            if (det && !json_is_null(det)) {
+                _cleanup_free_ char *ds = sub_json_dump(det, NULL);
+                sub_buf_printf(&d, " (%.200s)", ds);
+            }
+        }
+        json_decref(j);
+    } else if (x->err_body.len) {
+        sub_buf_puts(&d, ": ");
+        for (size_t i = 0; i < x->err_body.len && i < 200; i++) {
+            char c = x->err_body.data[i];
+            sub_buf_putc(&d, (c >= 32 && c < 127) ? c : ' ');
+        }
+    }
+    sub_err_detail(e, "%s", sub_buf_str(&d));
+    sub_buf_free(&d);
+}
+
+/* An unexpected HTTP status: errno from the status, message naming the request. */
+int reg_status_error(sub_reg *r, xfer *x, sub_err *e) {
+    int code;
+    sub_err_kind kind = SUB_KIND_DEFAULT;
+    if (x->status == 401 || x->status == 403) code = -EACCES;
+    else if (x->status == 404) code = -ENOENT;
+    else if (x->status == 400 || x->status == 405 || x->status == 413) code = -EPROTO;
+    else if (x->status == 429) code = -EBUSY;
+    else code = -EIO;
+    const char *hint = "";
+    if (x->status >= 300 && x->status < 400)
+        hint = " (redirects are not followed: Substrate only talks to the local registry)";
+    else if (x->status >= 500) hint = " (see the registry's log: substrate registry status)";
+    sub_err_setk(e, kind, code, "%s: the registry at %s answered HTTP %ld to %s %s%s", x->what,
+                 r->host, x->status, x->method, x->url + strlen(r->base), hint);
+    reg_http_detail(x, e);
+    return code;
+}
+
+static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
+    const char *cerr = x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc);
+    int rr;
+    switch (x->abort) {
+    case ABORT_TOO_BIG:
+        if (x->clen >= 0)
+            rr = sub_err_set(
+                e, -EFBIG,
+                "%s from %s is %lld bytes, larger than the limit of %llu bytes; refused, "
+                "nothing was kept",
+                x->what, r->host, (long long)x->clen, (unsigned long long)x->out_max);
+        else
+            rr = sub_err_set(e, -EFBIG,
+                             "%s from %s is larger than the limit of %llu bytes; refused, nothing "
+                             "was kept",
+                             x->what, r->host, (unsigned long long)x->out_max);
+        return rr;
+    case ABORT_SIZE:
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "%s: the registry at %s announced %lld bytes, but its descriptor says "
+                            "%llu; refused, nothing was kept",
+                            x->what, r->host, (long long)x->clen,
+                            (unsigned long long)x->out_expect);
+    case ABORT_LONGER:
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "%s: the registry at %s sent more than the %llu bytes its descriptor "
+                            "says; refused, nothing was kept",
+                            x->what, r->host, (unsigned long long)x->out_expect);
+    case ABORT_WRITE:
+        return sub_err_set(e, -x->out_errno, "cannot store %s: %s%s", x->what,
+                           strerror(x->out_errno), sub_io_hint(x->out_errno));
+    case ABORT_NONE: break;
+    }
+    if (x->in_errno)
+        return sub_err_set(e, -x->in_errno, "cannot read the data to upload for %s: %s", x->what,
+                           strerror(x->in_errno));
+    switch (cc) {
+    case CURLE_COULDNT_CONNECT:
+        rr =
+            sub_err_set(e, -ECONNREFUSED,
+                        "the registry at %s is not reachable (connection refused): start it with "
+                        "`substrate registry start`, or set SUBSTRATE_REGISTRY to the address of a "
+                        "running registry",
+                        r->host);
+        break;
+    case CURLE_COULDNT_RESOLVE_HOST:
+        rr = sub_err_set(e, -EHOSTUNREACH, "cannot resolve the registry host of %s", r->host);
+        break;
+    case CURLE_OPERATION_TIMEDOUT:
+        rr = sub_err_set(e, -ETIMEDOUT, "%s: the registry at %s did not finish %s within %ld s",
+                         x->what, r->host, x->method, r->timeout_s);
+        break;
+    case CURLE_PARTIAL_FILE:
+        if (x->clen >= 0)
+            rr =
+                sub_err_set(e, -EIO,
+                            "%s: the registry at %s closed the connection after %llu of %lld bytes "
+                            "(truncated transfer); nothing was kept",
+                            x->what, r->host, (unsigned long long)x->received, (long long)x->clen);
+        else
+            rr = sub_err_set(e, -EIO,
+                             "%s: the registry at %s closed the connection after %llu bytes "
+                             "(truncated transfer); nothing was kept",
+                             x->what, r->host, (unsigned long long)x->received);
+        break;
+    case CURLE_SEND_ERROR:
+    case CURLE_RECV_ERROR:
+    case CURLE_GOT_NOTHING:
+        rr = sub_err_set(e, -ECONNRESET,
+                         "%s: the connection to the registry at %s was lost during %s; nothing was "
+                         "committed, try again",
+                         x->what, r->host, x->method);
+        break;
+    default:
+        rr = sub_err_set(e, -EIO, "%s: %s %s on the registry at %s failed", x->what, x->method,
+                         x->url + strlen(r->base), r->host);
+        break;
+    }
+    sub_err_detail(e, "curl: %s", cerr);
+    return rr;
+}
+
+/* ---- perform ---------------------------------------------------------------------------- */
+
+int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
+    CURL *c = r->curl;
+    int rr;
+    bool fresh = false; /* retrying on a new connection after a reused one died */
+    for (int attempt = 0;; attempt++) {
+        if ((rr = xfer_rewind(x, e)) < 0) return rr;
+        curl_easy_reset(c);
+        if (fresh) curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
+        x->errbuf[0] = 0;
+        struct curl_slist *h = NULL;
+        curl_easy_setopt(c, CURLOPT_URL, x->url);
+        curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+        curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, r->timeout_s);
+        curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
+        curl_easy_setopt(c, CURLOPT_USERAGENT, "substrate/" SUBSTRATE_VERSION);
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
+        curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
+        if (r->auth == AUTH_BASIC) {
+            curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
+            curl_easy_setopt(c, CURLOPT_USERNAME, r->username);
+            curl_easy_setopt(c, CURLOPT_PASSWORD, r->password);
+        }
+        h = curl_slist_append(h, "Expect:");
+        if (x->accept) {
+            _cleanup_free_ char *a = xasprintf("Accept: %s", x->accept);
+            h = curl_slist_append(h, a);
+        }
+        if (!strcmp(x->method, "HEAD")) {
+            curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
+        } else if (!strcmp(x->method, "POST")) {
+            curl_easy_setopt(c, CURLOPT_POST, 1L);
+            curl_easy_setopt(c, CURLOPT_POSTFIELDS, "");
+            curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, 0L);
+            h = curl_slist_append(h, "Content-Type:");
+        } else if (!strcmp(x->method, "PUT")) {
+            curl_easy_setopt(c, CURLOPT_UPLOAD, 1L);
+            curl_easy_setopt(c, CURLOPT_READFUNCTION, on_read);
+            curl_easy_setopt(c, CURLOPT_READDATA, x);
+            curl_easy_setopt(c, CURLOPT_SEEKFUNCTION, on_seek);
+            curl_easy_setopt(c, CURLOPT_SEEKDATA, x);
+            curl_easy_setopt(c, CURLOPT_INFILESIZE_LARGE,
+                             (curl_off_t)(x->body ? x->body_len : x->in_len));
+            _cleanup_free_ char *ct = xasprintf(
+                "Content-Type: %s", x->content_type ? x->content_type : "application/octet-stream");
+            h = curl_slist_append(h, ct);
+        }
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
+        CURLcode cc = curl_easy_perform(c);
+        curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
+        curl_slist_free_all(h);
+        long new_conns = -1, header_bytes = -1;
+        curl_off_t sent = -1;
+        curl_easy_getinfo(c, CURLINFO_NUM_CONNECTS, &new_conns);
+        curl_easy_getinfo(c, CURLINFO_HEADER_SIZE, &header_bytes);
+        curl_easy_getinfo(c, CURLINFO_SIZE_UPLOAD_T, &sent);
+        /* x lives on the caller's stack: leave no pointers to it in the handle */
+        curl_easy_setopt(c, CURLOPT_ERRORBUFFER, NULL);
+        curl_easy_setopt(c, CURLOPT_WRITEDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_READDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_SEEKDATA, NULL);
+        /* A kept-alive connection the registry had closed meanwhile (it restarted,
+         * or timed the idle connection out): no body byte went out and no answer
+         * came back, so the request is sent once more on a new connection. A
+         * connection lost after body bytes were sent is not retried: the registry
+         * saw part of the request. */
+        if (!fresh && new_conns == 0 && sent == 0 && header_bytes == 0 && x->received == 0 &&
+            (cc == CURLE_SEND_ERROR || cc == CURLE_RECV_ERROR || cc == CURLE_GOT_NOTHING)) {
+            fresh = true;
+            attempt--;
+            continue;
+        }
+        if (cc != CURLE_OK) return curl_error(r, x, cc, e);
+        long code = 0;
+        curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
+        x->status = code;
+        if (x->status != 401) return 0;
+        bool retry;
+        if ((rr = reg_handle_challenge(r, x, &retry, e)) < 0) return rr;
+        if (!retry || attempt >= 1) return reg_status_error(r, x, e);
+    }
+}
+
+/* ---- lifecycle -------------------------------------------------------------------------- */
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc;
+static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
+
+int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
+    if (!o || !o->host) return sub_err_set(e, -EINVAL, "no registry address given");
+    int rr = sub_reg_addr_split(o->host, NULL, NULL, e);
+    if (rr < 0) return rr;
+    if (!sub_reg_addr_is_loopback(o->host))
+        return sub_err_setk(
+            e, SUB_KIND_INPUT, -EPERM,
+            "registry %s is not on this machine: Substrate only talks to a loopback "
+            "registry (127.0.0.0/8, localhost or [::1]); set SUBSTRATE_REGISTRY, e.g. "
+            "127.0.0.1:5000",
+            o->host);
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK)
+        return sub_err_set(e, -EIO, "cannot initialise libcurl: %s",
+                           curl_easy_strerror(curl_init_rc));
+    const char *user = o->username ? o->username : getenv("SUBSTRATE_REGISTRY_USER");
+    const char *pass = o->password ? o->password : getenv("SUBSTRATE_REGISTRY_PASSWORD");
+    if (user && !*user) user = NULL;
+    if (user && !pass)
+        return sub_err_setk(
+            e, SUB_KIND_INPUT, -EINVAL,
+            "a registry user is set (SUBSTRATE_REGISTRY_USER=%s) but no password: set "
+            "SUBSTRATE_REGISTRY_PASSWORD too",
+            user);
+    CURL *c = curl_easy_init();
+    if (!c) return sub_err_set(e, -ENOMEM, "cannot create a curl handle");
+    sub_reg *r = xcalloc(1, sizeof *r);
+    r->curl = c;
+    r->host = xstrdup(o->host);
+    r->base = xasprintf("http://%s", o->host);
+    r->username = user ? xstrdup(user) : NULL;
+    r->password = user ? xstrdup(pass) : NULL;
+    r->timeout_s = o->timeout_s > 0 ? o->timeout_s : 300;
+    r->max_blob = o->max_blob ? o->max_blob : SUB_REG_MAX_BLOB;
+    *out = r;
+    return 0;
+}
+
+const char *sub_reg_host(const sub_reg *r) { return r->host; }
+
+void sub_reg_free(sub_reg *r) {
+    if (!r) return;
+    if (r->curl) curl_easy_cleanup(r->curl);
+    free(r->host);
+    free(r->base);
+    free(r->username);
+    if (r->password) {
+        explicit_bzero(r->password, strlen(r->password));
+        free(r->password);
+    }
+    free(r);
+}
+
+/* ---- argument checks -------------------------------------------------------------------- */
+
+int reg_check_repo(const char *repo, sub_err *e) {
+    return sub_repo_validate(repo ? repo : "", e);
+}
+
+int reg_check_ref(const char *ref, bool *is_digest, sub_err *e) {
+    if (!ref || !*ref) return sub_err_set(e, -EINVAL, "empty tag or digest");
+    if (strchr(ref, ':')) {
+        *is_digest = true;
+        return sub_digest_validate(ref, e);
+    }
+    *is_digest = false;
+    return sub_tag_validate(ref, e);
+}
+
+int reg_check_sha256(const char *digest, sub_err *e) {
+    int rr = sub_digest_validate(digest, e);
+    if (rr < 0) return rr;
+    if (!str_has_prefix(digest, "sha256:"))
+        return sub_err_setk(e, SUB_KIND_INPUT, -ENOTSUP,
+                            "digest %s: only sha256 content is supported; name the image by its "
+                            "sha256 digest (or by tag)",
+                            digest);
+    return 0;
+}
+
+char *reg_url(sub_reg *r, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *path = xvasprintf(fmt, ap);
+    va_end(ap);
+    return xasprintf("%s%s", r->base, path);
+}
+
+/* Validated Docker-Content-Digest header, or NULL. */
+int reg_header_digest(sub_reg *r, xfer *x, const char **out, sub_err *e) {
+    *out = NULL;
+    if (!x->docker_digest || !*x->docker_digest) return 0;
+    sub_err de = {0};
+    if (sub_digest_validate(x->docker_digest, &de) < 0)
+        return sub_err_set(e, -EPROTO,
+                           "%s: the registry at %s sent an invalid Docker-Content-Digest: %s",
+                           x->what, r->host, de.msg);
+    *out = x->docker_digest;
+    return 0;
+}
+
