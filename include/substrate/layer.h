@@ -20,8 +20,11 @@
  *   - directories are named with a trailing '/';
  *   - tar format: POSIX pax-restricted (plain ustar headers unless a long
  *     name or link target forces a pax extended header);
- *   - gzip via zlib deflate (level 9, windowBits 31) with a fixed header:
- *     mtime 0, no file name or comment, OS byte SUB_LAYER_GZIP_OS.
+ *   - gzip via zlib deflate (level SUB_LAYER_GZIP_LEVEL, windowBits 31) with a
+ *     fixed header: mtime 0, no file name or comment, OS byte SUB_LAYER_GZIP_OS.
+ *     The compressed bytes depend on the level and on the zlib version, so
+ *     both are part of the reproducibility contract: images carry them in the
+ *     label dev.substrate.layer-compression (sub_layer_compression()).
  * The output is written atomically (temp file in the same directory, fsync,
  * rename, fsync of the directory); on failure nothing is left at out_path
  * and no temp file remains. */
@@ -30,6 +33,14 @@
 #include "error.h"
 #include <stddef.h>
 #include <stdint.h>
+
+/* Deflate level of every layer. 6, zlib's default: level 9 cost 44 % of a
+ * release's CPU for layers 0.5 % smaller (measured on the hello image). */
+#define SUB_LAYER_GZIP_LEVEL 6
+
+/* "gzip-6 zlib-1.2.13": the level and the zlib version that made the layer
+ * bytes (static storage). */
+const char *sub_layer_compression(void);
 
 /* OS byte (offset 9) of every layer's gzip header: 255 = "unknown", as
  * written by Go's compress/gzip (and so by most OCI tooling). */

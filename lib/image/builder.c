@@ -76,48 +76,68 @@ static void rfc3339(int64_t t, char out[32]) {
     strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm);
 }
 
-/* Debian package version of pkg, and (when path != NULL) proof that pkg owns path. */
-static int deb_version(const char *pkg, const char *path, char **version, sub_err *e) {
+/* Debian package versions of pkgs[0..n) with one dpkg-query call (each call
+ * reads the whole status database): versions[i] is set for every package, or
+ * the first one that is not installed is named in the error. */
+static int deb_versions(char **pkgs, size_t n, char **versions, sub_err *e) {
+    if (n == 0) return 0;
     sub_proc_opts o = SUB_PROC_OPTS_INIT;
     o.stderr_fd = SUB_FD_NULL;
     o.stdin_fd = SUB_FD_NULL;
+    _cleanup_strv_ char **argv = xcalloc(1, sizeof(char *));
+    strv_push(&argv, "dpkg-query");
+    strv_push(&argv, "-W");
+    strv_push(&argv, "-f=${Package} ${db:Status-Status} ${Version}\n");
+    strv_push(&argv, "--");
+    for (size_t i = 0; i < n; i++) strv_push(&argv, pkgs[i]);
     int st;
     _cleanup_free_ char *out = NULL;
-    char *argv[] = {"dpkg-query", "-W", "-f=${db:Status-Status} ${Version}", (char *)pkg, NULL};
-    int r = sub_run_capture(argv, &o, 4096, &out, &st, e);
+    int r = sub_run_capture(argv, &o, 1 << 20, &out, &st, e);
     if (r < 0) return r;
-    if (st != 0 || !str_has_prefix(out, "installed "))
-        return sub_err_setk(e, SUB_KIND_ENV, -ENOENT,
-                            "Debian package %s is not installed (run scripts/install-deps)", pkg);
-    if (path) {
-        _cleanup_free_ char *owners = NULL;
-        char *argv2[] = {"dpkg-query", "-S", (char *)path, NULL};
-        r = sub_run_capture(argv2, &o, 65536, &owners, &st, e);
-        if (r < 0) return r;
-        /* lines "pkg[, pkg2]: /path" */
-        bool owned = false;
-        for (char *line = owners; st == 0 && line && *line;) {
-            char *nl = strchr(line, '\n');
-            if (nl) *nl = 0;
-            char *colon = strstr(line, ": ");
-            if (colon && !strcmp(colon + 2, path)) {
-                *colon = 0;
-                char *save = NULL;
-                for (char *p = strtok_r(line, ", ", &save); p; p = strtok_r(NULL, ", ", &save)) {
-                    char *arch = strchr(p, ':');
-                    if (arch) *arch = 0;
-                    if (!strcmp(p, pkg)) owned = true;
-                }
-            }
-            line = nl ? nl + 1 : NULL;
+    /* lines "pkg installed version"; exit 1 when some package is unknown */
+    for (char *line = out; line && *line;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        char *sp = strchr(line, ' ');
+        if (sp && str_has_prefix(sp + 1, "installed ")) {
+            *sp = 0;
+            for (size_t i = 0; i < n; i++)
+                if (!versions[i] && !strcmp(pkgs[i], line))
+                    versions[i] = xstrdup(sp + 1 + strlen("installed "));
         }
-        if (!owned)
-            return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG,
-                                "host file %s does not belong to Debian package %s (dpkg-query -S "
-                                "%s); fix \"package\" in the image spec",
-                                path, pkg, path);
+        line = nl ? nl + 1 : NULL;
     }
-    *version = xstrdup(out + strlen("installed "));
+    for (size_t i = 0; i < n; i++)
+        if (!versions[i])
+            return sub_err_setk(e, SUB_KIND_ENV, -ENOENT,
+                                "Debian package %s is not installed (run scripts/install-deps)",
+                                pkgs[i]);
+    return 0;
+}
+
+/* Proof that the installed package pkg owns path: path is in the package's
+ * file list (`dpkg-query -L` reads that one list; `-S` would scan them all). */
+static int deb_owns(const char *pkg, const char *path, sub_err *e) {
+    sub_proc_opts o = SUB_PROC_OPTS_INIT;
+    o.stderr_fd = SUB_FD_NULL;
+    o.stdin_fd = SUB_FD_NULL;
+    char *argv[] = {"dpkg-query", "-L", "--", (char *)pkg, NULL};
+    int st;
+    _cleanup_free_ char *list = NULL;
+    int r = sub_run_capture(argv, &o, 16 << 20, &list, &st, e);
+    if (r < 0) return r;
+    bool owned = false;
+    for (char *line = list; st == 0 && line && *line && !owned;) {
+        char *nl = strchr(line, '\n');
+        if (nl) *nl = 0;
+        if (!strcmp(line, path)) owned = true;
+        line = nl ? nl + 1 : NULL;
+    }
+    if (!owned)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG,
+                            "host file %s does not belong to Debian package %s (dpkg-query -L "
+                            "%s does not list it); fix \"package\" in the image spec",
+                            path, pkg, pkg);
     return 0;
 }
 
@@ -205,6 +225,7 @@ static int write_image(const sub_build_opts *o, const sub_imagespec *spec, const
     json_object_set_new(labels, "dev.substrate.image", json_string(spec->name));
     if (*host_inputs) json_object_set_new(labels, "dev.substrate.host-inputs", json_string(host_inputs));
     if (*build_inputs) json_object_set_new(labels, "dev.substrate.build-inputs", json_string(build_inputs));
+    json_object_set_new(labels, "dev.substrate.layer-compression", json_string(sub_layer_compression()));
 
     json_t *cfg = json_object();
     if (spec->entrypoint) json_object_set_new(cfg, "Entrypoint", strv_json(spec->entrypoint));
@@ -283,6 +304,8 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     _cleanup_free_ char *layer_path = sub_path_join(work, "layer.tar.gz");
     sub_imagespec spec = {0};
     sub_buf host_inputs = SUB_BUF_INIT, build_inputs = SUB_BUF_INIT;
+    _cleanup_strv_ char **host_versions = NULL; /* dpkg versions, build packages first */
+    size_t next_version = 0;
     sub_layer_entry *entries = NULL;
     char **entry_src = NULL;
     size_t n_entries = 0;
@@ -317,10 +340,24 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     if ((r = run_build(o, &spec, src, out, res->revision, res->commit_time, e)) < 0) goto out;
 
     /* host inputs: files taken from the host and the build toolchain */
-    for (char **p = spec.build_packages; p && *p; p++) {
-        _cleanup_free_ char *ver = NULL;
-        if ((r = deb_version(*p, NULL, &ver, e)) < 0) goto out;
-        sub_buf_printf(&build_inputs, "%s%s=%s", build_inputs.len ? "," : "", *p, ver);
+    {
+        /* every package version with one dpkg-query: build packages first, then
+         * the packages of host files, in spec order */
+        size_t nb = 0, np = 0;
+        for (char **p = spec.build_packages; p && *p; p++) nb++;
+        char **pkgs = xcalloc(nb + spec.n_files + 1, sizeof *pkgs);
+        for (size_t i = 0; i < nb; i++) pkgs[np++] = spec.build_packages[i];
+        for (size_t i = 0; i < spec.n_files; i++)
+            if (spec.files[i].kind != SUB_FROM_OUT && spec.files[i].kind != SUB_FROM_SRC)
+                pkgs[np++] = spec.files[i].package;
+        host_versions = xcalloc(np + 1, sizeof *host_versions);
+        r = deb_versions(pkgs, np, host_versions, e);
+        free(pkgs);
+        if (r < 0) goto out;
+        for (size_t i = 0; i < nb; i++)
+            sub_buf_printf(&build_inputs, "%s%s=%s", build_inputs.len ? "," : "",
+                           spec.build_packages[i], host_versions[i]);
+        next_version = nb;
     }
     size_t cap = spec.n_files + spec.n_dirs + spec.n_links;
     entries = xcalloc(cap + 1, sizeof *entries);
@@ -333,9 +370,9 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
         if (f->kind == SUB_FROM_OUT) r = resolve_inside(out, f->from, what, &path, e);
         else if (f->kind == SUB_FROM_SRC) r = resolve_inside(src, f->from, what, &path, e);
         else {
-            _cleanup_free_ char *ver = NULL;
-            if ((r = deb_version(f->package, f->from, &ver, e)) < 0) goto out;
-            sub_buf_printf(&host_inputs, "%s%s=%s", host_inputs.len ? "," : "", f->package, ver);
+            if ((r = deb_owns(f->package, f->from, e)) < 0) goto out;
+            sub_buf_printf(&host_inputs, "%s%s=%s", host_inputs.len ? "," : "", f->package,
+                           host_versions[next_version++]);
             path = xstrdup(f->from);
         }
         if (r < 0) goto out;

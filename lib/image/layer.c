@@ -426,7 +426,7 @@ int sub_layer_write(const sub_layer_entry *entries, size_t n, int64_t mtime, con
     }
     if ((r = sub_sha256_init(&o->tar_hash, e)) < 0 || (r = sub_sha256_init(&o->blob_hash, e)) < 0)
         goto out;
-    if (deflateInit2(&o->z, 9, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
+    if (deflateInit2(&o->z, SUB_LAYER_GZIP_LEVEL, Z_DEFLATED, 31, 8, Z_DEFAULT_STRATEGY) != Z_OK) {
         r = sub_err_set(e, -ENOMEM, "zlib: cannot initialise deflate");
         goto out;
     }
@@ -473,4 +473,10 @@ out:
     free(o);
     free_entries(v, nv);
     return r;
+}
+
+const char *sub_layer_compression(void) {
+    static char buf[64];
+    if (!buf[0]) snprintf(buf, sizeof buf, "gzip-%d zlib-%s", SUB_LAYER_GZIP_LEVEL, zlibVersion());
+    return buf;
 }

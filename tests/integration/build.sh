@@ -49,6 +49,8 @@ jl=$(skopeo inspect --tls-verify=false --config "docker://$REG/job@$jdigest" 2>&
 bbver=$(dpkg-query -W -f='${Version}' busybox-static)
 grep -q "\"dev.substrate.host-inputs\": \"busybox-static=$bbver\"" <<<"$jl" &&
     t_ok "job records busybox-static=$bbver as a host input" || { t_not_ok "job records its host input"; t_diag "$jl"; }
+grep -q '"dev.substrate.layer-compression": "gzip-6 zlib-[0-9.]*"' <<<"$jl" &&
+    t_ok "the layer's compression (level and zlib version) is recorded" || { t_not_ok "the layer's compression is recorded"; t_diag "$jl"; }
 if skopeo copy -q --src-tls-verify=false "docker://$REG/hello@$pushed" "oci:$T/peer:hello" >/dev/null 2>&1 &&
    umoci unpack --image "$T/peer:hello" "$T/bundle" >/dev/null 2>&1; then
     port=$(t_free_port)
@@ -96,6 +98,8 @@ s=$(bad_spec nopkg '{"name":"nopkg","files":[{"from":"host:/bin/busybox","to":"/
 t_fails "spec: a host file without its package is refused" 2 'needs "package"' b nopkg --version 1 --rev "$s" --no-push
 s=$(bad_spec wrongpkg '{"name":"wrongpkg","files":[{"from":"host:/bin/busybox","package":"coreutils","to":"/bin/busybox","mode":"0755"}]}')
 t_fails "spec: a host file owned by another package is refused" 2 'does not belong' b wrongpkg --version 1 --rev "$s" --no-push
+s=$(bad_spec nodeb '{"name":"nodeb","build_packages":["gcc-12","no-such-deb-pkg"],"dirs":[{"path":"/x","mode":"0755"}]}')
+t_fails "spec: a build package that is not installed is named" 3 'Debian package no-such-deb-pkg is not installed' b nodeb --version 1 --rev "$s" --no-push
 s=$(bad_spec dupkey '{"name":"dupkey","name":"dupkey","dirs":[]}')
 t_fails "spec: duplicate keys are refused" 2 'duplicate' b dupkey --version 1 --rev "$s" --no-push
 mkdir -p "$R/platform/images/escape"
@@ -106,7 +110,7 @@ s=$(bad_spec failing '{"name":"failing","build":["false"],"dirs":[{"path":"/x","
 t_fails "a failing build command is reported" 2 'build command `false` failed' b failing --version 1 --rev "$s" --no-push
 s=$(bad_spec minimal '{"name":"minimal","dirs":[{"path":"/data","mode":"0700"}]}')
 t_check "a minimal spec (no build, no config) builds" b minimal --version 1 --rev "$s" --no-push -q
-n=$(ls "$T/state/images" 2>/dev/null | grep -Ec 'badkey|badmode|badpath|nopkg|wrongpkg|dupkey|escape|failing')
+n=$(ls "$T/state/images" 2>/dev/null | grep -Ec 'badkey|badmode|badpath|nopkg|wrongpkg|nodeb|dupkey|escape|failing')
 t_eq "refused builds left no image layouts" "$n" "0"
 left=$(ls -A "$T/state/tmp" 2>/dev/null | wc -l)
 t_eq "no build exports are left behind" "$left" "0"

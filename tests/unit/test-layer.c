@@ -336,9 +336,15 @@ TEST(layer_gzip_header_is_fixed) {
     CHECK_INT(b[2], 8);                   /* deflate */
     CHECK_INT(b[3], 0);                   /* no FNAME/FCOMMENT/FEXTRA/FHCRC */
     CHECK(b[4] == 0 && b[5] == 0 && b[6] == 0 && b[7] == 0); /* MTIME 0 */
-    CHECK_INT(b[8], 2);                   /* XFL: maximum compression (level 9) */
+    CHECK_INT(b[8], 0);                   /* XFL: neither fastest nor maximum (level 6) */
     CHECK_INT(b[9], SUB_LAYER_GZIP_OS);
     fixture_free(&f);
+}
+
+TEST(layer_compression_names_level_and_zlib_version) {
+    const char *c = sub_layer_compression();
+    CHECK(str_has_prefix(c, "gzip-6 zlib-"));
+    CHECK(strstr(c, zlibVersion()) != NULL);
 }
 
 TEST(layer_empty_entry_list_is_an_empty_tar) {
