@@ -292,6 +292,13 @@ if wait_file "$T/hostile.port"; then
     t_eq "  ... and the other signer's manifest is still there" "$(tag_digest "$htag")" "$OTHER"
     t_fails "sign still works on an honest repository of that registry" 0 "^Signed $HR/good@$HM" \
         "$BIN" sign "$HR/good@$HM" --key "$T/k1.key" --passphrase-file "$T/pass1"
+    printf '{"note": "x"}' >"$T/pred.json"
+    atag=sha256-${HM#sha256:}.att
+    t_fails "attest refuses to replace an attestation tag that moved meanwhile (exit 3)" 3 \
+        "attestations of moving-tag@$HM changed meanwhile.*nothing was replaced" \
+        "$BIN" attest "$HR/moving-tag@$HM" --key "$T/k1.key" --passphrase-file "$T/pass1" \
+        --predicate "$T/pred.json"
+    t_eq "  ... and the other signer's manifest is still there" "$(tag_digest "$atag")" "$OTHER"
 else
     t_not_ok "hostile registry started"; t_diag "$(cat "$T/hostile.log")"
 fi
