@@ -31,5 +31,6 @@ CMD(acceptance);
 CMD(version);
 CMD(key);
 CMD(sign);
+CMD(attest);
 CMD(verify);
 CMD(build_sign_push);

@@ -21,6 +21,7 @@ static const sub_cmd commands[] = {
     {"key", cmd_key, "signing keys (cosign format) and the trust store", NULL},
     {"sign", cmd_sign, "sign an image by digest, push the signature in cosign's layout", NULL},
     {"verify", cmd_verify, "verify an image's cosign signatures against trusted keys", NULL},
+    {"attest", cmd_attest, "attest an image (cosign attest's layout); re-sign its provenance", NULL},
     {"build-sign-push", cmd_build_sign_push, "build (twice), push, sign and verify every platform image", NULL},
     {"reconcile", not_yet, "render and (re)start a Tier-1 service from its manifest", "a later issue"},
     {"align", not_yet, "prove a running service matches its manifest (ALIGNED/DRIFT)", "a later issue"},

@@ -27,6 +27,8 @@
 #define SUB_SLSA_PROVENANCE_V1 "https://slsa.dev/provenance/v1"
 #define SUB_SUBSTRATE_BUILD_TYPE "https://github.com/substrate-dev/substrate/build-types/image/v1"
 #define SUB_ATTEST_MAX_ENVELOPE (1u << 20)
+#define SUB_ATTEST_MAX_PREDICATE (512u << 10) /* a predicate file (the envelope base64s it) */
+#define SUB_ATTEST_TAG_MAX 160                /* "sha256-" + hex + ".att" */
 
 typedef struct sub_provenance {
     const char *subject;       /* "registry/repository" */
@@ -71,6 +73,50 @@ int sub_attest_tag(const char *image_digest, char **tag, sub_err *e);
  * The image must exist. att_manifest (may be NULL) gets the new manifest digest. */
 int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
                         const sub_privkey *k, char att_manifest[SUB_DIGEST_MAX], sub_err *e);
+
+/* ---- attesting an image (`substrate attest`, as `cosign attest` does) ---- */
+
+typedef struct sub_attest_opts {
+    const char *repo;           /* repository on the registry r talks to */
+    const char *subject;        /* statement subject name: "registry/repository" as written */
+    const char *image_digest;   /* the image (must be in the registry) */
+    const sub_privkey *key;     /* signs the envelope */
+    const char *predicate_path; /* a JSON object to attest; NULL: re-sign the image's provenance */
+    const char *predicate_type; /* with predicate_path: a URI or a cosign name (NULL = "custom") */
+    const sub_pubkey *const *trusted; /* without predicate_path: the keys the existing provenance */
+    size_t ntrusted;                  /* must verify with; 0 = the trust store */
+} sub_attest_opts;
+
+typedef struct sub_attest_push_result {
+    char key_id[SUB_DIGEST_MAX];           /* the signing key */
+    char att_tag[SUB_ATTEST_TAG_MAX];      /* "sha256-<hex>.att" */
+    char att_manifest[SUB_DIGEST_MAX];     /* the attestation manifest now tagged */
+    char statement_digest[SUB_DIGEST_MAX]; /* sha256 of the statement bytes signed */
+    char predicate_type[512];
+    char resigned_from[SUB_DIGEST_MAX]; /* re-sign: the trusted key the statement verified with */
+    size_t n_layers;                    /* layers of the attestation manifest afterwards */
+    bool already; /* this key had attested these exact bytes: nothing pushed */
+} sub_attest_push_result;
+
+/* Attest image o->image_digest in o->repo with o->key, in cosign attest's
+ * layout (DSSE envelope in the sha256-<hex>.att artifact; other layers kept,
+ * the tag checked not to have moved before it is replaced: -EAGAIN).
+ *   With a predicate: the statement is in-toto v1 {subject: o->subject @
+ *     digest, predicateType, predicate: the file's JSON object}; a predicate
+ *     typed SLSA provenance v1 must read as `verify --provenance` expects.
+ *   Without: the image's existing SLSA provenance statement that verifies
+ *     with a trusted key (sub_attest_verify_registry) is signed again, byte
+ *     for byte, by o->key: what a key rotation needs. None verifying is
+ *     -EKEYREJECTED (check class), "nothing to re-sign".
+ * When o->key already attested the same statement bytes nothing is pushed
+ * (res->already). Input problems (no such image, unreadable or malformed
+ * predicate, bad type) are input class. */
+int sub_attest_image(sub_reg *r, const sub_attest_opts *o, sub_attest_push_result *res,
+                     sub_err *e);
+/* A --type value: one of cosign's names (slsaprovenance1, slsaprovenance,
+ * link, spdx, spdxjson, cyclonedx, vuln, openvex, custom; NULL or "" is
+ * "custom") or a URI; *uri is static or `type` itself. */
+int sub_attest_predicate_type(const char *type, const char **uri, sub_err *e);
 
 typedef struct sub_attest_result {
     bool found;                   /* the .att tag exists */

@@ -2,6 +2,7 @@
  * `cosign attest` stores it. See attest.h. */
 #include "sign-internal.h"
 #include "substrate/attest.h"
+#include "substrate/fs.h"
 #include "substrate/json.h"
 #include "substrate/manifest.h"
 #include "substrate/strbuf.h"
@@ -167,20 +168,34 @@ static bool already_attested(sub_reg *r, const char *repo, const sub_manifest *m
     return false;
 }
 
-int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
-                        const sub_privkey *k, char att_manifest[SUB_DIGEST_MAX], sub_err *e) {
-    _cleanup_free_ char *tag = NULL;
-    int rr = sub_attest_tag(p->digest, &tag, e);
-    if (rr < 0) return rr;
-    rr = sub_reg_manifest_head(r, repo, p->digest, NULL, NULL, NULL, e);
+static int image_present(sub_reg *r, const char *repo, const char *digest, sub_err *e) {
+    int rr = sub_reg_manifest_head(r, repo, digest, NULL, NULL, NULL, e);
     if (rr < 0) return rr;
     if (rr == 0)
         return sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
                             "image %s@%s is not in the registry: push it before attesting it", repo,
-                            p->digest);
-    _cleanup_free_ char *st = NULL, *env = NULL;
-    size_t stlen, elen;
-    if ((rr = sub_provenance_statement(p, &st, &stlen, e)) < 0) return rr;
+                            digest);
+    return 0;
+}
+
+/* Sign the statement bytes `st` (exactly as given) into a DSSE envelope and
+ * add it to the image's .att artifact, unless this key already attested these
+ * bytes there. The image was checked to exist. res (may be NULL) gets the
+ * manifest digest now tagged, the layer count and whether anything was pushed. */
+static int attest_push(sub_reg *r, const char *repo, const char *digest, const char *st,
+                       size_t stlen, const char *ptype, const sub_privkey *k,
+                       sub_attest_push_result *res, sub_err *e) {
+    _cleanup_free_ char *tag = NULL;
+    int rr = sub_attest_tag(digest, &tag, e);
+    if (rr < 0) return rr;
+    if (res) {
+        snprintf(res->key_id, sizeof res->key_id, "%s", sub_privkey_id(k));
+        snprintf(res->att_tag, sizeof res->att_tag, "%s", tag);
+        snprintf(res->predicate_type, sizeof res->predicate_type, "%s", ptype);
+        if ((rr = sub_sha256_buf(st, stlen, res->statement_digest, e)) < 0) return rr;
+    }
+    _cleanup_free_ char *env = NULL;
+    size_t elen;
     if ((rr = sub_dsse_sign(k, SUB_INTOTO_PAYLOAD_TYPE, st, stlen, &env, &elen, e)) < 0) return rr;
     char edigest[SUB_DIGEST_MAX];
     if ((rr = sub_sha256_buf(env, elen, edigest, e)) < 0) return rr;
@@ -195,6 +210,7 @@ int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
         sub_err_prefix(e, "reading the existing attestations %s:%s", repo, tag);
         return rr;
     }
+    if (rr == -ENOENT) old_digest[0] = 0;
     if (rr == 0) {
         _cleanup_manifest_ sub_manifest m = {0};
         if ((rr = sub_manifest_parse(old, oldlen, NULL, &m, e)) < 0) {
@@ -203,26 +219,50 @@ int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
             return rr;
         }
         if (already_attested(r, repo, &m, k, st, stlen)) {
-            if (att_manifest) memcpy(att_manifest, old_digest, SUB_DIGEST_MAX);
+            if (res) {
+                memcpy(res->att_manifest, old_digest, SUB_DIGEST_MAX);
+                res->n_layers = m.n_layers;
+                res->already = true;
+            }
             return 0;
         }
     }
     json_t *layer = json_pack("{s:s, s:I, s:s, s:{s:s, s:s}}", "mediaType", SUB_MT_DSSE_ENVELOPE,
                               "size", (json_int_t)elen, "digest", edigest, "annotations",
-                              SUB_COSIGN_SIG_ANNOTATION, "", "predicateType", SUB_SLSA_PROVENANCE_V1);
+                              SUB_COSIGN_SIG_ANNOTATION, "", "predicateType", ptype);
     if (!layer) abort();
     _cleanup_free_ char *man = NULL, *cfg = NULL;
     size_t mlen, clen;
     if ((rr = sign_artifact_add_layer(old, oldlen, layer, &man, &mlen, &cfg, &clen, e)) < 0) return rr;
-    char cdigest[SUB_DIGEST_MAX];
+    char cdigest[SUB_DIGEST_MAX], mdigest[SUB_DIGEST_MAX];
     if ((rr = sub_sha256_buf(cfg, clen, cdigest, e)) < 0) return rr;
     if ((rr = sub_reg_blob_put_buf(r, repo, edigest, env, elen, e)) < 0 ||
         (rr = sub_reg_blob_put_buf(r, repo, cdigest, cfg, clen, e)) < 0 ||
-        (rr = sign_tag_unchanged(r, repo, tag, old_digest, "attestations", p->digest, e)) < 0 ||
-        (rr = sub_reg_manifest_put(r, repo, tag, SUB_MT_OCI_MANIFEST, man, mlen, att_manifest, e)) < 0) {
-        sub_err_prefix(e, "pushing the provenance of %s@%s", repo, p->digest);
+        (rr = sign_tag_unchanged(r, repo, tag, old_digest, "attestations", digest, e)) < 0 ||
+        (rr = sub_reg_manifest_put(r, repo, tag, SUB_MT_OCI_MANIFEST, man, mlen, mdigest, e)) < 0) {
+        sub_err_prefix(e, "pushing the attestation of %s@%s", repo, digest);
         return rr;
     }
+    if (res) {
+        memcpy(res->att_manifest, mdigest, SUB_DIGEST_MAX);
+        _cleanup_manifest_ sub_manifest nm = {0};
+        if (sub_manifest_parse(man, mlen, NULL, &nm, NULL) == 0) res->n_layers = nm.n_layers;
+    }
+    return 0;
+}
+
+int sub_attest_registry(sub_reg *r, const char *repo, const sub_provenance *p,
+                        const sub_privkey *k, char att_manifest[SUB_DIGEST_MAX], sub_err *e) {
+    int rr = sub_digest_validate(p->digest, e);
+    if (rr < 0) return rr;
+    if ((rr = image_present(r, repo, p->digest, e)) < 0) return rr;
+    _cleanup_free_ char *st = NULL;
+    size_t stlen;
+    if ((rr = sub_provenance_statement(p, &st, &stlen, e)) < 0) return rr;
+    sub_attest_push_result res = {0};
+    if ((rr = attest_push(r, repo, p->digest, st, stlen, SUB_SLSA_PROVENANCE_V1, k, &res, e)) < 0)
+        return rr;
+    if (att_manifest) memcpy(att_manifest, res.att_manifest, SUB_DIGEST_MAX);
     return 0;
 }
 
@@ -289,9 +329,11 @@ static int check_statement(const char *body, size_t len, const char *image_diges
     return 0;
 }
 
-int sub_attest_verify_registry(sub_reg *r, const char *repo, const char *image_digest,
-                               const sub_pubkey *const *keys, size_t nkeys, sub_attest_result *res,
-                               sub_err *e) {
+/* sub_attest_verify_registry; on success *body (may be NULL) gets the exact
+ * statement bytes that verified (caller frees). */
+static int find_provenance(sub_reg *r, const char *repo, const char *image_digest,
+                           const sub_pubkey *const *keys, size_t nkeys, sub_attest_result *res,
+                           char **body_out, size_t *body_len, sub_err *e) {
     memset(res, 0, sizeof *res);
     _cleanup_free_ char *tag = NULL;
     int rr = sub_attest_tag(image_digest, &tag, e);
@@ -331,6 +373,10 @@ int sub_attest_verify_registry(sub_reg *r, const char *repo, const char *image_d
             continue;
         }
         res->verified = true;
+        if (body_out) {
+            *body_out = TAKE_PTR(body);
+            *body_len = blen;
+        }
         return 0;
     }
     if (!res->n_layers)
@@ -339,6 +385,143 @@ int sub_attest_verify_registry(sub_reg *r, const char *repo, const char *image_d
     return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
                         "no attestation of %s@%s verifies (%zu examined): %s", repo, image_digest,
                         res->n_layers, last.msg);
+}
+
+int sub_attest_verify_registry(sub_reg *r, const char *repo, const char *image_digest,
+                               const sub_pubkey *const *keys, size_t nkeys, sub_attest_result *res,
+                               sub_err *e) {
+    return find_provenance(r, repo, image_digest, keys, nkeys, res, NULL, NULL, e);
+}
+
+/* cosign attest's --type shorthands (cosign/pkg/cosign/attestation). */
+static const struct {
+    const char *name, *uri;
+} predicate_types[] = {
+    {"slsaprovenance", "https://slsa.dev/provenance/v0.2"},
+    {"slsaprovenance02", "https://slsa.dev/provenance/v0.2"},
+    {"slsaprovenance1", SUB_SLSA_PROVENANCE_V1},
+    {"link", "https://in-toto.io/Link/v1"},
+    {"spdx", "https://spdx.dev/Document"},
+    {"spdxjson", "https://spdx.dev/Document"},
+    {"cyclonedx", "https://cyclonedx.org/bom"},
+    {"vuln", "https://cosign.sigstore.dev/attestation/vuln/v1"},
+    {"openvex", "https://openvex.dev/ns"},
+    {"custom", "https://cosign.sigstore.dev/attestation/v1"},
+};
+
+int sub_attest_predicate_type(const char *type, const char **uri, sub_err *e) {
+    if (!type || !*type) type = "custom";
+    for (size_t i = 0; i < ARRAY_SIZE(predicate_types); i++)
+        if (streq(type, predicate_types[i].name)) {
+            *uri = predicate_types[i].uri;
+            return 0;
+        }
+    const char *colon = strchr(type, ':');
+    bool ok = colon && colon > type && strlen(type) < 512;
+    for (const char *c = type; ok && c < colon; c++)
+        ok = (*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') ||
+             (c > type && ((*c >= '0' && *c <= '9') || strchr("+-.", *c)));
+    for (const char *c = type; ok && *c; c++) ok = (unsigned char)*c > 0x20 && *c != 0x7f;
+    if (!ok)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                            "predicate type \"%s\" is neither a URI (e.g. %s) nor one of cosign's "
+                            "names (slsaprovenance1, slsaprovenance, link, spdx, spdxjson, "
+                            "cyclonedx, vuln, openvex, custom)",
+                            type, SUB_SLSA_PROVENANCE_V1);
+    *uri = type;
+    return 0;
+}
+
+/* An in-toto v1 statement about subject@digest with the predicate read from
+ * path (a JSON object). */
+static int predicate_statement(const sub_attest_opts *o, const char *ptype, char **st,
+                               size_t *stlen, sub_err *e) {
+    _cleanup_free_ char *data = NULL;
+    size_t len = 0;
+    int r = sub_read_file(o->predicate_path, SUB_ATTEST_MAX_PREDICATE, &data, &len, e);
+    if (r < 0) return sub_sign_file_error(r, e);
+    _cleanup_json_ json_t *pred = NULL;
+    if ((r = sub_json_parse(data, len, SUB_ATTEST_MAX_PREDICATE, o->predicate_path, &pred, e)) < 0) {
+        if (e) e->kind = SUB_KIND_INPUT;
+        return r;
+    }
+    if (!json_is_object(pred))
+        return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG,
+                            "%s: a predicate is a JSON object (in-toto), not a %s",
+                            o->predicate_path, json_is_array(pred) ? "list" : "scalar");
+    _cleanup_json_ json_t *stj = json_pack("{s:s, s:[{s:s, s:{s:s}}], s:s, s:O}", "_type",
+                                           SUB_INTOTO_STATEMENT_V1, "subject", "name", o->subject,
+                                           "digest", "sha256", sub_digest_hex(o->image_digest),
+                                           "predicateType", ptype, "predicate", pred);
+    if (!stj) return sub_err_set(e, -EINVAL, "cannot build the statement (invalid subject name?)");
+    *st = sub_json_dump(stj, stlen);
+    if (streq(ptype, SUB_SLSA_PROVENANCE_V1)) {
+        /* what verify --provenance will require, checked before anything is pushed */
+        sub_attest_result chk = {0};
+        sub_err ce = {0};
+        r = check_statement(*st, *stlen, o->image_digest, &chk, &ce);
+        sub_attest_result_free(&chk);
+        if (r < 0) {
+            free(TAKE_PTR(*st));
+            return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG,
+                                "%s is not SLSA provenance v1 as `verify --provenance` reads it: %s",
+                                o->predicate_path, ce.msg);
+        }
+    }
+    return 0;
+}
+
+int sub_attest_image(sub_reg *r, const sub_attest_opts *o, sub_attest_push_result *res,
+                     sub_err *e) {
+    memset(res, 0, sizeof *res);
+    int rr = sub_digest_validate(o->image_digest, e);
+    if (rr < 0) return rr;
+    if (!o->key || !o->repo || !o->subject)
+        return sub_err_set(e, -EINVAL, "attest: a key, a repository and a subject are required");
+    const char *ptype = NULL;
+    if (o->predicate_path && (rr = sub_attest_predicate_type(o->predicate_type, &ptype, e)) < 0)
+        return rr;
+    if (!o->predicate_path && o->predicate_type)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                            "a predicate type goes with a predicate file; without one the image's "
+                            "existing SLSA provenance is re-signed");
+    if ((rr = image_present(r, o->repo, o->image_digest, e)) < 0) return rr;
+
+    _cleanup_free_ char *st = NULL;
+    size_t stlen = 0;
+    if (o->predicate_path) {
+        if ((rr = predicate_statement(o, ptype, &st, &stlen, e)) < 0) return rr;
+    } else {
+        /* re-sign: only a statement a currently trusted key vouches for */
+        _cleanup_pubkeys_ sub_pubkey **store = NULL;
+        const sub_pubkey *const *keys = o->trusted;
+        size_t nkeys = o->ntrusted;
+        if (!nkeys) {
+            _cleanup_free_ char *dir = sub_trust_dir();
+            if ((rr = sub_trust_load(dir, &store, &nkeys, e)) < 0) return rr;
+            if (nkeys == 0)
+                return sub_err_setk(e, SUB_KIND_INPUT, -ENOKEY,
+                                    "the trust store %s holds no keys: the provenance to re-sign "
+                                    "must verify with a trusted key (`substrate key trust "
+                                    "FILE.pub`)",
+                                    dir);
+            keys = (const sub_pubkey *const *)store;
+        }
+        sub_attest_result ar = {0};
+        rr = find_provenance(r, o->repo, o->image_digest, keys, nkeys, &ar, &st, &stlen, e);
+        if (rr == 0) snprintf(res->resigned_from, sizeof res->resigned_from, "%s", ar.key_id);
+        sub_attest_result_free(&ar);
+        if (rr == -EKEYREJECTED)
+            sub_err_prefix(e, "nothing to re-sign: no provenance of %s@%s verifies with a trusted "
+                              "key (re-attest before untrusting the old key, or attest a statement "
+                              "with --predicate FILE)",
+                           o->repo, o->image_digest);
+        if (rr < 0) return rr;
+        ptype = SUB_SLSA_PROVENANCE_V1;
+    }
+    if ((rr = attest_push(r, o->repo, o->image_digest, st, stlen, ptype, o->key, res, e)) < 0)
+        return rr;
+    return 0;
 }
 
 json_t *sub_attest_result_json(const sub_attest_result *res) {

@@ -21,6 +21,21 @@ int sign_check_p256(EVP_PKEY *pkey, const char *what, sub_err *e) {
         return sub_err_set(e, -EBADMSG,
                            "%s is an EC key on curve %s; only P-256 (prime256v1) is supported", what,
                            group);
+    /* The curve must be named, not spelled out: the SPKI DER (hence the key
+     * id) of the same key with explicit parameters differs, so one key would
+     * have two ids and `key untrust <id>` could leave it trusted. cosign (Go's
+     * x509) refuses explicit parameters too. */
+    char enc[32] = "";
+    if (EVP_PKEY_get_utf8_string_param(pkey, OSSL_PKEY_PARAM_EC_ENCODING, enc, sizeof enc, &n) != 1)
+        return sub_err_ssl(e, -EBADMSG, "%s: cannot read how the key's curve is encoded", what);
+    if (strcmp(enc, OSSL_PKEY_EC_ENCODING_GROUP))
+        return sub_err_set(e, -EBADMSG,
+                           "%s is a P-256 key with explicit curve parameters (encoding \"%s\"), not "
+                           "the named curve; such keys are refused (cosign refuses them, and the "
+                           "same key would get another key id); re-encode it with the curve named, "
+                           "e.g. `openssl ec -pubin -in FILE.pub -param_enc named_curve -pubout -out "
+                           "NEW.pub`",
+                           what, enc);
     return 0;
 }
 

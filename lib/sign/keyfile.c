@@ -11,8 +11,12 @@
 #define SALT_LEN 32
 #define KEY_LEN crypto_secretbox_KEYBYTES
 
-/* Refuse parameters that would make a hostile key file eat the machine. */
+/* Refuse parameters that would make a hostile key file eat the machine.
+ * scrypt needs 128*N*r bytes of memory and mixes p times that much (128*N*r*p
+ * bytes of work). cosign's N=32768 r=8 p=1 is 32 MiB of each; the limits are
+ * 8 and 16 times that (a couple of seconds of CPU at most). */
 #define SCRYPT_MAX_MEM ((uint64_t)256 << 20)
+#define SCRYPT_MAX_WORK ((uint64_t)512 << 20)
 
 static int derive(const char *pass, size_t passlen, const unsigned char *salt, size_t saltlen,
                   uint64_t N, uint32_t r, uint32_t p, unsigned char key[KEY_LEN], sub_err *e) {
@@ -132,12 +136,25 @@ int sub_privkey_decrypt(const char *pem, size_t len, const char *pass, size_t pa
     if (strcmp(cname, "nacl/secretbox"))
         return sub_err_set(e, -EBADMSG, "%s: cipher \"%s\" is not supported (only nacl/secretbox)",
                            what, cname);
-    if (N < 2 || N > (1 << 22) || (N & (N - 1)) || rr < 1 || rr > 64 || p < 1 || p > 16 ||
-        (uint64_t)128 * (uint64_t)N * (uint64_t)rr > SCRYPT_MAX_MEM)
+    if (N < 2 || N > (1 << 22) || (N & (N - 1)) || rr < 1 || rr > 64 || p < 1 || p > 16)
         return sub_err_set(e, -EBADMSG,
                            "%s: scrypt parameters N=%lld r=%lld p=%lld are out of range (N a power "
-                           "of two, at most 256 MiB of memory; cosign uses N=32768 r=8 p=1)",
+                           "of two up to 2^22, r 1 to 64, p 1 to 16; cosign uses N=32768 r=8 p=1)",
                            what, (long long)N, (long long)rr, (long long)p);
+    /* in range above, so these products cannot overflow */
+    uint64_t mem = (uint64_t)128 * (uint64_t)N * (uint64_t)rr, work = mem * (uint64_t)p;
+    if (mem > SCRYPT_MAX_MEM || work > SCRYPT_MAX_WORK)
+        return sub_err_set(e, -EBADMSG,
+                           "%s: scrypt parameters N=%lld r=%lld p=%lld ask for %llu MiB of %s "
+                           "(128*N*r%s), more than the %llu MiB allowed; refused before deriving "
+                           "anything (cosign uses N=32768 r=8 p=1: 32 MiB); re-encrypt the key with "
+                           "`cosign generate-key-pair` or `substrate key generate` parameters",
+                           what, (long long)N, (long long)rr, (long long)p,
+                           (unsigned long long)((mem > SCRYPT_MAX_MEM ? mem : work) >> 20),
+                           mem > SCRYPT_MAX_MEM ? "memory" : "work",
+                           mem > SCRYPT_MAX_MEM ? "" : "*p",
+                           (unsigned long long)((mem > SCRYPT_MAX_MEM ? SCRYPT_MAX_MEM
+                                                                      : SCRYPT_MAX_WORK) >> 20));
     _cleanup_free_ unsigned char *salt = NULL, *nonce = NULL, *ct = NULL;
     size_t saltlen, noncelen, ctlen;
     if ((r = get_b64(kdf, wkdf, "salt", &salt, &saltlen, e)) < 0 ||

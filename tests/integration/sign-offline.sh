@@ -207,6 +207,39 @@ t_fails "sign: a missing --key file is an input error" 2 "cannot open .*/nokey\.
 t_fails "sign: a missing --payload file is an input error" 2 "cannot open .*/nopayload\.json" \
     env SUBSTRATE_PASSPHRASE=pw-1 "$BIN" sign --offline --key "$T/k.key" --payload "$T/nopayload.json"
 
+# ---- keys that must not load anywhere a public key is read ----------------
+# One P-256 key written with explicit curve parameters (openssl -param_enc
+# explicit) has another SPKI DER, so it would get another key id than the same
+# key with the curve named, and `key untrust <id>` could leave it trusted.
+openssl ecparam -name prime256v1 -genkey -noout -out "$T/ec.pem" 2>/dev/null
+openssl ec -in "$T/ec.pem" -pubout -out "$T/named.pub" 2>/dev/null
+openssl ec -in "$T/ec.pem" -pubout -param_enc explicit -out "$T/explicit.pub" 2>/dev/null
+if cmp -s "$T/named.pub" "$T/explicit.pub" || ! grep -q "BEGIN PUBLIC KEY" "$T/explicit.pub"; then
+    t_not_ok "openssl ec -param_enc explicit made a different encoding of the key"
+else
+    t_check "the same key with the curve named loads" "$BIN" key id "$T/named.pub"
+    t_fails "key id refuses explicit curve parameters, naming the fix" 2 \
+        "explicit\.pub is a P-256 key with explicit curve parameters.*-param_enc named_curve" \
+        "$BIN" key id "$T/explicit.pub"
+    t_fails "key trust refuses it" 2 "explicit curve parameters" "$BIN" key trust "$T/explicit.pub"
+    t_eq "  ... and adds nothing to the trust store" \
+        "$(ls "$SUBSTRATE_STATE/trust" | grep -v '^ours\.pub$')" ""
+    t_fails "verify --key refuses it" 2 "explicit curve parameters" \
+        verify_vec "$F/payload.json" "$F/signature.b64" --any-repo --key "$T/explicit.pub"
+    cp "$T/explicit.pub" "$SUBSTRATE_STATE/trust/planted.pub"
+    t_fails "a trust store entry with explicit parameters is refused, naming it" 2 \
+        "trust/planted\.pub is a P-256 key with explicit curve parameters" \
+        "$BIN" verify --offline --payload "$F/payload.json" --signature "$F/signature.b64" \
+        --digest "$D" --any-repo
+    rm -f "$SUBSTRATE_STATE/trust/planted.pub"
+fi
+openssl ecparam -name secp384r1 -genkey -noout -out "$T/p384.pem" 2>/dev/null
+openssl ec -in "$T/p384.pem" -pubout -out "$T/p384.pub" 2>/dev/null
+t_fails "a P-384 public key is refused, naming P-256" 2 "p384\.pub is an EC key on curve secp384r1; only P-256" \
+    "$BIN" key id "$T/p384.pub"
+t_fails "  ... by verify --key too" 2 "only P-256" \
+    verify_vec "$F/payload.json" "$F/signature.b64" --any-repo --key "$T/p384.pub"
+
 t_fails "key --help documents the passphrase order" 0 "SUBSTRATE_PASSPHRASE.*" "$BIN" key --help
 t_fails "verify --help documents the identity policy and exit codes" 0 "compared as written" "$BIN" verify --help
 t_done

@@ -83,6 +83,18 @@ t_fails "the identity is compared as written: localhost is not 127.0.0.1" 1 "ide
 t_fails "--repo-prefix accepts a repository under the prefix" 0 "^Verified OK" \
     "$BIN" verify "$HREF" --key "$T/k1.pub" --repo-prefix "$REG"
 
+# ---- identities are compared whole, not as prefixes ---------------------------
+"$BIN" push --oci "$SUBSTRATE_STATE/images/hello:1.0.0" "$REG/hello-dev:1" >/dev/null 2>&1
+"$BIN" sign "$REG/hello-dev@$H" --key "$T/k1.key" --passphrase-file "$T/pass1" >/dev/null 2>&1
+t_fails "a signature for hello-dev verifies hello-dev (the case below is not vacuous)" 0 "^Verified OK" \
+    "$BIN" verify "$REG/hello-dev@$H" --key "$T/k1.pub"
+t_fails "  ... but not as $REG/hello (identity mismatch)" 1 "identity mismatch.*\"$REG/hello-dev\", not \"$REG/hello\"" \
+    "$BIN" verify "$REG/hello-dev@$H" --key "$T/k1.pub" --identity "$REG/hello"
+t_fails "a signature for hello does not verify as $REG/hel" 1 "identity mismatch.*not \"$REG/hel\"" \
+    "$BIN" verify "$HREF" --key "$T/k1.pub" --identity "$REG/hel"
+t_fails "  ... nor as $REG/hello-dev" 1 "identity mismatch.*not \"$REG/hello-dev\"" \
+    "$BIN" verify "$HREF" --key "$T/k1.pub" --identity "$REG/hello-dev"
+
 # ---- the artifact, field by field against the cosign vector ------------------
 reg manifest hello "$TAG" >"$T/sig1.json"
 t_check "our .sig manifest matches the cosign layout field by field" $PY - "$T/sig1.json" \
@@ -258,4 +270,36 @@ t_fails "key untrust removes it" 0 "No longer trusted: key $ID2" "$BIN" key untr
 "$BIN" key trust "$T/k3.pub" >/dev/null
 t_fails "  ... then the trust store (k3 only) refuses the image" 1 "none of the 2 signatures" \
     "$BIN" verify "$HREF"
+
+# ---- a signature tag that moves between sign's read and its write -------------
+# (another signer in between): refused, not overwritten; the hostile registry
+# answers the read with "no such tag" and the check before the write with
+# another signer's manifest.
+wait_file() { for _ in $(seq 100); do [ -s "$1" ] && return 0; sleep 0.1; done; return 1; }
+$PY "$TOP/tests/tools/hostile-registry.py" --port-file "$T/hostile.port" --info "$T/hostile.json" \
+    >"$T/hostile.log" 2>&1 &
+hpid=$!
+t_on_exit "kill $hpid"
+if wait_file "$T/hostile.port"; then
+    HR=127.0.0.1:$(cat "$T/hostile.port")
+    read -r HM OTHER < <($PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(d["manifest"], d["claimed"])' "$T/hostile.json")
+    htag=sha256-${HM#sha256:}.sig
+    tag_digest() { curl -sfI "http://$HR/v2/moving-tag/manifests/$1" | tr -d '\r' | sed -n 's/^Docker-Content-Digest: //Ip'; }
+    t_eq "the moved tag holds the other signer's manifest (the harness works)" "$(tag_digest "$htag")" "$OTHER"
+    t_fails "sign refuses to replace a signature tag that moved meanwhile (exit 3)" 3 \
+        "signatures of moving-tag@$HM changed meanwhile.*nothing was replaced" \
+        "$BIN" sign "$HR/moving-tag@$HM" --key "$T/k1.key" --passphrase-file "$T/pass1"
+    t_eq "  ... and the other signer's manifest is still there" "$(tag_digest "$htag")" "$OTHER"
+    t_fails "sign still works on an honest repository of that registry" 0 "^Signed $HR/good@$HM" \
+        "$BIN" sign "$HR/good@$HM" --key "$T/k1.key" --passphrase-file "$T/pass1"
+    printf '{"note": "x"}' >"$T/pred.json"
+    atag=sha256-${HM#sha256:}.att
+    t_fails "attest refuses to replace an attestation tag that moved meanwhile (exit 3)" 3 \
+        "attestations of moving-tag@$HM changed meanwhile.*nothing was replaced" \
+        "$BIN" attest "$HR/moving-tag@$HM" --key "$T/k1.key" --passphrase-file "$T/pass1" \
+        --predicate "$T/pred.json"
+    t_eq "  ... and the other signer's manifest is still there" "$(tag_digest "$atag")" "$OTHER"
+else
+    t_not_ok "hostile registry started"; t_diag "$(cat "$T/hostile.log")"
+fi
 t_done

@@ -30,6 +30,11 @@ the upload Location depends on the repository:
   offsite-upload        an absolute Location naming another host (127.0.0.2:9,
                         still loopback): a client must refuse to follow it
   lying-put             manifest PUTs answer with a wrong Docker-Content-Digest
+  moving-tag            a signature or attestation tag (*.sig, *.att) moves
+                        between a client's read and its write: a GET finds no
+                        such tag, a HEAD then finds another signer's manifest
+                        (the "claimed" digest); once a client PUTs the tag, GET
+                        and HEAD serve what it put
   anything else         an absolute Location on this registry
 
 Usage: hostile-registry.py --port-file FILE [--info FILE] [--port N]
@@ -88,6 +93,7 @@ ZERO_SIZE = manifest(layer_size=0)
 HUGE_MANIFEST = manifest(pad=5 << 20)
 
 STORE = {}  # pushed blobs and manifests: (repo, digest) -> bytes
+TAGS = {}  # manifests pushed by tag to moving-tag: (repo, tag) -> bytes
 STORE_LOCK = threading.Lock()
 UPLOAD_RE = re.compile(r"^/v2/(?P<repo>[a-z0-9-]+)/blobs/uploads/(?P<uid>[0-9a-f]*)(?:\?(?P<q>.*))?$")
 PATH_RE = re.compile(r"^/v2/(?P<repo>[a-z0-9-]+)/(?P<kind>manifests|blobs)/(?P<ref>[A-Za-z0-9_.:-]+)$")
@@ -176,6 +182,13 @@ class Handler(BaseHTTPRequestHandler):
         elif repo == "big-manifest-chunked":
             if ref == "v1":
                 return self._chunked(OCI_MANIFEST, len(HUGE_MANIFEST), HUGE_MANIFEST[:65536])
+        elif repo == "moving-tag" and ref.endswith((".sig", ".att")):
+            with STORE_LOCK:
+                put = TAGS.get((repo, ref))
+            if put is not None:
+                return self._send(put, OCI_MANIFEST, digest=sha(put))
+            if self.command == "HEAD":
+                return self._send(OTHER, OCI_MANIFEST, digest=sha(OTHER))
         elif repo == "mismatched-type":
             if ref in ("v1", sha(GOOD)):
                 return self._send(GOOD, OCI_INDEX, digest=sha(GOOD))
@@ -229,6 +242,8 @@ class Handler(BaseHTTPRequestHandler):
         d = sha(body)
         with STORE_LOCK:
             STORE[(m.group("repo"), d)] = body
+            if m.group("repo") == "moving-tag" and not m.group("ref").startswith("sha256:"):
+                TAGS[(m.group("repo"), m.group("ref"))] = body
         self.send_response(201)
         self.send_header("Docker-Content-Digest", sha(OTHER) if m.group("repo") == "lying-put" else d)
         self.send_header("Content-Length", "0")

@@ -204,3 +204,137 @@ TEST(attest_registry_same_statement_is_not_added_twice) {
     bool was = false;
     CHECK_OK(sub_regsrv_stop(&so, &was, &e), &e);
 }
+
+static sub_privkey *new_key(sub_pubkey **pub) {
+    sub_err e = {0};
+    sub_privkey *k = NULL;
+    CHECK_OK(sub_privkey_generate(&k, &e), &e);
+    if (k) CHECK_OK(sub_privkey_public(k, pub, &e), &e);
+    return k;
+}
+
+/* `substrate attest`: re-signing the existing provenance with a new key (a
+ * rotation), statements from a predicate file, and the refusals. */
+static void attest_image_checks(sub_reg *r, const char *addr) {
+    sub_err e = {0};
+    _cleanup_pubkey_ sub_pubkey *oldp = NULL, *newp = NULL, *otherp = NULL;
+    _cleanup_privkey_ sub_privkey *oldk = new_key(&oldp), *newk = new_key(&newp),
+                                  *otherk = new_key(&otherp);
+    char md[SUB_DIGEST_MAX] = "";
+    if (oldp && newp && otherp) push_image(r, "unit/rot", md);
+    if (!md[0]) return;
+    _cleanup_free_ char *subject = xasprintf("%s/unit/rot", addr);
+    sub_provenance p = prov;
+    p.digest = md;
+    p.subject = subject;
+    CHECK_OK(sub_attest_registry(r, "unit/rot", &p, oldk, NULL, &e), &e);
+    _cleanup_free_ char *st = NULL;
+    size_t stlen = 0;
+    char std[SUB_DIGEST_MAX] = "";
+    CHECK_OK(sub_provenance_statement(&p, &st, &stlen, &e), &e);
+    CHECK_OK(sub_sha256_buf(st, stlen, std, &e), &e);
+
+    /* before: the provenance does not verify with the new key alone */
+    const sub_pubkey *only_new[] = {newp}, *only_old[] = {oldp}, *only_other[] = {otherp};
+    sub_attest_result ar = {0};
+    CHECK_FAILS(sub_attest_verify_registry(r, "unit/rot", md, only_new, 1, &ar, &e), -EKEYREJECTED);
+    sub_attest_result_free(&ar);
+
+    /* re-sign: the exact statement the old (trusted) key vouches for */
+    sub_attest_opts o = {.repo = "unit/rot", .subject = subject, .image_digest = md, .key = newk,
+                         .trusted = only_old, .ntrusted = 1};
+    sub_attest_push_result res;
+    CHECK_OK(sub_attest_image(r, &o, &res, &e), &e);
+    CHECK(!res.already);
+    CHECK_STREQ(res.resigned_from, sub_pubkey_id(oldp));
+    CHECK_STREQ(res.key_id, sub_pubkey_id(newp));
+    CHECK_STREQ(res.statement_digest, std);
+    CHECK_STREQ(res.predicate_type, SUB_SLSA_PROVENANCE_V1);
+    CHECK_INT(res.n_layers, 2);
+    CHECK_INT(att_layers(r, "unit/rot", md), 2);
+    CHECK_OK(sub_attest_verify_registry(r, "unit/rot", md, only_new, 1, &ar, &e), &e);
+    CHECK(ar.verified);
+    CHECK_STREQ(ar.key_id, sub_pubkey_id(newp));
+    sub_attest_result_free(&ar);
+    /* again with the same key: nothing stacked (also when the new key is now
+     * the trusted one, which then finds its own envelope) */
+    char before[SUB_DIGEST_MAX];
+    memcpy(before, res.att_manifest, sizeof before);
+    CHECK_OK(sub_attest_image(r, &o, &res, &e), &e);
+    CHECK(res.already);
+    CHECK_STREQ(res.att_manifest, before);
+    o.trusted = only_new;
+    CHECK_OK(sub_attest_image(r, &o, &res, &e), &e);
+    CHECK(res.already);
+    CHECK_INT(att_layers(r, "unit/rot", md), 2);
+
+    /* nothing a trusted key vouches for: nothing to re-sign, nothing pushed */
+    o.trusted = only_other;
+    o.key = otherk;
+    CHECK_FAILS(sub_attest_image(r, &o, &res, &e), -EKEYREJECTED);
+    CHECK(strstr(e.msg, "nothing to re-sign") && strstr(e.msg, "no trusted key matched"));
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_CHECK);
+    CHECK_INT(att_layers(r, "unit/rot", md), 2);
+
+    /* a predicate file */
+    _cleanup_free_ char *pf = sub_path_join(unit_tmpdir(), "pred.json");
+    const char *pred = "{\"scanner\":{\"uri\":\"pkg:example/scan@1\"},\"ok\":true}";
+    CHECK_OK(sub_write_file_atomic(pf, pred, strlen(pred), 0644, &e), &e);
+    sub_attest_opts po = {.repo = "unit/rot", .subject = subject, .image_digest = md, .key = newk,
+                          .predicate_path = pf, .predicate_type = "https://example.com/scan/v1"};
+    CHECK_OK(sub_attest_image(r, &po, &res, &e), &e);
+    CHECK(!res.already && !res.resigned_from[0]);
+    CHECK_STREQ(res.predicate_type, "https://example.com/scan/v1");
+    CHECK_INT(att_layers(r, "unit/rot", md), 3);
+    CHECK_OK(sub_attest_image(r, &po, &res, &e), &e);
+    CHECK(res.already);
+    CHECK_INT(att_layers(r, "unit/rot", md), 3);
+    /* verify --provenance still finds the SLSA one among them */
+    CHECK_OK(sub_attest_verify_registry(r, "unit/rot", md, only_new, 1, &ar, &e), &e);
+    sub_attest_result_free(&ar);
+    /* cosign's names for types */
+    po.predicate_type = NULL;
+    CHECK_OK(sub_attest_image(r, &po, &res, &e), &e);
+    CHECK_STREQ(res.predicate_type, "https://cosign.sigstore.dev/attestation/v1");
+
+    /* refusals, before anything is pushed */
+    po.predicate_type = "not a uri";
+    CHECK_FAILS(sub_attest_image(r, &po, &res, &e), -EINVAL);
+    CHECK(strstr(e.msg, "neither a URI"));
+    po.predicate_type = "slsaprovenance1"; /* a predicate without a source commit */
+    CHECK_FAILS(sub_attest_image(r, &po, &res, &e), -EBADMSG);
+    CHECK(strstr(e.msg, "not SLSA provenance v1") && strstr(e.msg, "gitCommit"));
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_USAGE);
+    CHECK_OK(sub_write_file_atomic(pf, "[1]", 3, 0644, &e), &e);
+    po.predicate_type = "custom";
+    CHECK_FAILS(sub_attest_image(r, &po, &res, &e), -EBADMSG);
+    CHECK(strstr(e.msg, "JSON object"));
+    CHECK_OK(sub_write_file_atomic(pf, "{\"a\":1,\"a\":2}", 13, 0644, &e), &e);
+    CHECK(sub_attest_image(r, &po, &res, &e) < 0 && sub_err_exit_code(&e) == SUB_EXIT_USAGE);
+    CHECK_INT(att_layers(r, "unit/rot", md), 4);
+    sub_attest_opts absent = o;
+    absent.image_digest = DIG;
+    CHECK_FAILS(sub_attest_image(r, &absent, &res, &e), -ENOENT);
+    CHECK(strstr(e.msg, "not in the registry"));
+}
+
+TEST(attest_image_resign_and_predicate) {
+    if (!sub_have_program("docker-registry")) {
+        unit_skip("docker-registry is not installed");
+        return;
+    }
+    sub_err e = {0};
+    _cleanup_free_ char *state = sub_path_join(unit_tmpdir(), "state");
+    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", sub_free_loopback_port());
+    sub_regsrv_opts so = {.state_dir = state, .addr = addr};
+    bool already = true;
+    pid_t pid = 0;
+    CHECK_OK(sub_regsrv_start(&so, &already, &pid, &e), &e);
+    if (pid <= 0) return;
+    _cleanup_reg_ sub_reg *r = NULL;
+    sub_reg_opts ro = {.host = addr, .timeout_s = 30};
+    CHECK_OK(sub_reg_new(&ro, &r, &e), &e);
+    if (r) attest_image_checks(r, addr);
+    bool was = false;
+    CHECK_OK(sub_regsrv_stop(&so, &was, &e), &e);
+}

@@ -11,6 +11,7 @@
 #include <openssl/pem.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #define V "vectors/cosign/"
@@ -500,4 +501,127 @@ TEST(sign_trust_store_loads_every_pub) {
     CHECK_STREQ(td, "/x/state/trust");
     if (keep) setenv("SUBSTRATE_STATE", keep, 1);
     else unsetenv("SUBSTRATE_STATE");
+}
+
+/* A cosign key file whose scrypt parameters are N, r, p (the ciphertext is
+ * junk: only the cost limits and the passphrase check are reached). */
+static char *scrypt_key_pem(long long N, long long r, long long p) {
+    _cleanup_free_ char *json = xasprintf(
+        "{\"kdf\":{\"name\":\"scrypt\",\"params\":{\"N\":%lld,\"r\":%lld,\"p\":%lld},\"salt\":"
+        "\"AAAAAAAAAAA=\"},\"cipher\":{\"name\":\"nacl/secretbox\",\"nonce\":"
+        "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"},\"ciphertext\":"
+        "\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
+        N, r, p);
+    _cleanup_free_ char *b64 = sub_b64_encode(json, strlen(json));
+    return xasprintf("-----BEGIN " SUB_COSIGN_KEY_LABEL "-----\n%s\n-----END " SUB_COSIGN_KEY_LABEL
+                     "-----\n",
+                     b64);
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* scrypt costs 128*N*r bytes of memory and p times that of work: a hostile
+ * key file must not make us burn either before "wrong passphrase". Each case
+ * is caught by one bound alone, so each bound has a case of its own. */
+TEST(sign_key_scrypt_cost_bounded) {
+    static const struct {
+        long long N, r, p;
+        const char *why; /* NULL: within the limits (wrong passphrase) */
+    } t[] = {
+        {1LL << 21, 1, 16, "4096 MiB of work (128*N*r*p)"}, /* memory 256 MiB: only p makes it costly */
+        {1LL << 21, 1, 3, "768 MiB of work"},
+        {1LL << 22, 64, 1, "32768 MiB of memory"}, /* N and r each within range */
+        {1LL << 19, 8, 1, "512 MiB of memory"},    /* work 512 MiB is allowed: the memory cap alone */
+        {1LL << 23, 1, 1, "out of range"},
+        {1024, 8, 17, "out of range"},
+        {1024, 8, 16, NULL}, /* 16 MiB of work: p up to 16 is fine when cheap */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        _cleanup_free_ char *pem = scrypt_key_pem(t[i].N, t[i].r, t[i].p);
+        sub_err e = {0};
+        sub_privkey *k = NULL;
+        double t0 = now_s();
+        int r = sub_privkey_decrypt(pem, strlen(pem), "pw", 2, "t.key", &k, &e);
+        double dt = now_s() - t0;
+        sub_privkey_free(k);
+        const char *want = t[i].why ? t[i].why : "wrong passphrase";
+        if (r >= 0 || !strstr(e.msg, want) || (t[i].why && r != -EBADMSG))
+            unit_fail(__FILE__, __LINE__, "case %zu (N=%lld r=%lld p=%lld): r=%d \"%s\" (wanted \"%s\")",
+                      i, t[i].N, t[i].r, t[i].p, r, e.msg, want);
+        if (t[i].why && (dt > 1.0 || sub_err_exit_code(&e) != SUB_EXIT_USAGE))
+            unit_fail(__FILE__, __LINE__, "case %zu: refused after %.2f s with exit class %d", i, dt,
+                      sub_err_exit_code(&e));
+    }
+}
+
+/* PEM "PUBLIC KEY" of pkey, encoded by OpenSSL. */
+static char *openssl_pub_pem(EVP_PKEY *pkey) {
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(b, pkey);
+    char *txt;
+    long n = BIO_get_mem_data(b, &txt);
+    char *s = xstrndup(txt, (size_t)n);
+    BIO_free(b);
+    return s;
+}
+
+/* One P-256 key written with explicit curve parameters has another SPKI DER,
+ * hence would have another key id than the same key with the curve named:
+ * refused (as cosign does), naming the fix, for public and private keys. */
+TEST(sign_key_explicit_curve_parameters_refused) {
+    sub_err e = {0};
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-256");
+    if (!pk) {
+        unit_fail(__FILE__, __LINE__, "EC keygen");
+        return;
+    }
+    _cleanup_free_ char *named = openssl_pub_pem(pk);
+    CHECK(EVP_PKEY_set_utf8_string_param(pk, "encoding", "explicit") == 1);
+    _cleanup_free_ char *expl = openssl_pub_pem(pk);
+    CHECK(strcmp(named, expl) != 0); /* else the test proves nothing */
+    sub_pubkey *k = NULL;
+    CHECK_OK(sub_pubkey_from_pem(named, strlen(named), "named.pub", &k, &e), &e);
+    sub_pubkey_free(k);
+    k = NULL;
+    CHECK_FAILS(sub_pubkey_from_pem(expl, strlen(expl), "explicit.pub", &k, &e), -EBADMSG);
+    CHECK(k == NULL);
+    CHECK(strstr(e.msg, "explicit.pub") && strstr(e.msg, "explicit curve parameters") &&
+          strstr(e.msg, "-param_enc named_curve"));
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_USAGE);
+    /* the private half in PKCS#8 with explicit parameters: refused too */
+    unsigned char *der = NULL;
+    int n = i2d_PrivateKey(pk, &der);
+    CHECK(n > 0);
+    sub_privkey *sk = NULL;
+    if (n > 0)
+        CHECK_FAILS(sub_privkey_from_pkcs8(der, (size_t)n, &sk, &e), -EBADMSG);
+    CHECK(sk == NULL && strstr(e.msg, "explicit curve parameters"));
+    OPENSSL_free(der);
+    EVP_PKEY_free(pk);
+}
+
+/* Only RSA was tested: an EC key on another curve is refused by its curve. */
+TEST(sign_key_other_curve_refused_naming_p256) {
+    sub_err e = {0};
+    EVP_PKEY *pk = EVP_PKEY_Q_keygen(NULL, NULL, "EC", "P-384");
+    if (!pk) {
+        unit_fail(__FILE__, __LINE__, "EC keygen");
+        return;
+    }
+    _cleanup_free_ char *pem = openssl_pub_pem(pk);
+    sub_pubkey *k = NULL;
+    CHECK_FAILS(sub_pubkey_from_pem(pem, strlen(pem), "p384.pub", &k, &e), -EBADMSG);
+    CHECK(k == NULL && strstr(e.msg, "p384.pub") && strstr(e.msg, "secp384r1") &&
+          strstr(e.msg, "only P-256"));
+    unsigned char *der = NULL;
+    int n = i2d_PrivateKey(pk, &der);
+    sub_privkey *sk = NULL;
+    if (n > 0) CHECK_FAILS(sub_privkey_from_pkcs8(der, (size_t)n, &sk, &e), -EBADMSG);
+    CHECK(sk == NULL && strstr(e.msg, "only P-256"));
+    OPENSSL_free(der);
+    EVP_PKEY_free(pk);
 }

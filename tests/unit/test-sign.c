@@ -505,3 +505,47 @@ TEST(sign_b64_strict) {
     _cleanup_free_ char *enc = sub_b64_encode("\xff\x00\x01", 3);
     CHECK_STREQ(enc, "/wAB");
 }
+
+/* Identities are compared whole, never as prefixes: a signature for REG/hello
+ * does not verify REG/hel nor REG/hello-dev, one for REG/hello-dev does not
+ * verify REG/hello, and --repo-prefix stops at a '/'. */
+TEST(sign_identity_exact_is_not_a_prefix) {
+    sub_err e = {0};
+    _cleanup_privkey_ sub_privkey *sk = NULL;
+    CHECK_OK(sub_privkey_generate(&sk, &e), &e);
+    _cleanup_pubkey_ sub_pubkey *pk = NULL;
+    if (sk) CHECK_OK(sub_privkey_public(sk, &pk, &e), &e);
+    if (!pk) return;
+    const sub_pubkey *keys[] = {pk};
+    const char *dg = "sha256:9a119f34ac7d13e731bc3301479a2346da3b2f0427a9459c5a561e47b2844455";
+    static const struct {
+        const char *signed_for, *verify_as;
+        sub_identity_policy policy;
+        bool ok;
+    } t[] = {
+        {"127.0.0.1:5000/hello", "127.0.0.1:5000/hello", SUB_IDENTITY_EXACT, true},
+        {"127.0.0.1:5000/hello", "127.0.0.1:5000/hel", SUB_IDENTITY_EXACT, false},
+        {"127.0.0.1:5000/hello", "127.0.0.1:5000/hello-dev", SUB_IDENTITY_EXACT, false},
+        {"127.0.0.1:5000/hello-dev", "127.0.0.1:5000/hello", SUB_IDENTITY_EXACT, false},
+        {"127.0.0.1:5000/hello/x", "127.0.0.1:5000/hello", SUB_IDENTITY_EXACT, false},
+        {"127.0.0.1:5000/hello-dev", "127.0.0.1:5000/hello", SUB_IDENTITY_REPO_PREFIX, false},
+        {"127.0.0.1:5000/hello/x", "127.0.0.1:5000/hello", SUB_IDENTITY_REPO_PREFIX, true},
+        {"127.0.0.1:5000/hello", "127.0.0.1:5000/hello/x", SUB_IDENTITY_REPO_PREFIX, false},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(t); i++) {
+        _cleanup_free_ char *payload = NULL, *sig = NULL;
+        size_t len = 0;
+        CHECK_OK(sub_cosign_sign_image(sk, t[i].signed_for, dg, &payload, &len, &sig, &e), &e);
+        if (!sig) continue;
+        sub_verify_record rec;
+        sub_err ve = {0};
+        int r = sub_cosign_verify(keys, 1, payload, len, sig, dg, t[i].verify_as, t[i].policy,
+                                  &rec, &ve);
+        bool mismatch = r == -EKEYREJECTED && rec.failure == SUB_VERIFY_IDENTITY_MISMATCH &&
+                        rec.identity == SUB_CHECK_FAIL && strstr(ve.msg, t[i].signed_for);
+        if (t[i].ok ? r != 0 || rec.identity != SUB_CHECK_PASS : !mismatch)
+            unit_fail(__FILE__, __LINE__, "case %zu: signed for %s, verified as %s (%s): r=%d %s", i,
+                      t[i].signed_for, t[i].verify_as, sub_identity_policy_name(t[i].policy), r,
+                      ve.msg);
+    }
+}
