@@ -11,6 +11,7 @@
 #include "substrate/ref.h"
 #include "substrate/registry.h"
 #include "substrate/strbuf.h"
+#include "client-internal.h"
 #include "version.h"
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -100,45 +101,6 @@ bool sub_reg_addr_is_loopback(const char *addr) {
 
 /* ---- one transfer ----------------------------------------------------------------------- */
 
-typedef enum {
-    ABORT_NONE = 0,
-    ABORT_TOO_BIG, /* over the cap */
-    ABORT_SIZE,    /* Content-Length differs from the expected size */
-    ABORT_LONGER,  /* more bytes than expected */
-    ABORT_WRITE,   /* local write failed (out_errno) */
-} abort_reason;
-
-typedef struct xfer {
-    /* request */
-    const char *method; /* GET HEAD PUT POST */
-    char *url;          /* owned */
-    char *what;         /* owned: "manifest repo:tag", "blob sha256:..." for messages */
-    const char *accept;
-    const char *content_type;
-    const void *body; /* in-memory request body */
-    size_t body_len, body_off;
-    int in_fd; /* or a file body */
-    uint64_t in_len, in_off;
-    int in_errno;
-    bool hash_in;
-    sub_sha256 in_hash;
-    /* response body sink (2xx only; other bodies go to err_body) */
-    int out_fd;       /* >= 0: write here */
-    sub_buf mem;      /* out_fd < 0: keep in memory */
-    uint64_t out_max; /* cap, 0 = no body expected */
-    uint64_t out_expect;
-    bool hash_out;
-    sub_sha256 out_hash;
-    uint64_t received;
-    int out_errno;
-    abort_reason abort;
-    sub_buf err_body;
-    /* response */
-    long status;
-    int64_t clen;
-    char *ctype, *location, *docker_digest, *www_auth, *link;
-    char errbuf[CURL_ERROR_SIZE];
-} xfer;
 
 static void xfer_init(xfer *x, const char *method) {
     memset(x, 0, sizeof *x);
@@ -177,7 +139,7 @@ static char *trim_dup(const char *s, size_t n) {
     return xstrndup(s, n);
 }
 
-static size_t on_header(char *buf, size_t sz, size_t nm, void *ud) {
+size_t reg_on_header(char *buf, size_t sz, size_t nm, void *ud) {
     xfer *x = ud;
     size_t n = sz * nm;
     if (n >= 5 && !memcmp(buf, "HTTP/", 5)) {
@@ -477,14 +439,8 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
 
 /* ---- authentication ----------------------------------------------------------------------- */
 
-typedef struct challenge {
-    char scheme[16];
-    char realm[512];
-    char service[512];
-    char scope[512];
-} challenge;
 
-static void parse_challenge(const char *h, challenge *c) {
+void reg_parse_challenge(const char *h, challenge *c) {
     memset(c, 0, sizeof *c);
     if (!h) return;
     size_t n = strcspn(h, " \t");
@@ -527,7 +483,7 @@ static void parse_challenge(const char *h, challenge *c) {
 static int handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
     *retry = false;
     challenge c;
-    parse_challenge(x->www_auth, &c);
+    reg_parse_challenge(x->www_auth, &c);
     int rr;
     if (!strcasecmp(c.scheme, "Basic")) {
         if (!r->username) {
@@ -586,7 +542,7 @@ static int perform(sub_reg *r, xfer *x, sub_err *e) {
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "substrate/" SUBSTRATE_VERSION);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reg_on_header);
         curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
@@ -1033,7 +989,7 @@ int sub_reg_blob_get_buf(sub_reg *r, const char *repo, const char *digest, size_
 }
 
 /* The upload URL from a Location header, which must stay on our registry. */
-static int resolve_location(sub_reg *r, const char *repo, const char *loc, char **out, sub_err *e) {
+int reg_resolve_location(sub_reg *r, const char *repo, const char *loc, char **out, sub_err *e) {
     if (!loc || !*loc)
         return sub_err_set(e, -EPROTO, "the registry at %s started an upload without a Location",
                            r->host);
@@ -1084,7 +1040,7 @@ static int blob_put(sub_reg *r, const char *repo, const char *digest, const void
         sub_err_prefix(e, "cannot start the upload");
         goto out;
     }
-    if ((rr = resolve_location(r, repo, x.location, &loc, e)) < 0) goto out;
+    if ((rr = reg_resolve_location(r, repo, x.location, &loc, e)) < 0) goto out;
     char *put_url = xasprintf("%s%cdigest=sha256%%3A%s", loc, strchr(loc, '?') ? '&' : '?',
                               sub_digest_hex(digest));
     xfer_done(&x);
@@ -1157,7 +1113,7 @@ int sub_reg_blob_put_buf(sub_reg *r, const char *repo, const char *digest, const
 }
 
 /* Link: </v2/x/tags/list?last=a&n=100>; rel="next" */
-static char *next_link(const char *link) {
+char *reg_next_link(const char *link) {
     if (!link || !strstr(link, "rel=\"next\"")) return NULL;
     const char *lt = strchr(link, '<'), *gt = lt ? strchr(lt, '>') : NULL;
     if (!lt || !gt) return NULL;
@@ -1203,8 +1159,8 @@ int sub_reg_tags(sub_reg *r, const char *repo, char ***tags, sub_err *e) {
             json_decref(j);
         }
         if (rr == 0) {
-            _cleanup_free_ char *nl = next_link(x.link);
-            if (nl && (rr = resolve_location(r, repo, nl, &u, e)) < 0) u = NULL;
+            _cleanup_free_ char *nl = reg_next_link(x.link);
+            if (nl && (rr = reg_resolve_location(r, repo, nl, &u, e)) < 0) u = NULL;
         }
         xfer_done(&x);
         if (rr < 0) {

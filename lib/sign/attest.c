@@ -235,8 +235,8 @@ void sub_attest_result_free(sub_attest_result *res) {
 }
 
 /* A verified statement: in-toto v1, SLSA provenance v1, subject names digest. */
-static int check_statement(const char *body, size_t len, const char *image_digest,
-                           sub_attest_result *res, sub_err *e) {
+int sign_check_statement(const char *body, size_t len, const char *image_digest,
+                         sub_attest_result *res, sub_err *e) {
     _cleanup_json_ json_t *st = NULL;
     sub_err pe = {0};
     if (sub_json_parse(body, len, SUB_ATTEST_MAX_ENVELOPE, "in-toto statement", &st, &pe) < 0)
@@ -326,7 +326,7 @@ int sub_attest_verify_registry(sub_reg *r, const char *repo, const char *image_d
         if (sub_reg_blob_get_buf(r, repo, d->digest, SUB_ATTEST_MAX_ENVELOPE, &env, &elen, &le) < 0 ||
             sub_dsse_verify(keys, nkeys, env, elen, SUB_INTOTO_PAYLOAD_TYPE, &body, &blen,
                             res->key_id, &le) < 0 ||
-            check_statement(body, blen, image_digest, res, &le) < 0) {
+            sign_check_statement(body, blen, image_digest, res, &le) < 0) {
             last = le;
             continue;
         }
