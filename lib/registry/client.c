@@ -144,11 +144,17 @@ size_t reg_on_header(char *buf, size_t sz, size_t nm, void *ud) {
     size_t n = sz * nm;
     if (n >= 5 && !memcmp(buf, "HTTP/", 5)) {
         resp_reset(x);
+        /* "HTTP/1.1 200 OK": curl's buffer is not NUL-terminated, so the
+         * code is read within the line (at most 3 digits) */
         const char *sp = memchr(buf, ' ', n);
-        if (sp) x->status = strtol(sp + 1, NULL, 10);
+        long st = 0;
+        for (size_t i = sp ? (size_t)(sp - buf) + 1 : n, k = 0;
+             i < n && k < 3 && isdigit((unsigned char)buf[i]); i++, k++)
+            st = st * 10 + (buf[i] - '0');
+        x->status = st;
         return n;
     }
-    if (n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
+    if (n >= 1 && n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
         /* end of this response's headers: refuse an announced oversize body now */
         if (ok2xx(x->status) && x->out_max && x->clen >= 0 && strcmp(x->method, "HEAD") != 0) {
             if (x->out_expect && (uint64_t)x->clen != x->out_expect) {
