@@ -64,9 +64,10 @@ $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libsubstrate.a
 asan:
 	$(MAKE) SAN=1
 
-# Every suite, normal and sanitizer builds; last line "N passed, N failed, N skipped".
+# Every suite, normal, sanitizer and fuzz builds; last line "N passed, N failed, N skipped".
 check: all
 	$(MAKE) SAN=1 all
+	$(MAKE) fuzz-build
 	tests/run
 
 test: check
@@ -78,6 +79,60 @@ deps:
 	scripts/install-deps
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
 
 -include $(DEPS)
+
+# ---- fuzzing (tests/fuzz) -----------------------------------------------------------------
+# libFuzzer harnesses, one per tests/fuzz/fuzz-<target>.c, linked against the
+# library sources compiled again with clang, ASan and UBSan in build-fuzz/
+# (same warnings as the normal build). `make fuzz-build` builds them (clang-14
+# and libclang-rt-14-dev, from scripts/install-deps); `make fuzz` runs each
+# for FUZZ_SECONDS over its committed corpus tests/fuzz/corpus/<target>/,
+# keeping new inputs in build-fuzz/corpus/<target>/ and crashes in
+# build-fuzz/crashes/. FUZZ_TARGETS="ref pem" picks some. tests/run replays
+# the committed corpora as a regression suite (tests/fuzz/replay).
+FUZZ_CC      ?= clang-14
+FUZZ_SECONDS ?= 60
+FUZZ_BUILD   := build-fuzz
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_CFLAGS  := -std=gnu17 -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) -fsanitize=fuzzer-no-link \
+        -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION $(WARN) -D_GNU_SOURCE -fPIE \
+        -Iinclude -I$(FUZZ_BUILD)/gen $(PKG_CFLAGS)
+FUZZ_SRCS    := $(sort $(wildcard tests/fuzz/fuzz-*.c))
+FUZZ_TARGETS ?= $(FUZZ_SRCS:tests/fuzz/fuzz-%.c=%)
+FUZZ_BINS    := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/%)
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_BUILD)/obj/%.o)
+
+.PHONY: fuzz fuzz-build
+.SECONDARY: $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/obj/tests/fuzz/%.o)
+fuzz-build: $(FUZZ_BINS)
+
+$(FUZZ_BUILD)/gen/version.h: VERSION
+	@mkdir -p $(dir $@)
+	@printf '#pragma once\n#define SUBSTRATE_VERSION "%s"\n' "$(VERSION)" > $@.tmp && mv $@.tmp $@
+
+$(FUZZ_BUILD)/obj/%.o: %.c $(FUZZ_BUILD)/gen/version.h
+	@mkdir -p $(dir $@)
+	@echo "  CC-FUZZ $<"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -MMD -MP -c $< -o $@
+
+$(FUZZ_BUILD)/libsubstrate.a: $(FUZZ_LIB_OBJS)
+	@rm -f $@
+	@ar rcs $@ $^
+
+$(FUZZ_BUILD)/fuzz-%: $(FUZZ_BUILD)/obj/tests/fuzz/fuzz-%.o $(FUZZ_BUILD)/libsubstrate.a
+	@echo "  LINK    $@"
+	@$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer -pie -o $@ $< $(FUZZ_BUILD)/libsubstrate.a $(PKG_LIBS)
+
+fuzz: fuzz-build
+	@set -e; for t in $(FUZZ_TARGETS); do \
+	    echo "== fuzz $$t for $(FUZZ_SECONDS) s"; \
+	    mkdir -p $(FUZZ_BUILD)/corpus/$$t $(FUZZ_BUILD)/crashes; \
+	    nice $(FUZZ_BUILD)/fuzz-$$t -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	        -rss_limit_mb=2048 -print_final_stats=1 \
+	        -artifact_prefix=$(FUZZ_BUILD)/crashes/$$t- \
+	        $(FUZZ_BUILD)/corpus/$$t tests/fuzz/corpus/$$t; \
+	done
+
+-include $(FUZZ_LIB_OBJS:.o=.d) $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ_BUILD)/obj/tests/fuzz/%.d)

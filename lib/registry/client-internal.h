@@ -76,6 +76,11 @@ typedef struct xfer {
 /* ---- transport.c ---- */
 void xfer_init(xfer *x, const char *method);
 void xfer_done(xfer *x);
+/* curl's header callback: one header line (with its CRLF) of the response to
+ * the request in `ud` (an xfer). A status line resets the response fields;
+ * the blank line ends a response (and refuses an announced oversize body).
+ * Exposed for the fuzz harnesses (tests/fuzz). */
+size_t reg_on_header(char *buf, size_t sz, size_t nm, void *ud);
 bool reg_ok2xx(long status);
 /* Sends x's request (with the retry rules of transport.c and the 401
  * challenge answered through auth.c); on 0, x->status holds the answer. */

@@ -112,16 +112,22 @@ static char *trim_dup(const char *s, size_t n) {
     return xstrndup(s, n);
 }
 
-static size_t on_header(char *buf, size_t sz, size_t nm, void *ud) {
+size_t reg_on_header(char *buf, size_t sz, size_t nm, void *ud) {
     xfer *x = ud;
     size_t n = sz * nm;
     if (n >= 5 && !memcmp(buf, "HTTP/", 5)) {
         resp_reset(x);
+        /* "HTTP/1.1 200 OK": curl's buffer is not NUL-terminated, so the
+         * code is read within the line (at most 3 digits) */
         const char *sp = memchr(buf, ' ', n);
-        if (sp) x->status = strtol(sp + 1, NULL, 10);
+        long st = 0;
+        for (size_t i = sp ? (size_t)(sp - buf) + 1 : n, k = 0;
+             i < n && k < 3 && isdigit((unsigned char)buf[i]); i++, k++)
+            st = st * 10 + (buf[i] - '0');
+        x->status = st;
         return n;
     }
-    if (n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
+    if (n >= 1 && n <= 2 && (buf[0] == '\r' || buf[0] == '\n')) {
         /* end of this response's headers: refuse an announced oversize body now */
         if (reg_ok2xx(x->status) && x->out_max && x->clen >= 0 && strcmp(x->method, "HEAD") != 0) {
             if (x->out_expect && (uint64_t)x->clen != x->out_expect) {
@@ -431,7 +437,7 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "substrate/" SUBSTRATE_VERSION);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
-        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, on_header);
+        curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, reg_on_header);
         curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);

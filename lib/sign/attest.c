@@ -275,8 +275,8 @@ void sub_attest_result_free(sub_attest_result *res) {
 }
 
 /* A verified statement: in-toto v1, SLSA provenance v1, subject names digest. */
-static int check_statement(const char *body, size_t len, const char *image_digest,
-                           sub_attest_result *res, sub_err *e) {
+int sign_check_statement(const char *body, size_t len, const char *image_digest,
+                         sub_attest_result *res, sub_err *e) {
     _cleanup_json_ json_t *st = NULL;
     sub_err pe = {0};
     if (sub_json_parse(body, len, SUB_ATTEST_MAX_ENVELOPE, "in-toto statement", &st, &pe) < 0)
@@ -368,7 +368,7 @@ static int find_provenance(sub_reg *r, const char *repo, const char *image_diges
         if (sub_reg_blob_get_buf(r, repo, d->digest, SUB_ATTEST_MAX_ENVELOPE, &env, &elen, &le) < 0 ||
             sub_dsse_verify(keys, nkeys, env, elen, SUB_INTOTO_PAYLOAD_TYPE, &body, &blen,
                             res->key_id, &le) < 0 ||
-            check_statement(body, blen, image_digest, res, &le) < 0) {
+            sign_check_statement(body, blen, image_digest, res, &le) < 0) {
             last = le;
             continue;
         }
@@ -459,7 +459,7 @@ static int predicate_statement(const sub_attest_opts *o, const char *ptype, char
         /* what verify --provenance will require, checked before anything is pushed */
         sub_attest_result chk = {0};
         sub_err ce = {0};
-        r = check_statement(*st, *stlen, o->image_digest, &chk, &ce);
+        r = sign_check_statement(*st, *stlen, o->image_digest, &chk, &ce);
         sub_attest_result_free(&chk);
         if (r < 0) {
             free(TAKE_PTR(*st));

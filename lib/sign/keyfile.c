@@ -20,6 +20,12 @@
 
 static int derive(const char *pass, size_t passlen, const unsigned char *salt, size_t saltlen,
                   uint64_t N, uint32_t r, uint32_t p, unsigned char key[KEY_LEN], sub_err *e) {
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    /* The fuzz build (tests/fuzz) only: a cheap KDF keeps each run fast; all
+     * the parsing before it is still exercised. */
+    if ((uint64_t)128 * N * r * p > ((uint64_t)1 << 20))
+        return sub_err_set(e, -EBADMSG, "fuzz build: scrypt cost over 1 MiB refused");
+#endif
     if (crypto_pwhash_scryptsalsa208sha256_ll((const uint8_t *)(pass ? pass : ""), passlen, salt,
                                               saltlen, N, r, p, key, KEY_LEN) != 0)
         return sub_err_setk(e, SUB_KIND_ENV, -ENOMEM,

@@ -55,3 +55,10 @@ struct sub_reg;
 int sign_tag_unchanged(struct sub_reg *r, const char *repo, const char *tag,
                        const char *old_digest, const char *what, const char *image_digest,
                        sub_err *e);
+
+/* A verified in-toto statement (body, len): in-toto v1, SLSA provenance v1,
+ * a subject naming image_digest; fills res (commit, source, spec, command,
+ * statement). -EKEYREJECTED (check class) with the reason otherwise. */
+struct sub_attest_result;
+int sign_check_statement(const char *body, size_t len, const char *image_digest,
+                         struct sub_attest_result *res, sub_err *e);

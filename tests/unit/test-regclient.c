@@ -8,6 +8,7 @@
 #include "substrate/registry.h"
 #include "substrate/regserver.h"
 #include "unit.h"
+#include "../../lib/registry/client-internal.h"
 #include <sys/stat.h>
 
 TEST(regclient_addresses_and_loopback_policy) {
@@ -182,4 +183,29 @@ TEST(regclient_api_against_docker_registry) {
         CHECK_INT(sub_reg_ping(r, &e), -ECONNREFUSED);
         CHECK(strstr(e.msg, "substrate registry start") != NULL);
     }
+}
+
+/* Found by tests/fuzz (http-headers): the status line was parsed with
+ * strtol, which reads past the end of the header line curl hands over (its
+ * buffer is not NUL-terminated). */
+TEST(regclient_status_line_is_read_within_its_bounds) {
+    xfer x;
+    memset(&x, 0, sizeof x);
+    x.method = "GET";
+    x.clen = -1;
+    x.in_fd = x.out_fd = -1;
+    /* curl's buffer goes on after the line; only the first 11 bytes are it */
+    char buf[] = "HTTP/1.1 204";
+    CHECK_INT(reg_on_header(buf, 1, 11, &x), 11);
+    CHECK_INT(x.status, 20);
+    char *exact = xmalloc(15);
+    memcpy(exact, "HTTP/1.1 404 X\r", 15); /* no NUL: ASan catches a read past it */
+    CHECK_INT(reg_on_header(exact, 1, 15, &x), 15);
+    CHECK_INT(x.status, 404);
+    free(exact);
+    char *one = xmalloc(1);
+    one[0] = '\n';
+    CHECK_INT(reg_on_header(one, 1, 1, &x), 1);
+    free(one);
+    free(x.ctype);
 }

@@ -549,3 +549,26 @@ TEST(sign_identity_exact_is_not_a_prefix) {
                       ve.msg);
     }
 }
+
+/* Found by tests/fuzz (base64): libsodium 1.0.18 decodes every byte >= 0x80
+ * as '/', so "\x81\x9e\x9e\x9e" was accepted as "////" (ff ff ff). */
+TEST(sign_b64_refuses_bytes_outside_the_alphabet) {
+    unsigned char *out = NULL;
+    size_t n = 0;
+    sub_err e = {0};
+    CHECK_FAILS(sub_b64_decode("\x81\x9e\x9e\x9e", 4, NULL, "sig", &out, &n, &e), -EBADMSG);
+    CHECK(strstr(e.msg, "sig is not valid base64") != NULL);
+    CHECK(strstr(e.msg, "byte 0 of 4") != NULL);
+    CHECK_FAILS(sub_b64_decode("YWJj\xff\xff\xff\xff", 8, " \n", "sig", &out, &n, &e), -EBADMSG);
+    CHECK(strstr(e.msg, "byte 4 of 8") != NULL);
+    CHECK_FAILS(sub_b64_decode("YW\xe2\x80\x8bJj", 7, " \n", "sig", &out, &n, &e), -EBADMSG);
+    /* the real thing still decodes, with and without ignored blanks */
+    CHECK_OK(sub_b64_decode("////", 4, NULL, "sig", &out, &n, &e), &e);
+    CHECK_INT(n, 3);
+    CHECK(out[0] == 0xff && out[1] == 0xff && out[2] == 0xff);
+    free(out);
+    CHECK_OK(sub_b64_decode("YW\nJj\n", 6, " \n", "sig", &out, &n, &e), &e);
+    CHECK_INT(n, 3);
+    CHECK(!memcmp(out, "abc", 3));
+    free(out);
+}
