@@ -227,6 +227,61 @@ else
     t_skip "no index entry on a full disk" "no tmpfs"
 fi
 
+# ---- a registry whose storage is full: operational (exit 3), never "mismatch" ----
+# docker-registry answers 500 (no space left) part-way through the layer's PUT;
+# when curl stops sending at that early answer the data sent is a prefix of the
+# file, which once read as a digest mismatch (exit 1). Racy: loop it.
+FS=$T/fullstate
+mkdir -p "$FS/registry/data"
+if mount -t tmpfs -o size=1m tmpfs "$FS/registry/data" 2>"$T/mount2.err"; then
+    t_on_exit "umount '$FS/registry/data'"
+    FPORT=$(t_free_port)
+    FULL=(env SUBSTRATE_STATE="$FS" SUBSTRATE_REGISTRY=127.0.0.1:$FPORT)
+    if "${FULL[@]}" "$BIN" registry start >"$T/full-start.log" 2>&1; then
+        t_on_exit "env SUBSTRATE_STATE='$FS' '$BIN' registry stop"
+        codes="" mism=0
+        for i in $(seq 25); do
+            "${FULL[@]}" "$BIN" push --oci "$L:t" test/full:v1 >/dev/null 2>"$T/full.err"
+            codes="$codes $?"
+            grep -qi mismatch "$T/full.err" && mism=$((mism + 1)) && cp "$T/full.err" "$T/full.mismatch"
+            # free the space the failed upload took, so the next run fails the same way
+            rm -rf "$FS"/registry/data/docker/registry/v2/repositories/test/full/_uploads/* \
+                "$FS"/registry/data/docker/registry/v2/blobs/sha256/${LAYER:7:2}
+        done
+        t_eq "a push to a registry out of disk exits 3 every time (25 runs)" \
+            "$(tr ' ' '\n' <<<"$codes" | grep -v '^$' | sort | uniq -c | sed 's/^ *//')" "25 3"
+        t_eq "  ... and never calls it a digest mismatch" "$mism" 0
+        [ -f "$T/full.mismatch" ] && t_diag "$(cat "$T/full.mismatch")"
+        t_check "  ... and says the registry answered 500, with its reason" \
+            grep -Ezq "answered HTTP 500 to PUT.*no space left on device" "$T/full.err"
+        t_eq "  ... and the local layer is intact" \
+            "sha256:$(sha256sum "$L/blobs/sha256/${LAYER#sha256:}" | cut -d' ' -f1)" "$LAYER"
+        "${FULL[@]}" "$BIN" registry stop >/dev/null 2>&1
+    else
+        t_not_ok "a registry on a full tmpfs starts: $(cat "$T/full-start.log")"
+    fi
+    umount "$FS/registry/data"
+else
+    t_skip "a push to a registry out of disk exits 3 every time" "needs root to mount a tmpfs: $(cat "$T/mount2.err")"
+    t_skip "  ... and never calls it a digest mismatch" "no tmpfs"
+    t_skip "  ... and says the registry answered 500" "no tmpfs"
+    t_skip "  ... and the local layer is intact" "no tmpfs"
+fi
+
+# ---- a layout blob whose bytes changed (same size): that is a mismatch (exit 1) ----
+cp -a "$L" "$T/Lbad"
+$PY - "$T/Lbad/blobs/sha256/${LAYER#sha256:}" <<'EOF'
+import os, sys
+p = sys.argv[1]
+os.chmod(p, 0o644)
+b = bytearray(open(p, "rb").read())
+b[len(b) // 3] ^= 0xFF
+open(p, "wb").write(bytes(b))
+EOF
+t_fails "push of a layout blob whose bytes changed is a digest mismatch (exit 1), proven on the file" 1 \
+    "digest mismatch uploading .*expected $LAYER, but the file hashes to sha256:" \
+    "$BIN" push --oci "$T/Lbad:t" test/badlayer:v1
+
 # ---- a push whose connection is cut part-way ----
 RPORT=${REG##*:}
 $PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --port-file "$T/cut.port" >"$T/cut.log" 2>&1 &
