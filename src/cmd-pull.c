@@ -15,7 +15,7 @@
 
 static void help(FILE *f) {
     fputs(
-        "Usage: substrate pull REF --oci DIR[:NAME] [--json] [--quiet] [--timeout DURATION]\n"
+        "Usage: substrate pull REF --oci DIR[:NAME] [--json] [--quiet] [--timeout DUR]\n"
         "\n"
         "Fetch the image REF from the registry into the OCI image layout DIR (created when\n"
         "missing) and print its digest reference, REGISTRY/REPO@sha256:....\n"
@@ -45,8 +45,7 @@ static void help(FILE *f) {
         "                    is replaced); without NAME the entry is unnamed\n"
         "  --json            print {reference, digest, mediaType, size, layout, name}\n"
         "  -q, --quiet       no progress on stderr\n"
-        "  --timeout DURATION  stop the pull after this long: seconds, or with a unit (90s,\n"
-        "                    10m, 2h); default 1h\n"
+        "  --timeout DUR     stop the pull after DUR: seconds, or 90s, 10m, 2h (default 1h)\n"
         "  -h, --help        show this help\n"
         "\n"
         "Environment:\n"

@@ -277,8 +277,8 @@ if mount -t tmpfs -o size=1m tmpfs "$FS/registry/data" 2>"$T/mount2.err"; then
             "$(tr ' ' '\n' <<<"$codes" | grep -v '^$' | sort | uniq -c | sed 's/^ *//')" "25 3"
         t_eq "  ... and never calls it a digest mismatch" "$mism" 0
         [ -f "$T/full.mismatch" ] && t_diag "$(cat "$T/full.mismatch")"
-        t_check "  ... and says the registry answered 500, with its reason" \
-            grep -Ezq "answered HTTP 500 to PUT.*no space left on device" "$T/full.err"
+        t_check "  ... and says the registry answered 500 because its storage is full" \
+            grep -Ezq "answered HTTP 500 to PUT.*its storage is full.*no space left on device" "$T/full.err"
         t_eq "  ... and the local layer is intact" \
             "sha256:$(sha256sum "$L/blobs/sha256/${LAYER#sha256:}" | cut -d' ' -f1)" "$LAYER"
         "${FULL[@]}" "$BIN" registry stop >/dev/null 2>&1
@@ -442,9 +442,9 @@ print(sum(c.values()), len(c), max(c.values(), default=0))' "$1"
         env SUBSTRATE_STALL_SECONDS=2 timeout 60 "$BIN" pull "$H/drip-manifest:v1" --oci "$T/h-dripm:x"
     start=$SECONDS
     t_fails "a layer still flowing (8 KiB/s) is not cut as stalled; the pull's --timeout stops it (exit 3)" 3 \
-        "overall time limit of 3 s passed.*--timeout" \
-        env SUBSTRATE_STALL_SECONDS=1 timeout 60 "$BIN" pull "$H/trickle:v1" --oci "$T/h-trickle:x" --timeout 3s
-    t_check "  ... after about 3 s" test $((SECONDS - start)) -lt 20
+        "overall time limit of 5 s passed.*--timeout" \
+        env SUBSTRATE_STALL_SECONDS=2 timeout 60 "$BIN" pull "$H/trickle:v1" --oci "$T/h-trickle:x" --timeout 5s
+    t_check "  ... after about 5 s" test $((SECONDS - start)) -lt 25
     t_fails "a bad --timeout is a usage error" 2 "give a duration such as" \
         "$BIN" pull "$H/good:v1" --oci "$T/h-x" --timeout soon
     t_fails "a bad SUBSTRATE_STALL_SECONDS is an input error" 2 "SUBSTRATE_STALL_SECONDS=abc: give a number of seconds" \
