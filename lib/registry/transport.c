@@ -4,7 +4,12 @@
  * goes through reg_perform(): it sets the options afresh, streams the response
  * body into memory or a file while hashing it, enforces size caps as bytes
  * arrive (and from Content-Length before they do), and answers a 401
- * challenge through auth.c. Network safety: only loopback hosts, no proxies,
+ * challenge through auth.c. Time: every transfer slower than SUB_REG_LOW_SPEED
+ * bytes/s for stall_s is stopped as stalled; a blob body has no total timeout
+ * beyond that (a large blob that flows is never cut), other requests have
+ * timeout_s; an overall deadline (sub_reg_set_deadline) stops everything.
+ * Progress of blob bodies goes to the caller's callback; one debug log line
+ * per request. Network safety: only loopback hosts, no proxies,
  * no redirects, upload locations must stay on the same host:port. */
 #include "client-internal.h"
 #include "substrate/fs.h"
