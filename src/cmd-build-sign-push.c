@@ -2,6 +2,7 @@
  * exact commit, refuse if the builds differ, then push, sign with the
  * platform key, and verify the signature back from the registry. */
 #include "cli.h"
+#include "progress.h"
 #include "substrate/attest.h"
 #include "version.h"
 #include "substrate/build.h"
@@ -94,13 +95,6 @@ typedef struct bsp {
 static void note(void *ud, const char *msg) {
     bsp *b = ud;
     if (!b->quiet) fprintf(stderr, "substrate %s: %s: %s\n", CMD_NAME, b->image, msg);
-}
-
-static void progress(void *ud, const char *what, uint64_t done, uint64_t total) {
-    bsp *b = ud;
-    if (!b->quiet && done == total)
-        fprintf(stderr, "substrate %s: %s: pushed %s (%llu bytes)\n", CMD_NAME, b->image, what,
-                (unsigned long long)total);
 }
 
 static void say(const bsp *b, const char *fmt, ...) _printf_(2, 3);
@@ -303,8 +297,12 @@ int cmd_build_sign_push(int argc, char **argv) {
         const char *name = out[i].name;
         b.image = name;
         _cleanup_free_ char *identity = xasprintf("%s/%s", reg, name);
-        if (sub_push_layout(r, out[i].layout_dir, out[i].digest, name, version, progress, &b,
-                            &e) < 0) {
+        _cleanup_free_ char *pfx = xasprintf("substrate %s: %s: ", CMD_NAME, name);
+        cli_progress pr;
+        cli_progress_init(&pr, pfx, b.quiet);
+        if (sub_push_layout(r, out[i].layout_dir, out[i].digest, name, version, cli_progress_cb,
+                            &pr, &e) < 0) {
+            cli_progress_end(&pr);
             sub_err_prefix(&e, "pushing %s:%s to %s", name, version, reg);
             rc = cli_fail(CMD_NAME, &e);
             break;

@@ -1,5 +1,6 @@
 /* substrate build: build an image from an exact commit, push it, print its digest. */
 #include "cli.h"
+#include "progress.h"
 #include "substrate/build.h"
 #include "substrate/config.h"
 #include "substrate/fs.h"
@@ -67,12 +68,6 @@ static void note(void *ud, const char *msg) {
     fprintf(stderr, "substrate build: %s\n", msg);
 }
 
-static void progress(void *ud, const char *what, uint64_t done, uint64_t total) {
-    if (*(bool *)ud) return;
-    if (done == total)
-        fprintf(stderr, "substrate build: pushed %s (%llu bytes)\n", what, (unsigned long long)total);
-}
-
 int cmd_build(int argc, char **argv) {
     static const struct option opts[] = {
         {"version", required_argument, NULL, 'v'}, {"rev", required_argument, NULL, 'r'},
@@ -121,9 +116,12 @@ int cmd_build(int argc, char **argv) {
     if (!no_push) {
         _cleanup_reg_ sub_reg *r = NULL;
         sub_reg_opts ro = {.host = reg};
+        cli_progress pr;
+        cli_progress_init(&pr, "substrate build: ", quiet);
         if (sub_reg_new(&ro, &r, &e) < 0 ||
-            sub_push_layout(r, res.layout_dir, res.manifest_digest, o.image, o.version, progress,
-                            &quiet, &e) < 0) {
+            sub_push_layout(r, res.layout_dir, res.manifest_digest, o.image, o.version,
+                            cli_progress_cb, &pr, &e) < 0) {
+            cli_progress_end(&pr);
             sub_err_prefix(&e, "pushing %s:%s to %s (the image is built in %s)", o.image,
                            o.version, reg, res.layout_dir);
             rc = cli_fail("build", &e);

@@ -1,18 +1,21 @@
 /* substrate pull REF --oci DIR[:NAME] [--json] */
 #include "cli.h"
+#include "progress.h"
 #include "substrate/config.h"
 #include "substrate/json.h"
 #include "substrate/layout.h"
 #include "substrate/ref.h"
 #include "substrate/transfer.h"
 #include <getopt.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 static void help(FILE *f) {
     fputs(
-        "Usage: substrate pull REF --oci DIR[:NAME] [--json]\n"
+        "Usage: substrate pull REF --oci DIR[:NAME] [--json] [--quiet] [--timeout DUR]\n"
         "\n"
         "Fetch the image REF from the registry into the OCI image layout DIR (created when\n"
         "missing) and print its digest reference, REGISTRY/REPO@sha256:....\n"
@@ -23,6 +26,16 @@ static void help(FILE *f) {
         "and the index.json entry is written last. If the pull fails, the blobs it added are\n"
         "removed again. An image index (multi-platform) is pulled with all its manifests.\n"
         "\n"
+        "Limits, so that a hostile registry cannot keep a pull going for ever: every manifest\n"
+        "and blob is fetched once however often an index names it; a pull follows at most\n"
+        "4096 descriptors and 1024 distinct blobs (past that it is refused, nothing is kept);\n"
+        "it stops when it has run for --timeout (default 1h), and a transfer slower than\n"
+        "1 KiB/s for 30 s (SUBSTRATE_STALL_SECONDS) is stopped as stalled.\n"
+        "\n"
+        "Progress goes to stderr: on a terminal a line per blob with bytes and rate; otherwise\n"
+        "one line per blob when it is done, `fetched` or `present` (already in DIR), with its\n"
+        "size. SUBSTRATE_LOG=debug adds every request.\n"
+        "\n"
         "REF is [REGISTRY/]REPO:TAG or [REGISTRY/]REPO@sha256:... (with both, the digest wins).\n"
         "Without a registry, $SUBSTRATE_REGISTRY is used; only loopback registries are accepted.\n"
         "\n"
@@ -31,18 +44,23 @@ static void help(FILE *f) {
         "                    org.opencontainers.image.ref.name (an existing entry of that name\n"
         "                    is replaced); without NAME the entry is unnamed\n"
         "  --json            print {reference, digest, mediaType, size, layout, name}\n"
+        "  -q, --quiet       no progress on stderr\n"
+        "  --timeout DUR     stop the pull after DUR: seconds, or 90s, 10m, 2h (default 1h)\n"
         "  -h, --help        show this help\n"
         "\n"
         "Environment:\n"
         "  SUBSTRATE_REGISTRY           default registry host:port (default 127.0.0.1:5000)\n"
         "  SUBSTRATE_REGISTRY_USER      user for HTTP basic auth (when the registry asks)\n"
         "  SUBSTRATE_REGISTRY_PASSWORD  its password\n"
+        "  SUBSTRATE_STALL_SECONDS      stop a transfer slower than 1 KiB/s for this long (30)\n"
+        "  SUBSTRATE_LOG                error|warn|info|debug (debug: every request)\n"
         "\n"
         "Exit codes:\n"
         "  0  pulled and verified\n"
         "  1  verification failed: a digest or size did not match (nothing was kept)\n"
         "  2  usage error, bad reference, no such image, malformed manifest\n"
-        "  3  the registry is unreachable or refused, the disk is full, a transfer broke\n"
+        "  3  the registry is unreachable or refused, the disk is full, a transfer broke or\n"
+        "     stalled, the pull ran past --timeout or past its limits\n"
         "\n"
         "Examples:\n"
         "  substrate pull hello@sha256:4f1c... --oci ./img:hello\n"
@@ -50,28 +68,47 @@ static void help(FILE *f) {
         f);
 }
 
-static void progress(void *ud, const char *what, uint64_t done, uint64_t total) {
-    (void)ud;
-    if (done == total && total)
-        fprintf(stderr, "  %s (%llu bytes)\n", what, (unsigned long long)total);
+/* "90", "90s", "10m", "2h" -> seconds; -1 when invalid. */
+static long parse_duration(const char *s) {
+    char *end;
+    errno = 0;
+    long v = strtol(s, &end, 10);
+    if (errno || end == s || v <= 0) return -1;
+    long mul = 1;
+    if (!strcmp(end, "h")) mul = 3600;
+    else if (!strcmp(end, "m")) mul = 60;
+    else if (*end && strcmp(end, "s") != 0) return -1;
+    if (v > LONG_MAX / mul || v * mul > 7L * 24 * 3600) return -1;
+    return v * mul;
 }
 
 int cmd_pull(int argc, char **argv) {
     static const struct option opts[] = {
         {"oci", required_argument, NULL, 'o'},
         {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"timeout", required_argument, NULL, 't'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *oci = NULL;
-    bool json = false;
+    bool json = false, quiet = false;
+    long timeout = 0;
     int c;
     optind = 0;
     /* options may follow REF: no '+' here */
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': oci = optarg; break;
         case 'j': json = true; break;
+        case 'q': quiet = true; break;
+        case 't':
+            if ((timeout = parse_duration(optarg)) < 0)
+                return cli_usage_error("pull",
+                                       "--timeout %s: give a duration such as 600, 90s, 10m or 2h "
+                                       "(at most 7 days)",
+                                       optarg);
+            break;
         case 'h': help(stdout); return 0;
         default: return cli_usage_error("pull", "unknown option");
         }
@@ -91,9 +128,19 @@ int cmd_pull(int argc, char **argv) {
     _cleanup_reg_ sub_reg *r = NULL;
     if (sub_reg_new(&ro, &r, &e) < 0) return cli_fail("pull", &e);
     char digest[SUB_DIGEST_MAX];
-    if (sub_pull_to_layout(r, ref.repository, ref.digest ? ref.digest : ref.tag, dir, name, digest,
-                           isatty(2) ? progress : NULL, NULL, &e) < 0)
+    cli_progress pr;
+    cli_progress_init(&pr, "", quiet);
+    sub_pull_opts po = {.repo = ref.repository,
+                        .ref = ref.digest ? ref.digest : ref.tag,
+                        .layout_dir = dir,
+                        .ref_name = name,
+                        .timeout_s = timeout,
+                        .cb = cli_progress_cb,
+                        .ud = &pr};
+    if (sub_pull(r, &po, digest, &e) < 0) {
+        cli_progress_end(&pr);
         return cli_fail("pull", &e);
+    }
     _cleanup_free_ char *nm = sub_ref_name(&ref);
     _cleanup_free_ char *dref = xasprintf("%s@%s", nm, digest);
     if (json) {

@@ -1,5 +1,6 @@
 /* substrate push --oci DIR:NAME REF */
 #include "cli.h"
+#include "progress.h"
 #include "substrate/config.h"
 #include "substrate/json.h"
 #include "substrate/layout.h"
@@ -12,7 +13,7 @@
 
 static void help(FILE *f) {
     fputs(
-        "Usage: substrate push --oci DIR:NAME REF [--json]\n"
+        "Usage: substrate push --oci DIR:NAME REF [--json] [--quiet]\n"
         "\n"
         "Push the image named NAME in the OCI image layout DIR to the registry as REF, and\n"
         "print where it went: `REGISTRY/REPO:TAG REGISTRY/REPO@sha256:...` (the digest\n"
@@ -23,6 +24,10 @@ static void help(FILE *f) {
         "leaves a tag behind. For an index, every child manifest and its blobs are pushed.\n"
         "The digest the registry reports must equal the layout's manifest digest.\n"
         "\n"
+        "Progress goes to stderr: on a terminal a line per blob with bytes and rate; otherwise\n"
+        "one line per blob when it is done, `pushed` (uploaded) or `exists` (the registry had\n"
+        "it, nothing sent), with its size. SUBSTRATE_LOG=debug adds every request.\n"
+        "\n"
         "REF is [REGISTRY/]REPO[:TAG][@DIGEST]. Without a registry, $SUBSTRATE_REGISTRY is used;\n"
         "only loopback registries are accepted. With @DIGEST it must be the layout's digest.\n"
         "\n"
@@ -30,18 +35,23 @@ static void help(FILE *f) {
         "  --oci DIR:NAME  the source: OCI image layout DIR, image NAME (its\n"
         "                  org.opencontainers.image.ref.name); NAME may also be a digest\n"
         "  --json          print {reference, digestReference, digest, mediaType, size}\n"
+        "  -q, --quiet     no progress on stderr\n"
         "  -h, --help      show this help\n"
         "\n"
         "Environment:\n"
         "  SUBSTRATE_REGISTRY           default registry host:port (default 127.0.0.1:5000)\n"
         "  SUBSTRATE_REGISTRY_USER      user for HTTP basic auth (when the registry asks)\n"
         "  SUBSTRATE_REGISTRY_PASSWORD  its password\n"
+        "  SUBSTRATE_STALL_SECONDS      stop a transfer slower than 1 KiB/s for this long (30)\n"
+        "  SUBSTRATE_LOG                error|warn|info|debug (debug: every request)\n"
         "\n"
         "Exit codes:\n"
         "  0  pushed\n"
-        "  1  a digest did not match (corrupt layout, or the registry stored something else)\n"
+        "  1  a digest did not match: a layout file does not hash to its digest, or the\n"
+        "     registry stored something else\n"
         "  2  usage error, bad reference, no such name in the layout\n"
-        "  3  the registry is unreachable, refused the push, or the connection broke\n"
+        "  3  the registry is unreachable, refused the push (HTTP 5xx: full disk, ...), the\n"
+        "     connection broke or stalled\n"
         "\n"
         "Examples:\n"
         "  substrate push --oci ./layout:v1 hello:v1\n"
@@ -49,28 +59,24 @@ static void help(FILE *f) {
         f);
 }
 
-static void progress(void *ud, const char *what, uint64_t done, uint64_t total) {
-    (void)ud;
-    if (done == total && total)
-        fprintf(stderr, "  pushed %s (%llu bytes)\n", what, (unsigned long long)total);
-}
-
 int cmd_push(int argc, char **argv) {
     static const struct option opts[] = {
         {"oci", required_argument, NULL, 'o'},
         {"json", no_argument, NULL, 'j'},
+        {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *oci = NULL;
-    bool json = false;
+    bool json = false, quiet = false;
     int c;
     optind = 0;
     /* options may follow REF (the synopsis puts --json last): no '+' here */
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
         switch (c) {
         case 'o': oci = optarg; break;
         case 'j': json = true; break;
+        case 'q': quiet = true; break;
         case 'h': help(stdout); return 0;
         default: return cli_usage_error("push", "unknown option");
         }
@@ -96,9 +102,12 @@ int cmd_push(int argc, char **argv) {
     sub_reg_opts ro = {.host = ref.registry};
     _cleanup_reg_ sub_reg *r = NULL;
     if (sub_reg_new(&ro, &r, &e) < 0) return cli_fail("push", &e);
-    if (sub_push_layout(r, dir, digest, ref.repository, ref.tag, isatty(2) ? progress : NULL, NULL,
-                        &e) < 0)
+    cli_progress pr;
+    cli_progress_init(&pr, "", quiet);
+    if (sub_push_layout(r, dir, digest, ref.repository, ref.tag, cli_progress_cb, &pr, &e) < 0) {
+        cli_progress_end(&pr);
         return cli_fail("push", &e);
+    }
     _cleanup_free_ char *nm = sub_ref_name(&ref);
     _cleanup_free_ char *dref = xasprintf("%s@%s", nm, digest);
     _cleanup_free_ char *tref = ref.tag ? xasprintf("%s:%s", nm, ref.tag) : NULL;

@@ -6,6 +6,7 @@
 #include "version.h"
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static int not_yet(int argc, char **argv);
@@ -109,8 +110,19 @@ int cmd_version(int argc, char **argv) {
     return 0;
 }
 
+static void log_to_stderr(sub_log_level l, const char *msg) {
+    static const char *const names[] = {"error", "warning", "info", "debug"};
+    if (l == SUB_LOG_INFO) fprintf(stderr, "substrate: %s\n", msg);
+    else fprintf(stderr, "substrate: %s: %s\n", names[l], msg);
+}
+
 int main(int argc, char **argv) {
-    sub_log_init();
+    if (sub_log_init() < 0) {
+        fprintf(stderr, "substrate: error: SUBSTRATE_LOG=%s is not a log level: use %s\n",
+                getenv("SUBSTRATE_LOG"), SUB_LOG_LEVELS);
+        return SUB_EXIT_USAGE;
+    }
+    sub_log_set_sink(log_to_stderr);
     if (argc < 2) {
         usage(stderr);
         return SUB_EXIT_USAGE;

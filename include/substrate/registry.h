@@ -36,9 +36,16 @@ typedef struct sub_reg_opts {
     const char *host;     /* "host:port" (required) */
     const char *username; /* basic auth; NULL = from $SUBSTRATE_REGISTRY_USER */
     const char *password; /* NULL = from $SUBSTRATE_REGISTRY_PASSWORD */
-    long timeout_s;       /* per-request total timeout; 0 = 300 */
+    long timeout_s;       /* per-request total timeout, except blob bodies (they are bound by
+                             the stall limit and the deadline only); 0 = 300 */
     uint64_t max_blob;    /* 0 = SUB_REG_MAX_BLOB */
+    long stall_s;         /* a transfer slower than SUB_REG_LOW_SPEED bytes/s for this many
+                             seconds is stopped (-ETIMEDOUT, "stalled"); 0 = $SUBSTRATE_STALL_SECONDS,
+                             or SUB_REG_STALL_S */
 } sub_reg_opts;
+
+#define SUB_REG_LOW_SPEED 1024 /* bytes/s */
+#define SUB_REG_STALL_S 30
 
 /* Refuses a host that is not on loopback (network safety: Substrate only
  * talks to its local registry), and a user without a password. */
@@ -48,6 +55,17 @@ static inline void sub_reg_freep(sub_reg **r) {
     if (*r) sub_reg_free(*r);
 }
 #define _cleanup_reg_ _cleanup_(sub_reg_freep)
+
+/* Progress of blob bodies (blob GETs into a file, blob PUTs): fn(ud, done,
+ * total) as bytes move (total 0 when unknown). Called from inside the
+ * transfer: keep it short. NULL stops it. */
+typedef void (*sub_reg_bytes_fn)(void *ud, uint64_t done, uint64_t total);
+void sub_reg_set_progress(sub_reg *r, sub_reg_bytes_fn fn, void *ud);
+
+/* An overall deadline, `seconds` from now, for every request that follows
+ * (0: none). A request running when it passes is stopped; later ones are not
+ * sent (-ETIMEDOUT). */
+void sub_reg_set_deadline(sub_reg *r, long seconds);
 
 /* The "host:port" this client talks to (borrowed). */
 const char *sub_reg_host(const sub_reg *r);

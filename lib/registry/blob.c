@@ -81,6 +81,7 @@ int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint
     x.out_max = expected_size ? expected_size : r->max_blob;
     x.out_expect = expected_size;
     x.hash_out = true;
+    x.report = true;
     rr = blob_get(r, &x, repo, digest, e);
     if (rr == 0 && (fchmod(fd, 0644) < 0 || fsync(fd) < 0)) {
         int err = errno;
@@ -156,12 +157,35 @@ int reg_resolve_location(sub_reg *r, const char *repo, const char *loc, char **o
     return 0;
 }
 
+/* The bytes sent as `digest` hashed to `sent`. Whether that is the layout's
+ * fault (exit 1) is proven by hashing the file again: only a file that does
+ * not hash to its digest is a mismatch; otherwise the read was unstable (the
+ * file changed during the upload and back, or the storage misbehaved). */
+static int sent_mismatch(int fd, const char *src, const char *digest, const char *sent,
+                         sub_err *e) {
+    char now[SUB_DIGEST_MAX];
+    sub_err he = {0};
+    if (fd < 0 || lseek(fd, 0, SEEK_SET) < 0 || sub_sha256_fd(fd, src, now, NULL, &he) < 0)
+        return sub_err_set(e, -EIO,
+                           "uploading %s: the data sent hashed to %s, not %s, and the file cannot "
+                           "be read again to tell why: %s",
+                           src, sent, digest, he.msg[0] ? he.msg : strerror(errno));
+    if (strcmp(now, digest) != 0)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "digest mismatch uploading %s: expected %s, but the file hashes to %s "
+                            "(the layout is corrupt, or the file was changed)",
+                            src, digest, now);
+    return sub_err_set(e, -EIO,
+                       "uploading %s: the data read while sending hashed to %s, but the file "
+                       "hashes to %s as expected (did it change during the upload?); try again",
+                       src, sent, digest);
+}
+
 static int blob_put(sub_reg *r, const char *repo, const char *digest, const void *buf, size_t len,
                     int fd, uint64_t flen, const char *src, sub_err *e) {
     _cleanup_free_ char *loc = NULL;
     int rr = sub_reg_blob_exists(r, repo, digest, NULL, e);
-    if (rr < 0) return rr;
-    if (rr == 1) return 0;
+    if (rr != 0) return rr; /* 1: the registry has it, nothing to send */
     xfer x;
     xfer_init(&x, "POST");
     x.url = reg_url(r, "/v2/%s/blobs/uploads/", repo);
@@ -190,21 +214,31 @@ static int blob_put(sub_reg *r, const char *repo, const char *digest, const void
         x.in_len = flen;
         x.hash_in = true;
     }
+    x.report = true;
     rr = reg_perform(r, &x, e);
-    char sent[SUB_DIGEST_MAX] = "";
-    if (x.hash_in && rr == 0) sub_sha256_final(&x.in_hash, sent);
-    if (rr < 0) goto out;
-    if (x.hash_in && strcmp(sent, digest) != 0) {
-        rr = sub_err_setk(
-            e, SUB_KIND_CHECK, -EILSEQ,
-            "digest mismatch uploading %s: expected %s, but the data sent hashes to %s "
-            "(did the file change?)",
-            src, digest, sent);
-        goto out;
+    if (rr < 0) goto out; /* a cut connection, a timeout: operational, never a mismatch */
+    /* Only a body sent in full can be said to differ: an upload the registry
+     * answered (or broke off) part-way says nothing about the data. */
+    bool complete = buf || x.in_off == x.in_len;
+    if (x.hash_in && complete) {
+        char sent[SUB_DIGEST_MAX];
+        sub_sha256_final(&x.in_hash, sent);
+        if (strcmp(sent, digest) != 0) {
+            rr = sent_mismatch(fd, src, digest, sent, e);
+            goto out;
+        }
     }
     if (x.status != 201) {
         rr = reg_status_error(r, &x, e);
         sub_err_prefix(e, "the upload was refused");
+        goto out;
+    }
+    if (!complete) {
+        rr = sub_err_set(e, -EIO,
+                         "%s: the registry at %s accepted the upload after %llu of %llu bytes; "
+                         "not trusted, try again",
+                         x.what, r->host, (unsigned long long)x.in_off,
+                         (unsigned long long)x.in_len);
         goto out;
     }
     const char *hd;

@@ -31,6 +31,12 @@ struct sub_reg {
     long timeout_s;
     uint64_t max_blob;
     auth_mode auth;
+    /* progress of blob bodies (x->report), the overall deadline, the stall window */
+    sub_reg_bytes_fn progress;
+    void *progress_ud;
+    int64_t deadline_ms; /* CLOCK_MONOTONIC; 0 = none */
+    long deadline_s;     /* as given, for messages */
+    long stall_s;        /* below SUB_REG_LOW_SPEED bytes/s for this long: stalled */
 };
 
 typedef enum {
@@ -39,11 +45,15 @@ typedef enum {
     ABORT_SIZE,    /* Content-Length differs from the expected size */
     ABORT_LONGER,  /* more bytes than expected */
     ABORT_WRITE,   /* local write failed (out_errno) */
+    ABORT_DEADLINE, /* the overall deadline (sub_reg_set_deadline) passed */
 } abort_reason;
 
 typedef struct xfer {
     /* request */
+    sub_reg *reg;       /* set by reg_perform */
     const char *method; /* GET HEAD PUT POST */
+    bool report;        /* a blob body: progress reported, no total timeout (only the stall limit) */
+    uint64_t reported;  /* last byte count reported */
     char *url;          /* owned */
     char *what;         /* owned: "manifest repo:tag", "blob sha256:..." for messages */
     const char *accept;
@@ -69,6 +79,7 @@ typedef struct xfer {
     /* response */
     long status;
     int64_t clen;
+    long timeout_used; /* CURLOPT_TIMEOUT of the attempt, 0 = none */
     char *ctype, *location, *docker_digest, *www_auth, *link;
     char errbuf[CURL_ERROR_SIZE];
 } xfer;

@@ -11,29 +11,98 @@
 
 #define MAX_DEPTH 4
 
+/* A digest already handled in this push or pull, with what its first
+ * descriptor said (later descriptors of the same digest must agree). */
+typedef struct seen {
+    char digest[SUB_DIGEST_MAX];
+    char *media_type; /* manifests only */
+    uint64_t size;
+} seen;
+
 typedef struct tctx {
     sub_reg *r;
     const char *repo;
     const char *dir;
-    sub_progress_fn cb;
+    sub_xfer_fn cb;
     void *ud;
     char **created; /* pull: blob paths this pull added (removed on failure) */
     bool layout_ready; /* pull: sub_layout_init done (only once there is something to keep) */
+    seen *seen;
+    size_t n_seen, cap_seen;
+    size_t n_desc;  /* descriptors followed, repeats included */
+    size_t n_blobs; /* distinct blobs */
+    /* the blob whose bytes are moving, for the transport's progress hook */
+    const char *cur_role, *cur_digest;
 } tctx;
 
-static void progress(tctx *t, uint64_t done, uint64_t total, const char *fmt, ...) _printf_(4, 5);
-static void progress(tctx *t, uint64_t done, uint64_t total, const char *fmt, ...) {
+static void emit(tctx *t, sub_xfer_phase ph, const char *role, const char *digest, uint64_t done,
+                 uint64_t total, sub_xfer_outcome oc) {
     if (!t->cb) return;
-    va_list ap;
-    va_start(ap, fmt);
-    _cleanup_free_ char *w = xvasprintf(fmt, ap);
-    va_end(ap);
-    t->cb(t->ud, w, done, total);
+    sub_xfer_event ev = {.phase = ph, .role = role, .digest = digest, .done = done,
+                         .total = total, .outcome = oc};
+    t->cb(t->ud, &ev);
+}
+
+static void on_bytes(void *ud, uint64_t done, uint64_t total) {
+    tctx *t = ud;
+    if (t->cur_digest)
+        emit(t, SUB_XFER_BYTES, t->cur_role, t->cur_digest, done, total, SUB_XFER_PUSHED);
+}
+
+static seen *seen_find(tctx *t, const char *digest) {
+    for (size_t i = 0; i < t->n_seen; i++)
+        if (!strcmp(t->seen[i].digest, digest)) return &t->seen[i];
+    return NULL;
+}
+
+static void seen_add(tctx *t, const char *digest, const char *media_type, uint64_t size) {
+    if (t->n_seen == t->cap_seen) {
+        t->cap_seen = t->cap_seen ? 2 * t->cap_seen : 64;
+        t->seen = xrealloc(t->seen, t->cap_seen * sizeof *t->seen);
+    }
+    seen *s = &t->seen[t->n_seen++];
+    snprintf(s->digest, sizeof s->digest, "%s", digest);
+    s->media_type = media_type ? xstrdup(media_type) : NULL;
+    s->size = size;
+}
+
+static void tctx_done(tctx *t) {
+    for (size_t i = 0; i < t->n_seen; i++) free(t->seen[i].media_type);
+    free(t->seen);
+    strv_free(t->created);
+    sub_reg_set_progress(t->r, NULL, NULL);
+}
+
+/* Count n more descriptors of manifest `parent` against the pull's limit. */
+static int count_descriptors(tctx *t, size_t n, const char *parent, sub_err *e) {
+    if (n > SUB_PULL_MAX_DESCRIPTORS - t->n_desc)
+        return sub_err_set(e, -EFBIG,
+                           "manifest %s: following its %zu descriptors would take this pull past "
+                           "%d descriptors (%zu so far), the limit of one pull; refused, nothing "
+                           "was kept",
+                           parent, n, SUB_PULL_MAX_DESCRIPTORS, t->n_desc);
+    t->n_desc += n;
+    return 0;
+}
+
+/* A digest met again: its descriptor must say what the first one said. */
+static int check_again(const seen *s, const sub_desc *d, const char *parent, sub_err *e) {
+    if (s->size != d->size)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "%s has %llu bytes, but a descriptor in %s says %llu", d->digest,
+                            (unsigned long long)s->size, parent, (unsigned long long)d->size);
+    if (s->media_type && d->media_type && strcmp(s->media_type, d->media_type) != 0)
+        return sub_err_set(e, -EBADMSG,
+                           "manifest %s is a %s, but the index %s that refers to it says %s",
+                           d->digest, s->media_type, parent, d->media_type);
+    return 0;
 }
 
 /* ---- push ------------------------------------------------------------------------------- */
 
 static int push_blob(tctx *t, const sub_desc *d, const char *role, const char *parent, sub_err *e) {
+    const seen *s = seen_find(t, d->digest);
+    if (s) return check_again(s, d, parent, e); /* pushed (or found) already in this push */
     _cleanup_free_ char *p = sub_layout_blob_path(t->dir, d->digest);
     struct stat st;
     if (!p || stat(p, &st) < 0)
@@ -45,13 +114,18 @@ static int push_blob(tctx *t, const sub_desc *d, const char *role, const char *p
                             "layout %s: %s %s has %lld bytes, but manifest %s says %llu", t->dir,
                             role, d->digest, (long long)st.st_size, parent,
                             (unsigned long long)d->size);
-    progress(t, 0, d->size, "%s %s", role, d->digest);
+    emit(t, SUB_XFER_START, role, d->digest, 0, d->size, SUB_XFER_PUSHED);
+    t->cur_role = role;
+    t->cur_digest = d->digest;
     int r = sub_reg_blob_put_file(t->r, t->repo, d->digest, p, e);
+    t->cur_digest = NULL;
     if (r < 0) {
         sub_err_prefix(e, "pushing %s %s", role, d->digest);
         return r;
     }
-    progress(t, d->size, d->size, "%s %s", role, d->digest);
+    seen_add(t, d->digest, NULL, d->size);
+    emit(t, SUB_XFER_DONE, role, d->digest, d->size, d->size,
+         r == 1 ? SUB_XFER_EXISTS : SUB_XFER_PUSHED);
     return 0;
 }
 
@@ -88,12 +162,17 @@ static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const
                 if ((r = push_blob(t, c, "blob", digest, e)) < 0) return r;
                 continue;
             }
+            const seen *s = seen_find(t, c->digest);
+            if (s) {
+                if ((r = check_again(s, c, digest, e)) < 0) return r;
+                continue;
+            }
             if ((r = push_manifest(t, c->digest, c->media_type, NULL, digest, c->size, depth + 1,
                                    e)) < 0)
                 return r;
         }
     }
-    progress(t, 0, len, "manifest %s", digest);
+    emit(t, SUB_XFER_START, "manifest", digest, 0, len, SUB_XFER_PUSHED);
     char got[SUB_DIGEST_MAX];
     if ((r = sub_reg_manifest_put(t->r, t->repo, tag ? tag : digest, m.media_type, body, len, got,
                                   e)) < 0)
@@ -103,7 +182,8 @@ static int push_manifest(tctx *t, const char *digest, const char *mt_hint, const
                             "digest mismatch after pushing manifest: expected %s, the registry "
                             "stored %s",
                             digest, got);
-    progress(t, len, len, "manifest %s", digest);
+    seen_add(t, digest, m.media_type, len);
+    emit(t, SUB_XFER_DONE, "manifest", digest, len, len, SUB_XFER_PUSHED);
     return 0;
 }
 
@@ -124,14 +204,17 @@ static char *index_media_type(const char *dir, const char *digest) {
 }
 
 int sub_push_layout(sub_reg *r, const char *layout_dir, const char *manifest_digest,
-                    const char *repo, const char *tag, sub_progress_fn cb, void *ud, sub_err *e) {
+                    const char *repo, const char *tag, sub_xfer_fn cb, void *ud, sub_err *e) {
     int rr;
     if ((rr = sub_repo_validate(repo, e)) < 0) return rr;
     if (tag && (rr = sub_tag_validate(tag, e)) < 0) return rr;
     if ((rr = sub_digest_validate(manifest_digest, e)) < 0) return rr;
     tctx t = {.r = r, .repo = repo, .dir = layout_dir, .cb = cb, .ud = ud};
+    sub_reg_set_progress(r, on_bytes, &t);
     _cleanup_free_ char *hint = index_media_type(layout_dir, manifest_digest);
-    return push_manifest(&t, manifest_digest, hint, tag, NULL, 0, 0, e);
+    rr = push_manifest(&t, manifest_digest, hint, tag, NULL, 0, 0, e);
+    tctx_done(&t);
+    return rr;
 }
 
 /* ---- pull ------------------------------------------------------------------------------- */
@@ -148,23 +231,35 @@ static int fetch_blob(tctx *t, const sub_desc *d, const char *role, const char *
                             "with that digest has (only %s is empty); the manifest is wrong, "
                             "refused before fetching anything",
                             role, d->digest, parent, SHA256_EMPTY);
+    const seen *s = seen_find(t, d->digest);
+    if (s) return check_again(s, d, parent, e); /* fetched already in this pull */
+    if (++t->n_blobs > SUB_PULL_MAX_BLOBS)
+        return sub_err_set(e, -EFBIG,
+                           "manifest %s: this pull would take more than %d distinct blobs, the "
+                           "limit of one pull; refused, nothing was kept",
+                           parent, SUB_PULL_MAX_BLOBS);
     sub_err ce = {0};
     int r = sub_layout_check_blob(t->dir, d->digest, d->size, &ce);
     if (r == 1) {
-        progress(t, d->size, d->size, "%s %s (already present)", role, d->digest);
+        seen_add(t, d->digest, NULL, d->size);
+        emit(t, SUB_XFER_DONE, role, d->digest, d->size, d->size, SUB_XFER_PRESENT);
         return 0;
     }
     _cleanup_free_ char *p = sub_layout_blob_path(t->dir, d->digest);
     if (!p) return sub_err_set(e, -EINVAL, "invalid digest %s", d->digest);
     bool existed = sub_path_exists(p); /* present but corrupt: replaced below */
-    progress(t, 0, d->size, "%s %s", role, d->digest);
+    emit(t, SUB_XFER_START, role, d->digest, 0, d->size, SUB_XFER_FETCHED);
+    t->cur_role = role;
+    t->cur_digest = d->digest;
     r = sub_reg_blob_get_file(t->r, t->repo, d->digest, d->size, p, e);
+    t->cur_digest = NULL;
     if (r < 0) {
         sub_err_prefix(e, "pulling %s of %s", role, parent);
         return r;
     }
     if (!existed) strv_push(&t->created, p);
-    progress(t, d->size, d->size, "%s %s", role, d->digest);
+    seen_add(t, d->digest, NULL, d->size);
+    emit(t, SUB_XFER_DONE, role, d->digest, d->size, d->size, SUB_XFER_FETCHED);
     return 0;
 }
 
@@ -191,7 +286,6 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
     _cleanup_free_ char *body = NULL, *ct = NULL;
     size_t len = 0;
     char digest[SUB_DIGEST_MAX];
-    progress(t, 0, 0, "manifest %s", ref);
     int r = sub_reg_manifest_get(t->r, t->repo, ref, &body, &len, &ct, digest, e);
     if (r < 0) return r;
     _cleanup_manifest_ sub_manifest m = {0};
@@ -207,6 +301,9 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
         return sub_err_set(e, -EBADMSG,
                            "manifest %s is a %s, but the index that refers to it says %s", digest,
                            m.media_type, expect_mt);
+    if ((r = count_descriptors(t, m.kind == SUB_MANIFEST_IMAGE ? 1 + m.n_layers : m.n_manifests,
+                               digest, e)) < 0)
+        return r;
     /* The layout is created only now: a pull refused before anything could
      * be kept (bad reference, unknown tag, unreachable registry) leaves no
      * trace at the destination. */
@@ -226,6 +323,11 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
                 if ((r = fetch_blob(t, c, "blob", digest, e)) < 0) return r;
                 continue;
             }
+            const seen *s = seen_find(t, c->digest);
+            if (s) { /* this child was pulled already: once is enough */
+                if ((r = check_again(s, c, digest, e)) < 0) return r;
+                continue;
+            }
             char cd[SUB_DIGEST_MAX];
             uint64_t csize = 0;
             if ((r = pull_manifest(t, c->digest, c->media_type, depth + 1, cd, NULL, &csize, e)) <
@@ -242,30 +344,40 @@ static int pull_manifest(tctx *t, const char *ref, const char *expect_mt, int de
     char stored[SUB_DIGEST_MAX];
     if ((r = sub_layout_put_blob_buf(t->dir, body, len, stored, e)) < 0) return r;
     if (!existed) strv_push(&t->created, p);
-    progress(t, len, len, "manifest %s", digest);
+    seen_add(t, digest, m.media_type, len);
+    emit(t, SUB_XFER_DONE, "manifest", digest, len, len, SUB_XFER_FETCHED);
     memcpy(digest_out, digest, strlen(digest) + 1);
     if (mt_out) *mt_out = xstrdup(m.media_type);
     if (size_out) *size_out = len;
     return 0;
 }
 
-int sub_pull_to_layout(sub_reg *r, const char *repo, const char *ref, const char *layout_dir,
-                       const char *ref_name, char digest_out[SUB_DIGEST_MAX], sub_progress_fn cb,
-                       void *ud, sub_err *e) {
+int sub_pull(sub_reg *r, const sub_pull_opts *o, char digest_out[SUB_DIGEST_MAX], sub_err *e) {
     int rr;
-    if ((rr = sub_repo_validate(repo, e)) < 0) return rr;
-    if (ref_name && (rr = sub_layout_refname_validate(ref_name, e)) < 0) return rr;
-    tctx t = {.r = r, .repo = repo, .dir = layout_dir, .cb = cb, .ud = ud};
+    if ((rr = sub_repo_validate(o->repo, e)) < 0) return rr;
+    if (o->ref_name && (rr = sub_layout_refname_validate(o->ref_name, e)) < 0) return rr;
+    tctx t = {.r = r, .repo = o->repo, .dir = o->layout_dir, .cb = o->cb, .ud = o->ud};
+    sub_reg_set_progress(r, on_bytes, &t);
+    sub_reg_set_deadline(r, o->timeout_s > 0 ? o->timeout_s : SUB_PULL_TIMEOUT_S);
     char digest[SUB_DIGEST_MAX];
     _cleanup_free_ char *mt = NULL;
     uint64_t size = 0;
-    rr = pull_manifest(&t, ref, NULL, 0, digest, &mt, &size, e);
-    if (rr == 0) rr = sub_layout_tag(layout_dir, ref_name, mt, digest, size, e);
+    rr = pull_manifest(&t, o->ref, NULL, 0, digest, &mt, &size, e);
+    sub_reg_set_deadline(r, 0);
+    if (rr == 0) rr = sub_layout_tag(o->layout_dir, o->ref_name, mt, digest, size, e);
     if (rr < 0) {
         for (char **p = t.created; p && *p; p++) unlink(*p);
     } else if (digest_out) {
         memcpy(digest_out, digest, strlen(digest) + 1);
     }
-    strv_free(t.created);
+    tctx_done(&t);
     return rr;
+}
+
+int sub_pull_to_layout(sub_reg *r, const char *repo, const char *ref, const char *layout_dir,
+                       const char *ref_name, char digest_out[SUB_DIGEST_MAX], sub_xfer_fn cb,
+                       void *ud, sub_err *e) {
+    sub_pull_opts o = {.repo = repo, .ref = ref, .layout_dir = layout_dir, .ref_name = ref_name,
+                       .cb = cb, .ud = ud};
+    return sub_pull(r, &o, digest_out, e);
 }

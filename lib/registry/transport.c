@@ -4,11 +4,17 @@
  * goes through reg_perform(): it sets the options afresh, streams the response
  * body into memory or a file while hashing it, enforces size caps as bytes
  * arrive (and from Content-Length before they do), and answers a 401
- * challenge through auth.c. Network safety: only loopback hosts, no proxies,
+ * challenge through auth.c. Time: every transfer slower than SUB_REG_LOW_SPEED
+ * bytes/s for stall_s is stopped as stalled; a blob body has no total timeout
+ * beyond that (a large blob that flows is never cut), other requests have
+ * timeout_s; an overall deadline (sub_reg_set_deadline) stops everything.
+ * Progress of blob bodies goes to the caller's callback; one debug log line
+ * per request. Network safety: only loopback hosts, no proxies,
  * no redirects, upload locations must stay on the same host:port. */
 #include "client-internal.h"
 #include "substrate/fs.h"
 #include "substrate/json.h"
+#include "substrate/log.h"
 #include "substrate/ref.h"
 #include "substrate/strbuf.h"
 #include "version.h"
@@ -21,6 +27,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 /* ---- addresses -------------------------------------------------------------------------- */
@@ -252,10 +259,46 @@ static int on_seek(void *ud, curl_off_t off, int origin) {
     return CURL_SEEKFUNC_OK;
 }
 
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* CURLOPT_XFERINFOFUNCTION: the overall deadline, and byte progress of blob
+ * bodies to the caller's callback (the library never prints). */
+static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow) {
+    xfer *x = ud;
+    sub_reg *r = x->reg;
+    (void)dltotal;
+    (void)dlnow;
+    if (r->deadline_ms && mono_ms() >= r->deadline_ms) {
+        x->abort = ABORT_DEADLINE;
+        return 1;
+    }
+    if (!x->report || !r->progress) return 0;
+    uint64_t done, total;
+    if (!strcmp(x->method, "PUT")) {
+        done = ulnow > 0 ? (uint64_t)ulnow : 0;
+        total = ultotal > 0 ? (uint64_t)ultotal : x->in_len;
+    } else {
+        if (!reg_ok2xx(x->status)) return 0;
+        done = x->received;
+        total = x->out_expect ? x->out_expect : x->clen > 0 ? (uint64_t)x->clen : 0;
+    }
+    if (done != x->reported) {
+        x->reported = done;
+        r->progress(r->progress_ud, done, total);
+    }
+    return 0;
+}
+
 /* Restart a transfer's local state (for the retry after a 401). */
 static int xfer_rewind(xfer *x, sub_err *e) {
     resp_reset(x);
     x->received = 0;
+    x->reported = 0;
     x->abort = ABORT_NONE;
     x->out_errno = x->in_errno = 0;
     x->body_off = 0;
@@ -327,12 +370,17 @@ int reg_status_error(sub_reg *r, xfer *x, sub_err *e) {
     const char *hint = "";
     if (x->status >= 300 && x->status < 400)
         hint = " (redirects are not followed: Substrate only talks to the local registry)";
+    else if (x->status >= 500 && x->err_body.len &&
+             memmem(x->err_body.data, x->err_body.len, "no space left on device", 23))
+        hint = " (its storage is full: free space there, then push again)";
     else if (x->status >= 500) hint = " (see the registry's log: substrate registry status)";
     sub_err_setk(e, kind, code, "%s: the registry at %s answered HTTP %ld to %s %s%s", x->what,
                  r->host, x->status, x->method, x->url + strlen(r->base), hint);
     reg_http_detail(x, e);
     return code;
 }
+
+static int deadline_error(sub_reg *r, xfer *x, sub_err *e);
 
 static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     const char *cerr = x->errbuf[0] ? x->errbuf : curl_easy_strerror(cc);
@@ -365,6 +413,8 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     case ABORT_WRITE:
         return sub_err_set(e, -x->out_errno, "cannot store %s: %s%s", x->what,
                            strerror(x->out_errno), sub_io_hint(x->out_errno));
+    case ABORT_DEADLINE:
+        return deadline_error(r, x, e);
     case ABORT_NONE: break;
     }
     if (x->in_errno)
@@ -382,10 +432,31 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     case CURLE_COULDNT_RESOLVE_HOST:
         rr = sub_err_set(e, -EHOSTUNREACH, "cannot resolve the registry host of %s", r->host);
         break;
-    case CURLE_OPERATION_TIMEDOUT:
-        rr = sub_err_set(e, -ETIMEDOUT, "%s: the registry at %s did not finish %s within %ld s",
-                         x->what, r->host, x->method, r->timeout_s);
+    case CURLE_OPERATION_TIMEDOUT: {
+        /* one curl code for three limits: tell them apart by the clock */
+        curl_off_t total_us = 0, connect_us = 0;
+        long conns = 0;
+        curl_easy_getinfo(r->curl, CURLINFO_TOTAL_TIME_T, &total_us);
+        curl_easy_getinfo(r->curl, CURLINFO_CONNECT_TIME_T, &connect_us);
+        curl_easy_getinfo(r->curl, CURLINFO_NUM_CONNECTS, &conns);
+        if (connect_us == 0 && conns > 0) /* a reused connection has no connect time */
+            rr = sub_err_set(e, -ETIMEDOUT, "%s: cannot connect to the registry at %s (timed out)",
+                             x->what, r->host);
+        else if (x->timeout_used && total_us >= (curl_off_t)x->timeout_used * 1000000 - 500000)
+            rr = sub_err_set(e, -ETIMEDOUT,
+                             "%s: the registry at %s did not finish %s within %ld s", x->what,
+                             r->host, x->method, x->timeout_used);
+        else
+            rr = sub_err_set(e, -ETIMEDOUT,
+                             "%s: the transfer with the registry at %s stalled: less than %d "
+                             "bytes/s for %ld s (after %llu bytes); stopped, nothing was kept. "
+                             "Check the registry and the network, then try again "
+                             "(SUBSTRATE_STALL_SECONDS sets the window)",
+                             x->what, r->host, SUB_REG_LOW_SPEED, r->stall_s,
+                             (unsigned long long)(strcmp(x->method, "PUT") ? x->received
+                                                                           : x->in_off));
         break;
+    }
     case CURLE_PARTIAL_FILE:
         if (x->clen >= 0)
             rr =
@@ -418,9 +489,40 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
 
 /* ---- perform ---------------------------------------------------------------------------- */
 
+static const char *url_path(sub_reg *r, const char *url) {
+    size_t bl = strlen(r->base);
+    return strncmp(url, r->base, bl) == 0 ? url + bl : url;
+}
+
+/* One debug line per request: method, path, status, bytes, time. */
+static void log_request(sub_reg *r, xfer *x, CURLcode cc) {
+    if (sub_log_get_level() < SUB_LOG_DEBUG) return;
+    curl_off_t up = 0, down = 0, us = 0;
+    curl_easy_getinfo(r->curl, CURLINFO_SIZE_UPLOAD_T, &up);
+    curl_easy_getinfo(r->curl, CURLINFO_SIZE_DOWNLOAD_T, &down);
+    curl_easy_getinfo(r->curl, CURLINFO_TOTAL_TIME_T, &us);
+    long code = 0;
+    curl_easy_getinfo(r->curl, CURLINFO_RESPONSE_CODE, &code);
+    char st[64];
+    if (cc == CURLE_OK) snprintf(st, sizeof st, "%ld", code);
+    else snprintf(st, sizeof st, "failed (%s)", curl_easy_strerror(cc));
+    log_debug("registry %s: %s %s -> %s, %lld bytes sent, %lld received, %.3f s", r->host,
+              x->method, url_path(r, x->url), st, (long long)up, (long long)down,
+              (double)us / 1e6);
+}
+
+static int deadline_error(sub_reg *r, xfer *x, sub_err *e) {
+    return sub_err_set(e, -ETIMEDOUT,
+                       "%s: stopped: the overall time limit of %ld s passed before the work with "
+                       "the registry at %s was done (raise it with --timeout)",
+                       x->what, r->deadline_s, r->host);
+}
+
 int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
     CURL *c = r->curl;
     int rr;
+    x->reg = r;
+    if (r->deadline_ms && mono_ms() >= r->deadline_ms) return deadline_error(r, x, e);
     bool fresh = false; /* retrying on a new connection after a reused one died */
     for (int attempt = 0;; attempt++) {
         if ((rr = xfer_rewind(x, e)) < 0) return rr;
@@ -433,7 +535,15 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
         curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
         curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
-        curl_easy_setopt(c, CURLOPT_TIMEOUT, r->timeout_s);
+        /* A blob body may take long while it flows: only the stall limit
+         * and the deadline bound it; every other request has a total timeout. */
+        x->timeout_used = x->report ? 0 : r->timeout_s;
+        curl_easy_setopt(c, CURLOPT_TIMEOUT, x->timeout_used);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, (long)SUB_REG_LOW_SPEED);
+        curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, r->stall_s);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, x);
         curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, 10L);
         curl_easy_setopt(c, CURLOPT_USERAGENT, "substrate/" SUBSTRATE_VERSION);
         curl_easy_setopt(c, CURLOPT_ERRORBUFFER, x->errbuf);
@@ -472,6 +582,7 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
         }
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, h);
         CURLcode cc = curl_easy_perform(c);
+        log_request(r, x, cc);
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, NULL);
         curl_slist_free_all(h);
         long new_conns = -1, header_bytes = -1;
@@ -485,6 +596,7 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
         curl_easy_setopt(c, CURLOPT_HEADERDATA, NULL);
         curl_easy_setopt(c, CURLOPT_READDATA, NULL);
         curl_easy_setopt(c, CURLOPT_SEEKDATA, NULL);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, NULL);
         /* A kept-alive connection the registry had closed meanwhile (it restarted,
          * or timed the idle connection out): no body byte went out and no answer
          * came back, so the request is sent once more on a new connection. A
@@ -537,6 +649,18 @@ int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
             "a registry user is set (SUBSTRATE_REGISTRY_USER=%s) but no password: set "
             "SUBSTRATE_REGISTRY_PASSWORD too",
             user);
+    long stall = o->stall_s;
+    const char *se = getenv("SUBSTRATE_STALL_SECONDS");
+    if (stall <= 0 && se && *se) {
+        char *end;
+        errno = 0;
+        long v = strtol(se, &end, 10);
+        if (errno || *end || v < 1 || v > 86400)
+            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                                "SUBSTRATE_STALL_SECONDS=%s: give a number of seconds (1-86400)",
+                                se);
+        stall = v;
+    }
     CURL *c = curl_easy_init();
     if (!c) return sub_err_set(e, -ENOMEM, "cannot create a curl handle");
     sub_reg *r = xcalloc(1, sizeof *r);
@@ -547,11 +671,22 @@ int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
     r->password = user ? xstrdup(pass) : NULL;
     r->timeout_s = o->timeout_s > 0 ? o->timeout_s : 300;
     r->max_blob = o->max_blob ? o->max_blob : SUB_REG_MAX_BLOB;
+    r->stall_s = stall > 0 ? stall : SUB_REG_STALL_S;
     *out = r;
     return 0;
 }
 
 const char *sub_reg_host(const sub_reg *r) { return r->host; }
+
+void sub_reg_set_progress(sub_reg *r, sub_reg_bytes_fn fn, void *ud) {
+    r->progress = fn;
+    r->progress_ud = ud;
+}
+
+void sub_reg_set_deadline(sub_reg *r, long seconds) {
+    r->deadline_s = seconds > 0 ? seconds : 0;
+    r->deadline_ms = seconds > 0 ? mono_ms() + (int64_t)seconds * 1000 : 0;
+}
 
 void sub_reg_free(sub_reg *r) {
     if (!r) return;

@@ -32,6 +32,10 @@ else
     pushed=
     t_not_ok "build prints 'REG/hello:1.0.0 REG/hello@digest'"; t_diag "$out"
 fi
+b hello --version 1.0.0 --rev "$SHA" >/dev/null 2>"$T/rebuild.err"
+t_check "a rebuilt image says its config and layers exist in the registry (nothing sent)" \
+    grep -Eq "^substrate build: exists +layer +sha256:[0-9a-f]{64} \(" "$T/rebuild.err"
+t_check "  ... and does not claim to have pushed them" bash -c "! grep -Eq 'pushed +(layer|config)' '$T/rebuild.err'"
 jout=$(b job --version 1.0.0 --rev "$SHA" -q --json 2>&1)
 jdigest=$(/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["digest"])' <<<"$jout" 2>/dev/null)
 [[ $jdigest == sha256:* ]] && t_ok "job builds and pushes (--json record)" || { t_not_ok "job builds and pushes (--json record)"; t_diag "$jout"; }

@@ -69,22 +69,22 @@ t_eq "push prints the tag reference, then the digest reference" "$out" \
 uploads() { grep -c '"POST /v2/test/busybox/blobs/uploads/ ' "$SUBSTRATE_STATE/registry/registry.log"; }
 n_up=$(uploads)
 t_eq "the first push started one upload per blob (config, layer)" "$n_up" 2
-t_eq "pushing again is idempotent" "$("$BIN" push --oci "$L:t" test/busybox:v1 2>&1)" \
+t_eq "pushing again is idempotent" "$("$BIN" push --oci "$L:t" test/busybox:v1 2>>"$T/progress.log")" \
     "$REG/test/busybox:v1 $REG/test/busybox@$MD"
 t_eq "  ... and uploads nothing: blobs the registry has are skipped" "$(uploads)" "$n_up"
 t_eq "push by digest only (no tag) prints the digest reference" \
-    "$("$BIN" push --oci "$L:$MD" "$REG/test/bydigest" 2>&1)" "$REG/test/bydigest@$MD"
+    "$("$BIN" push --oci "$L:$MD" "$REG/test/bydigest" 2>>"$T/progress.log")" "$REG/test/bydigest@$MD"
 t_fails "push of a name the layout lacks is an input error" 2 'no image named "nope".*names there: t' \
     "$BIN" push --oci "$L:nope" test/busybox:v1
 t_fails "push to a digest that is not the layout's is refused" 2 "names digest" \
     "$BIN" push --oci "$L:t" "test/busybox@sha256:$(printf '%064d' 0)"
 t_fails "push without --oci is a usage error" 2 "missing --oci" "$BIN" push test/busybox:v1
-pj=$("$BIN" push --oci "$L:t" test/busybox:v1 --json 2>&1)
+pj=$("$BIN" push --oci "$L:t" test/busybox:v1 --json 2>>"$T/progress.log")
 t_eq "push as its synopsis writes it (--json after REF) works" \
     "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["reference"], j["digest"])' <<<"$pj" 2>&1)" \
     "$REG/test/busybox:v1 $MD"
 t_eq "options may come before or after REF" \
-    "$("$BIN" push test/busybox:v1 --oci "$L:t" 2>&1)" "$REG/test/busybox:v1 $REG/test/busybox@$MD"
+    "$("$BIN" push test/busybox:v1 --oci "$L:t" 2>>"$T/progress.log")" "$REG/test/busybox:v1 $REG/test/busybox@$MD"
 
 sk=$(skopeo inspect --tls-verify=false "docker://$REG/test/busybox:v1" 2>&1)
 t_eq "skopeo inspect reports the digest we pushed" \
@@ -104,10 +104,35 @@ t_fails "inspect (text) shows digest, media type and the layer" 0 "Digest: +$MD"
     bash -c "'$BIN' inspect test/busybox:v1 | tr '\n' ' ' | grep -E 'MediaType: +application/vnd.oci.image.manifest.v1\+json.*$LAYER'"
 t_fails "inspect of a missing tag fails clearly" 2 "no such manifest" "$BIN" inspect test/busybox:nope
 
+# ---- progress and logging ----
+"$BIN" push --oci "$L:t" test/prog:v1 >/dev/null 2>"$T/p1.err"
+t_check "off a terminal a first push prints one line per blob: pushed, role, digest, size" \
+    grep -Eq "^pushed +layer +$LAYER \([0-9.]+ MiB\)$" "$T/p1.err"
+t_check "  ... the config and the manifest too" \
+    bash -c "grep -Eq '^pushed +config +sha256:' '$T/p1.err' && grep -Eq '^pushed +manifest +$MD ' '$T/p1.err'"
+"$BIN" push --oci "$L:t" test/prog:v1 >/dev/null 2>"$T/p2.err"
+t_check "a second push says the layer exists (it was not sent again)" \
+    grep -Eq "^exists +layer +$LAYER \(" "$T/p2.err"
+t_check "  ... and does not claim to have pushed any blob" bash -c "! grep -Eq '^pushed +(layer|config)' '$T/p2.err'"
+t_eq "--quiet prints nothing on stderr" "$("$BIN" push --oci "$L:t" test/prog:v1 --quiet 2>&1 >/dev/null)" ""
+t_eq "pull --quiet prints nothing on stderr" "$("$BIN" pull test/prog:v1 --oci "$T/PQ:x" -q 2>&1 >/dev/null)" ""
+"$BIN" pull test/prog:v1 --oci "$T/PP:x" >/dev/null 2>"$T/p3.err"
+t_check "a pull prints one line per blob: fetched" grep -Eq "^fetched +layer +$LAYER \(" "$T/p3.err"
+"$BIN" pull test/prog:v1 --oci "$T/PP:x" >/dev/null 2>"$T/p4.err"
+t_check "  ... and present for a blob the layout already has" grep -Eq "^present +layer +$LAYER \(" "$T/p4.err"
+SUBSTRATE_LOG=debug "$BIN" push --oci "$L:t" test/prog:v1 -q >/dev/null 2>"$T/dbg.err"
+t_check "SUBSTRATE_LOG=debug logs each request: method, path, status, bytes, time" \
+    grep -Eq "debug: registry $REG: HEAD /v2/test/prog/blobs/$LAYER -> 200, [0-9]+ bytes sent, [0-9]+ received, [0-9.]+ s" "$T/dbg.err"
+t_check "  ... the manifest PUT too" grep -Eq "PUT /v2/test/prog/manifests/v1 -> 201" "$T/dbg.err"
+t_eq "without it (info) nothing of that shows" "$("$BIN" push --oci "$L:t" test/prog:v1 -q 2>&1 >/dev/null)" ""
+t_fails "SUBSTRATE_LOG=bogus is a usage error naming the valid levels" 2 \
+    "SUBSTRATE_LOG=bogus is not a log level: use error, warn, info or debug" \
+    env SUBSTRATE_LOG=bogus "$BIN" push --oci "$L:t" test/prog:v1
+
 # ---- pull back by digest, compare every blob ----
 P=$T/P
 t_eq "pull by digest prints the digest reference" \
-    "$("$BIN" pull "test/busybox@$MD" --oci "$P:x" 2>&1)" "$REG/test/busybox@$MD"
+    "$("$BIN" pull "test/busybox@$MD" --oci "$P:x" 2>>"$T/progress.log")" "$REG/test/busybox@$MD"
 t_eq "the pulled layout names the image" "$(layout_entry "$P" x)" "$MD $MSIZE"
 same=0 n=0
 while read -r d; do
@@ -120,13 +145,13 @@ t_check "pulled oci-layout validates against the image-layout schema" schema_che
 t_check "pulled index.json validates against the image-index schema" schema_check image-index-schema.json "$P/index.json"
 t_check "pulled manifest validates against the image-manifest schema" schema_check image-manifest-schema.json "$P/blobs/sha256/${MD#sha256:}"
 
-pj=$("$BIN" pull "test/busybox:v1" --oci "$T/P2" --json 2>&1)
+pj=$("$BIN" pull "test/busybox:v1" --oci "$T/P2" --json 2>>"$T/progress.log")
 t_eq "pull by tag --json resolves the same digest" \
     "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["digest"], j["reference"], j["name"])' <<<"$pj" 2>&1)" \
     "$MD $REG/test/busybox@$MD None"
 t_eq "an unnamed pull adds one unnamed entry" "$(index_count "$T/P2")" 1
 t_eq "pulling again into the same layout is fine and adds nothing" \
-    "$("$BIN" pull "test/busybox@$MD" --oci "$P:x" 2>&1; index_count "$P")" "$REG/test/busybox@$MD
+    "$("$BIN" pull "test/busybox@$MD" --oci "$P:x" 2>>"$T/progress.log"; index_count "$P")" "$REG/test/busybox@$MD
 1"
 t_fails "pull without a tag or digest is a usage error" 2 "name a tag" "$BIN" pull test/busybox --oci "$T/P3"
 t_fails "pull of a missing tag fails clearly" 2 "no such manifest" "$BIN" pull test/busybox:nope --oci "$T/P3"
@@ -156,7 +181,7 @@ json.dump(top, open(os.path.join(d, "index.json"), "w"))
 print("sha256:" + h)
 EOF
 )
-t_eq "push of an index prints its digest" "$("$BIN" push --oci "$L:multi" test/multi:v1 2>&1)" \
+t_eq "push of an index prints its digest" "$("$BIN" push --oci "$L:multi" test/multi:v1 2>>"$T/progress.log")" \
     "$REG/test/multi:v1 $REG/test/multi@$IDX"
 BADIDX=$($PY - "$L" "$MD" "$((MSIZE + 1))" <<'EOF'
 import hashlib, json, os, sys
@@ -184,7 +209,7 @@ t_eq "the registry serves exactly the index bytes we pushed" \
 t_fails "inspect of the index lists the child manifest and its platform" 0 "$MD +[0-9]+ +linux/amd64" \
     "$BIN" inspect test/multi:v1
 t_eq "pull of the index fetches index, manifest, config and layer" \
-    "$("$BIN" pull test/multi:v1 --oci "$T/M:m" 2>&1; blob_count "$T/M")" "$REG/test/multi@$IDX
+    "$("$BIN" pull test/multi:v1 --oci "$T/M:m" 2>>"$T/progress.log"; blob_count "$T/M")" "$REG/test/multi@$IDX
 4"
 t_eq "the pulled layout names the index" "$(layout_entry "$T/M" m | cut -d' ' -f1)" "$IDX"
 
@@ -227,6 +252,61 @@ else
     t_skip "no index entry on a full disk" "no tmpfs"
 fi
 
+# ---- a registry whose storage is full: operational (exit 3), never "mismatch" ----
+# docker-registry answers 500 (no space left) part-way through the layer's PUT;
+# when curl stops sending at that early answer the data sent is a prefix of the
+# file, which once read as a digest mismatch (exit 1). Racy: loop it.
+FS=$T/fullstate
+mkdir -p "$FS/registry/data"
+if mount -t tmpfs -o size=1m tmpfs "$FS/registry/data" 2>"$T/mount2.err"; then
+    t_on_exit "umount '$FS/registry/data'"
+    FPORT=$(t_free_port)
+    FULL=(env SUBSTRATE_STATE="$FS" SUBSTRATE_REGISTRY=127.0.0.1:$FPORT)
+    if "${FULL[@]}" "$BIN" registry start >"$T/full-start.log" 2>&1; then
+        t_on_exit "env SUBSTRATE_STATE='$FS' '$BIN' registry stop"
+        codes="" mism=0
+        for i in $(seq 25); do
+            "${FULL[@]}" "$BIN" push --oci "$L:t" test/full:v1 >/dev/null 2>"$T/full.err"
+            codes="$codes $?"
+            grep -qi mismatch "$T/full.err" && mism=$((mism + 1)) && cp "$T/full.err" "$T/full.mismatch"
+            # free the space the failed upload took, so the next run fails the same way
+            rm -rf "$FS"/registry/data/docker/registry/v2/repositories/test/full/_uploads/* \
+                "$FS"/registry/data/docker/registry/v2/blobs/sha256/${LAYER:7:2}
+        done
+        t_eq "a push to a registry out of disk exits 3 every time (25 runs)" \
+            "$(tr ' ' '\n' <<<"$codes" | grep -v '^$' | sort | uniq -c | sed 's/^ *//')" "25 3"
+        t_eq "  ... and never calls it a digest mismatch" "$mism" 0
+        [ -f "$T/full.mismatch" ] && t_diag "$(cat "$T/full.mismatch")"
+        t_check "  ... and says the registry answered 500 because its storage is full" \
+            grep -Ezq "answered HTTP 500 to PUT.*its storage is full.*no space left on device" "$T/full.err"
+        t_eq "  ... and the local layer is intact" \
+            "sha256:$(sha256sum "$L/blobs/sha256/${LAYER#sha256:}" | cut -d' ' -f1)" "$LAYER"
+        "${FULL[@]}" "$BIN" registry stop >/dev/null 2>&1
+    else
+        t_not_ok "a registry on a full tmpfs starts: $(cat "$T/full-start.log")"
+    fi
+    umount "$FS/registry/data"
+else
+    t_skip "a push to a registry out of disk exits 3 every time" "needs root to mount a tmpfs: $(cat "$T/mount2.err")"
+    t_skip "  ... and never calls it a digest mismatch" "no tmpfs"
+    t_skip "  ... and says the registry answered 500" "no tmpfs"
+    t_skip "  ... and the local layer is intact" "no tmpfs"
+fi
+
+# ---- a layout blob whose bytes changed (same size): that is a mismatch (exit 1) ----
+cp -a "$L" "$T/Lbad"
+$PY - "$T/Lbad/blobs/sha256/${LAYER#sha256:}" <<'EOF'
+import os, sys
+p = sys.argv[1]
+os.chmod(p, 0o644)
+b = bytearray(open(p, "rb").read())
+b[len(b) // 3] ^= 0xFF
+open(p, "wb").write(bytes(b))
+EOF
+t_fails "push of a layout blob whose bytes changed is a digest mismatch (exit 1), proven on the file" 1 \
+    "digest mismatch uploading .*expected $LAYER, but the file hashes to sha256:" \
+    "$BIN" push --oci "$T/Lbad:t" test/badlayer:v1
+
 # ---- a push whose connection is cut part-way ----
 RPORT=${REG##*:}
 $PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --port-file "$T/cut.port" >"$T/cut.log" 2>&1 &
@@ -239,7 +319,7 @@ if wait_file "$T/cut.port"; then
         "$BIN" push --oci "$L:t" "127.0.0.1:$CPORT/test/cut:v1"
     t_fails "no tag appears after the cut push" 2 "no such manifest" "$BIN" inspect "test/cut:v1"
     t_eq "a later push through the direct port succeeds" \
-        "$("$BIN" push --oci "$L:t" test/cut:v1 2>&1)" "$REG/test/cut:v1 $REG/test/cut@$MD"
+        "$("$BIN" push --oci "$L:t" test/cut:v1 2>>"$T/progress.log")" "$REG/test/cut:v1 $REG/test/cut@$MD"
     t_fails "and the tag is there now" 0 "Digest: +$MD" "$BIN" inspect test/cut:v1
 else
     t_not_ok "cut-proxy started"
@@ -336,6 +416,47 @@ if wait_file "$T/hostile.port"; then
     t_fails "a registry reporting another digest for the pushed manifest is caught (exit 1)" 1 \
         "digest mismatch after pushing manifest lying-put:v1: expected $MD" \
         "$BIN" push --oci "$L:t" "$H/lying-put:v1"
+    # ---- hostile shapes that once made a pull run for ever ----
+    counts() { # REPO: "requests distinct-paths max-per-path" the registry saw for REPO
+        curl -s "http://$H/_counts" | $PY -c '
+import json, sys
+c = {k: v for k, v in json.load(sys.stdin).items() if "/v2/%s/" % sys.argv[1] in k}
+print(sum(c.values()), len(c), max(c.values(), default=0))' "$1"
+    }
+    t_fails "an index of 200 identical children nested 4 levels deep pulls in seconds" 0 "$H/fanout@sha256:" \
+        timeout 60 "$BIN" pull "$H/fanout:v1" --oci "$T/h-fan:x"
+    t_eq "  ... fetching every manifest and blob once (7 requests: 4 indexes, image, config, layer)" \
+        "$(counts fanout)" "7 7 1"
+    t_fails "an index of 5000 manifests is refused past the descriptor limit (exit 3)" 3 \
+        "following its 5000 descriptors would take this pull past 4096 descriptors.*limit of one pull" \
+        timeout 60 "$BIN" pull "$H/fanout-wide:v1" --oci "$T/h-wide:x"
+    t_eq "  ... before fetching any of them (1 request), leaving nothing" \
+        "$(counts fanout-wide) $(test -e "$T/h-wide" && echo kept || echo none)" "1 1 1 none"
+    start=$SECONDS
+    t_fails "a layer sent at 1 byte/s is stopped as stalled (exit 3)" 3 \
+        "stalled: less than 1024 bytes/s for 2 s" \
+        env SUBSTRATE_STALL_SECONDS=2 timeout 60 "$BIN" pull "$H/drip:v1" --oci "$T/h-drip:x"
+    t_check "  ... within seconds of the stall window (not the 300 s request timeout)" test $((SECONDS - start)) -lt 20
+    t_eq "  ... and nothing is kept" "$(blob_count "$T/h-drip") $(index_count "$T/h-drip")" "0 0"
+    t_fails "a manifest sent at 1 byte/s is stopped as stalled too" 3 "manifest.*stalled" \
+        env SUBSTRATE_STALL_SECONDS=2 timeout 60 "$BIN" pull "$H/drip-manifest:v1" --oci "$T/h-dripm:x"
+    start=$SECONDS
+    t_fails "a layer still flowing (8 KiB/s) is not cut as stalled; the pull's --timeout stops it (exit 3)" 3 \
+        "overall time limit of 5 s passed.*--timeout" \
+        env SUBSTRATE_STALL_SECONDS=2 timeout 60 "$BIN" pull "$H/trickle:v1" --oci "$T/h-trickle:x" --timeout 5s
+    t_check "  ... after about 5 s" test $((SECONDS - start)) -lt 25
+    t_fails "a bad --timeout is a usage error" 2 "give a duration such as" \
+        "$BIN" pull "$H/good:v1" --oci "$T/h-x" --timeout soon
+    t_fails "a bad SUBSTRATE_STALL_SECONDS is an input error" 2 "SUBSTRATE_STALL_SECONDS=abc: give a number of seconds" \
+        env SUBSTRATE_STALL_SECONDS=abc "$BIN" pull "$H/good:v1" --oci "$T/h-x"
+    if command -v script >/dev/null; then
+        script -qfec "SUBSTRATE_STALL_SECONDS=5 '$BIN' pull '$H/trickle:v1' --oci '$T/h-tty:x' --timeout 3" /dev/null \
+            >"$T/tty.out" 2>&1 </dev/null
+        t_check "on a terminal the blob's line is redrawn with bytes and rate" \
+            grep -Eq $'\r\e\\[Klayer +[0-9a-f]{12}  [0-9.]+ KiB / 256.0 KiB  [0-9.]+ KiB/s' "$T/tty.out"
+    else
+        t_skip "on a terminal the blob's line is redrawn with bytes and rate" "script (util-linux) is not installed"
+    fi
 else
     t_not_ok "hostile registry started"
 fi

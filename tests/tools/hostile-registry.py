@@ -20,6 +20,17 @@ misbehaves:
   big-manifest-chunked  a 5 MiB manifest, chunked (no length up front)
   mismatched-type       the manifest is served as an index Content-Type
   bearer                every request gets 401 with a Bearer challenge
+  fanout                tag v1 is an index of 200 identical children, nested 4
+                        levels deep (the innermost children are the good
+                        image): 200^4 paths to one image, ~30 KB of JSON
+  fanout-wide           tag v1 is an index of 5000 distinct image manifests
+                        (more descriptors than a pull may follow)
+  drip                  the layer is sent at 1 byte per second
+  drip-manifest         the manifest is sent at 1 byte per second
+  trickle               the layer flows steadily at ~8 KiB/s (about 30 s)
+
+GET /_counts answers {"METHOD path": requests so far} (for tests that count
+what a client fetched).
 
 Pushes (blob uploads, manifest PUTs) are accepted into memory, digest-checked;
 the upload Location depends on the repository:
@@ -49,6 +60,7 @@ import re
 import socket
 import sys
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -91,6 +103,34 @@ OTHER = canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
 BIG_BLOB = manifest(layer_size=BIG)
 ZERO_SIZE = manifest(layer_size=0)
 HUGE_MANIFEST = manifest(pad=5 << 20)
+
+
+def index_of(child, n, mt=OCI_MANIFEST):
+    d = {"mediaType": mt, "digest": sha(child), "size": len(child)}
+    return canon({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [d] * n})
+
+
+# fanout: FANOUT[0] is tag v1; FANOUT[i] names FANOUT[i+1] 200 times; the last names GOOD.
+FANOUT = [index_of(GOOD, 200)]
+for _ in range(3):
+    FANOUT.insert(0, index_of(FANOUT[0], 200, OCI_INDEX))
+WIDE = {}  # fanout-wide, made on first use: "index" and "children" (digest -> bytes)
+WIDE_LOCK = threading.Lock()
+
+
+def wide():
+    with WIDE_LOCK:
+        if not WIDE:
+            ch = {}
+            for i in range(5000):
+                c = manifest(pad=1 + i % 7)[:-1] + b',"n":%d}' % i
+                ch[sha(c)] = c
+            WIDE["children"] = ch
+            WIDE["index"] = canon({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+                {"mediaType": OCI_MANIFEST, "digest": d, "size": len(c)} for d, c in ch.items()]})
+        return WIDE
+COUNTS = {}
+COUNTS_LOCK = threading.Lock()
 
 STORE = {}  # pushed blobs and manifests: (repo, digest) -> bytes
 TAGS = {}  # manifests pushed by tag to moving-tag: (repo, tag) -> bytes
@@ -148,7 +188,31 @@ class Handler(BaseHTTPRequestHandler):
             pass
         self.close_connection = True
 
+    def _drip(self, body, ctype, per_second):
+        """Send body at per_second bytes a second (Content-Length up front)."""
+        self.send_response(200)
+        self.send_header("Content-Type", ctype)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command == "HEAD":
+            return
+        step = max(1, per_second // 8)
+        try:
+            for i in range(0, len(body), step):
+                self.wfile.write(body[i:i + step])
+                self.wfile.flush()
+                time.sleep(step / per_second)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        self.close_connection = True
+
     def do_GET(self):
+        with COUNTS_LOCK:
+            key = "%s %s" % (self.command, self.path)
+            COUNTS[key] = COUNTS.get(key, 0) + 1
+        if self.path == "/_counts":
+            with COUNTS_LOCK:
+                return self._send(canon(COUNTS), "application/json")
         if self.path == "/v2/" or self.path == "/v2":
             return self._send(b"{}", "application/json")
         m = PATH_RE.match(self.path)
@@ -189,6 +253,21 @@ class Handler(BaseHTTPRequestHandler):
                 return self._send(put, OCI_MANIFEST, digest=sha(put))
             if self.command == "HEAD":
                 return self._send(OTHER, OCI_MANIFEST, digest=sha(OTHER))
+        elif repo == "fanout":
+            for i, body in enumerate(FANOUT):
+                if ref == sha(body) or (i == 0 and ref == "v1"):
+                    return self._send(body, OCI_INDEX, digest=sha(body))
+            if ref == sha(GOOD):
+                return self._send(GOOD, OCI_MANIFEST, digest=sha(GOOD))
+        elif repo == "fanout-wide":
+            w = wide()
+            if ref in ("v1", sha(w["index"])):
+                return self._send(w["index"], OCI_INDEX, digest=sha(w["index"]))
+            if ref in w["children"]:
+                return self._send(w["children"][ref], OCI_MANIFEST, digest=ref)
+        elif repo == "drip-manifest":
+            if ref in ("v1", sha(GOOD)):
+                return self._drip(GOOD, OCI_MANIFEST, 1)
         elif repo == "mismatched-type":
             if ref in ("v1", sha(GOOD)):
                 return self._send(GOOD, OCI_INDEX, digest=sha(GOOD))
@@ -278,6 +357,10 @@ class Handler(BaseHTTPRequestHandler):
         if repo == "big-blob":
             # only reached by a client that ignored the descriptor's size
             return self._chunked("application/octet-stream", 64 << 20)
+        if repo == "drip":
+            return self._drip(LAYER, "application/octet-stream", 1)
+        if repo == "trickle":
+            return self._drip(LAYER, "application/octet-stream", 8192)
         if repo == "overlong-blob":
             return self._chunked("application/octet-stream", len(LAYER) * 4, LAYER)
         return self._send(LAYER, "application/octet-stream", digest=ref)
@@ -302,7 +385,7 @@ def main():
         with open(a.info + ".tmp", "w") as f:
             json.dump({"port": port, "manifest": sha(GOOD), "claimed": sha(OTHER),
                        "layer": sha(LAYER), "config": sha(CONFIG),
-                       "big_blob_manifest": sha(BIG_BLOB)}, f)
+                       "big_blob_manifest": sha(BIG_BLOB), "fanout": [sha(b) for b in FANOUT]}, f)
         os.rename(a.info + ".tmp", a.info)
     with open(a.port_file + ".tmp", "w") as f:
         f.write("%d\n" % port)
