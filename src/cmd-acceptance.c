@@ -397,7 +397,7 @@ int cmd_acceptance(int argc, char **argv) {
         case 't': a.tap = true; break;
         case 'k': keep = true; break;
         case 'h': help(); return 0;
-        default: return cli_usage_error("acceptance", "unknown option");
+        default: return cli_bad_option("acceptance", argv, opts);
         }
     }
     if (optind != argc) return cli_usage_error("acceptance", "unexpected argument \"%s\"", argv[optind]);
