@@ -238,6 +238,18 @@ static const char *nearest_command(const char *name) {
     return hits == 1 ? best : NULL;
 }
 
+static int unknown_command(const char *name) {
+    _cleanup_free_ char *safe = sub_str_escape(name);
+    const char *near = nearest_command(name);
+    if (near)
+        fprintf(stderr, "substrate: error: unknown command \"%s\"; did you mean \"%s\"?\n", safe,
+                near);
+    else
+        fprintf(stderr, "substrate: error: unknown command \"%s\"\n", safe);
+    fprintf(stderr, "Try `substrate --help` for the list of commands.\n");
+    return SUB_EXIT_USAGE;
+}
+
 int main(int argc, char **argv) {
     sub_log_init();
     opterr = 0; /* unknown options are reported once, by cli_bad_option */
@@ -246,30 +258,20 @@ int main(int argc, char **argv) {
         return SUB_EXIT_USAGE;
     }
     const char *name = argv[1];
+    if (!strcmp(name, "help") && argc > 2) { /* substrate help CMD = substrate CMD --help */
+        const sub_cmd *c = find_cmd(argv[2]);
+        if (!c) return unknown_command(argv[2]);
+        char *hargv[] = {argv[2], "--help", NULL};
+        current = c->name;
+        return c->run(2, hargv);
+    }
     if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
-        if (argc > 2 && strcmp(name, "help") == 0) {
-            char *hargv[] = {argv[2], "--help", NULL};
-            for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-                if (!strcmp(commands[i].name, argv[2])) {
-                    current = commands[i].name;
-                    return commands[i].run(2, hargv);
-                }
-        }
         usage(stdout);
         return 0;
     }
     if (!strcmp(name, "-V") || !strcmp(name, "--version")) return cmd_version(argc, argv);
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (!strcmp(commands[i].name, name)) {
-            current = commands[i].name;
-            return commands[i].run(argc - 1, argv + 1);
-        }
-    const char *near = nearest_command(name);
-    if (near)
-        fprintf(stderr, "substrate: error: unknown command \"%s\"; did you mean \"%s\"?\n", name,
-                near);
-    else
-        fprintf(stderr, "substrate: error: unknown command \"%s\"\n", name);
-    fprintf(stderr, "Try `substrate --help` for the list of commands.\n");
-    return SUB_EXIT_USAGE;
+    const sub_cmd *c = find_cmd(name);
+    if (!c) return unknown_command(name);
+    current = c->name;
+    return c->run(argc - 1, argv + 1);
 }
