@@ -31,6 +31,8 @@ t_fails "a command not available yet says so, with exit 2" 2 \
 # ---- unknown commands and options; usage errors --------------------------------
 t_fails "an unknown command suggests the nearest one" 2 \
     '^substrate: error: unknown command "verfy"; did you mean "verify"\?' "$BIN" verfy x
+t_fails "  ... so does help of an unknown command" 2 'unknown command "verfy"; did you mean "verify"' \
+    "$BIN" help verfy
 out=$("$BIN" verfy 2>&1)
 t_eq "  ... and does not print all the help" "$(wc -l <<<"$out")" 2
 t_fails "a command far from any is not guessed" 2 '^substrate: error: unknown command "xyzzy"$' \
