@@ -138,6 +138,25 @@ t_eq "inspect --config prints the config bytes" "sha256:$(sha256sum <"$T/config"
 t_fails "--raw and --json do not combine" 2 "give one of --json, --raw or --config" \
     "$BIN" inspect "$H/configured:v1" --raw --json
 
+# item 7: one naming style: every field of every JSON output is snake_case
+# (the members of labels and annotations are data, not fields)
+"$BIN" registry status --json >"$T/status.json" 2>/dev/null
+"$BIN" push --oci "$T/lay:one" "$H/pushed:v1" --json >"$T/push.json" 2>/dev/null
+t_check "JSON fields are snake_case in key, verify --offline, pull, push, inspect, registry status" $PY -c '
+import json, re, sys
+def walk(v, path):
+    if isinstance(v, dict):
+        for k, x in v.items():
+            assert re.fullmatch("[a-z0-9_]+", k), (path, k)
+            if k not in ("labels", "annotations", "statement"):
+                walk(x, path + "." + k)
+    elif isinstance(v, list):
+        for x in v:
+            walk(x, path)
+for f in sys.argv[1:]:
+    walk(json.load(open(f)), f)
+' "$T/kid.json" "$T/off.json" "$T/pullj.json" "$T/push.json" "$T/ins.json" "$T/status.json"
+
 # item 10: a signature manifest whose media type is long multi-byte UTF-8 (the
 # message quoting it is cut at 1 KiB; one of the three alignments cuts a character)
 for n in 0 1 2; do
