@@ -2,6 +2,7 @@
 #pragma once
 #include "substrate/error.h"
 #include <stdbool.h>
+#include <stdio.h>
 
 typedef struct sub_cmd {
     const char *name;
@@ -15,10 +16,32 @@ int cli_fail(const char *cmd, const sub_err *e);
 /* Print a usage error and return SUB_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* Print one line (a newline is added) with every control character of the
+ * formatted text escaped as \xNN: for output that quotes what a registry or
+ * a file said (labels, reasons, identities). */
+void cli_line(FILE *f, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The usage error for getopt's '?' (getopt is silenced in main): names the
+ * unknown option, or the option that needs an argument. */
+struct option;
+int cli_bad_option(const char *cmd, char **argv, const struct option *opts);
+/* -o/--output FORMAT: "json" or "text" (the default). 0, or the usage-error
+ * exit code. Every command with --json takes it. */
+int cli_output_opt(const char *cmd, const char *format, bool *json);
+#define CLI_OUTPUT_OPTION {"output", required_argument, NULL, 'o'}
+
+struct sub_ref;
+/* Parse an image reference, REF or skopeo's docker://REF. On failure prints
+ * the error (naming skopeo's other transports when given one) and returns the
+ * exit code (> 0); 0 with *ref filled (caller frees with sub_ref_free). */
+int cli_parse_ref(const char *cmd, const char *arg, struct sub_ref *ref);
+/* Split an --oci argument, DIR[:NAME] or skopeo's oci:DIR[:NAME], into the
+ * layout directory and the optional name (caller frees both). 0, or the
+ * usage-error exit code after printing it. */
+int cli_parse_layout(const char *cmd, const char *arg, char **dir, char **name);
+
 /* Parse a reference that must carry a digest (sign/verify work by digest: a
  * tag can move). On failure prints the error and returns the exit code (> 0);
  * 0 on success with *ref filled (caller frees with sub_ref_free). */
-struct sub_ref;
 int cli_parse_digest_ref(const char *cmd, const char *verb, const char *arg, struct sub_ref *ref);
 
 #define CMD(n) int cmd_##n(int argc, char **argv)

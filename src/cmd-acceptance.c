@@ -47,13 +47,13 @@ static void record(actx *a, const char *name, bool ok, const char *fmt, ...) {
     else a->failed++;
     if (a->tap) {
         printf("%s %d - %s\n", ok ? "ok" : "not ok", a->n, name);
-        if (*detail) printf("# %s\n", detail);
+        if (*detail) cli_line(stdout, "# %s", detail); /* may quote a registry */
     } else {
-        printf("%-4s %s%s%s\n", ok ? "PASS" : "FAIL", name, *detail ? ": " : "", detail);
+        cli_line(stdout, "%-4s %s%s%s", ok ? "PASS" : "FAIL", name, *detail ? ": " : "", detail);
     }
     fflush(stdout);
-    json_array_append_new(a->checks, json_pack("{s:s, s:b, s:s}", "name", name, "passed", ok,
-                                               "evidence", detail));
+    json_array_append_new(a->checks, json_pack("{s:s, s:b, s:o}", "name", name, "passed", ok,
+                                               "evidence", sub_json_str(detail)));
 }
 
 static int build(actx *a, const char *image, const char *version, const char *work_parent,
@@ -397,7 +397,7 @@ int cmd_acceptance(int argc, char **argv) {
         case 't': a.tap = true; break;
         case 'k': keep = true; break;
         case 'h': help(); return 0;
-        default: return cli_usage_error("acceptance", "unknown option");
+        default: return cli_bad_option("acceptance", argv, opts);
         }
     }
     if (optind != argc) return cli_usage_error("acceptance", "unexpected argument \"%s\"", argv[optind]);

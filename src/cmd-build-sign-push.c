@@ -64,7 +64,10 @@ static void help(void) {
         "                         beside the key, a terminal prompt)\n"
         "  --repo DIR             git work tree (default: the one containing the current\n"
         "                         directory, else the one containing this binary)\n"
-        "  --json                 print a JSON array, one object per image\n"
+        "  --json, -o json        print a JSON array, one object per image: image, version,\n"
+        "                         commit, digest, digest_ref, tag_ref, signature_tag, key_id,\n"
+        "                         verified_by, reproducible (true, or null when not checked:\n"
+        "                         --single-build) and second_build (its digest, or null)\n"
         "  -q, --quiet            no progress on stderr\n"
         "  -h, --help             show this help\n"
         "\n"
@@ -161,6 +164,7 @@ int cmd_build_sign_push(int argc, char **argv) {
         {"passphrase-file", required_argument, NULL, OPT_PASSFILE},
         {"repo", required_argument, NULL, OPT_REPO},
         {"json", no_argument, NULL, OPT_JSON},
+        CLI_OUTPUT_OPTION,
         {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},
         {0},
@@ -170,8 +174,11 @@ int cmd_build_sign_push(int argc, char **argv) {
     bsp b = {0};
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qho:", opts, NULL)) != -1) {
         switch (c) {
+        case 'o':
+            if (cli_output_opt(CMD_NAME, optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case OPT_SINGLE: single = true; break;
         case OPT_KEY: keyarg = optarg; break;
         case OPT_PASSFILE: passfile = optarg; break;
@@ -179,7 +186,7 @@ int cmd_build_sign_push(int argc, char **argv) {
         case OPT_JSON: json = true; break;
         case 'q': b.quiet = true; break;
         case 'h': help(); return SUB_EXIT_OK;
-        default: return cli_usage_error(CMD_NAME, "unknown or incomplete option");
+        default: return cli_bad_option(CMD_NAME, argv, opts);
         }
     }
     if (optind + 1 != argc)
@@ -349,11 +356,13 @@ int cmd_build_sign_push(int argc, char **argv) {
             ar.commit, ar.key_id);
         sub_attest_result_free(&ar);
         if (json) {
-            json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:b}", "image", name,
-                                  "version", version, "revision", sha, "digest", out[i].digest,
+            /* reproducible: true when two builds agreed, null when not checked */
+            json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o}", "image", name,
+                                  "version", version, "commit", sha, "digest", out[i].digest,
                                   "signature_tag", sr.sig_tag, "key_id", sr.key_id,
-                                  "verified_by", by, "reproducible", !single);
-            if (!o) abort();
+                                  "verified_by", by, "reproducible",
+                                  single ? json_null() : json_true());
+            if (!o) o = json_object(); /* only out of memory: never abort on output */
             json_object_set_new(o, "tag_ref", json_sprintf("%s:%s", identity, version));
             json_object_set_new(o, "digest_ref", json_sprintf("%s@%s", identity, out[i].digest));
             json_object_set_new(o, "second_build",

@@ -44,7 +44,10 @@ static void help(void) {
         "  --repo DIR      git work tree to build from (default: the one containing the\n"
         "                  current directory, else the one containing this binary)\n"
         "  --keep-work     keep the export directory (for debugging)\n"
-        "  --json          print a JSON record instead of the text line\n"
+        "  --json, -o json print a JSON record instead of the text line: image, version,\n"
+        "                  commit, revision (the label: commit or commit-dirty), digest,\n"
+        "                  commit_time, config_digest, layer_digest, layout, host_inputs,\n"
+        "                  pushed, and once pushed tag_ref and digest_ref\n"
         "  -q, --quiet     no progress messages on stderr\n"
         "  -h, --help      show this help\n"
         "\n"
@@ -74,14 +77,18 @@ int cmd_build(int argc, char **argv) {
         {"no-push", no_argument, NULL, 'n'},       {"allow-dirty", no_argument, NULL, 'd'},
         {"repo", required_argument, NULL, 'R'},    {"keep-work", no_argument, NULL, 'k'},
         {"json", no_argument, NULL, 'j'},          {"quiet", no_argument, NULL, 'q'},
-        {"help", no_argument, NULL, 'h'},          {0},
+        {"help", no_argument, NULL, 'h'},          CLI_OUTPUT_OPTION,
+        {0},
     };
     sub_build_opts o = {0};
     bool no_push = false, json = false, quiet = false;
     const char *repo = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qho:", opts, NULL)) != -1) {
         switch (c) {
+        case 'o':
+            if (cli_output_opt("build", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case 'v': o.version = optarg; break;
         case 'r': o.rev = optarg; break;
         case 'n': no_push = true; break;
@@ -91,7 +98,7 @@ int cmd_build(int argc, char **argv) {
         case 'j': json = true; break;
         case 'q': quiet = true; break;
         case 'h': help(); return 0;
-        default: return cli_usage_error("build", "unknown option");
+        default: return cli_bad_option("build", argv, opts);
         }
     }
     if (optind + 1 != argc) return cli_usage_error("build", "expected exactly one image name");
@@ -131,11 +138,11 @@ int cmd_build(int argc, char **argv) {
     }
     if (json) {
         _cleanup_json_ json_t *j = json_pack(
-            "{s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:s, s:s, s:b}", "image", o.image, "version",
-            o.version, "revision", res.revision, "digest", res.manifest_digest, "commit_time",
-            (json_int_t)res.commit_time, "config_digest", res.config_digest, "layer_digest",
-            res.layer_digest, "layout", res.layout_dir, "host_inputs", res.host_inputs,
-            "pushed", !no_push);
+            "{s:s, s:s, s:s, s:s, s:s, s:I, s:s, s:s, s:o, s:s, s:b}", "image", o.image, "version",
+            o.version, "commit", res.sha, "revision", res.revision, "digest", res.manifest_digest,
+            "commit_time", (json_int_t)res.commit_time, "config_digest", res.config_digest,
+            "layer_digest", res.layer_digest, "layout", sub_json_str(res.layout_dir),
+            "host_inputs", res.host_inputs, "pushed", !no_push);
         if (!no_push) {
             json_object_set_new(j, "tag_ref", json_sprintf("%s/%s:%s", reg, o.image, o.version));
             json_object_set_new(j, "digest_ref", json_sprintf("%s/%s@%s", reg, o.image, res.manifest_digest));

@@ -37,7 +37,9 @@ static void usage(FILE *f) {
           "Options:\n"
           "      --passphrase-file FILE  read the passphrase from FILE (one trailing newline\n"
           "                              is dropped)\n"
-          "      --json                  machine-readable output\n"
+          "      --json, -o json         machine-readable output (key_id, file; generate:\n"
+          "                              key_id, private_key, public_key, algorithm,\n"
+          "                              passphrase_source)\n"
           "  -h, --help                  show this help\n"
           "\n"
           "Passphrase, first source found wins:\n"
@@ -86,8 +88,8 @@ static int key_generate(const char *prefix, const char *passfile, bool json) {
         return cli_fail("key generate", &e);
     if (json) {
         _cleanup_json_ json_t *j =
-            json_pack("{s:s, s:s, s:s, s:s, s:s}", "key_id", id, "private_key", keyp,
-                      "public_key", pubp, "algorithm", "ecdsa-p256-sha256",
+            json_pack("{s:s, s:o, s:o, s:s, s:s}", "key_id", id, "private_key", sub_json_str(keyp),
+                      "public_key", sub_json_str(pubp), "algorithm", "ecdsa-p256-sha256",
                       "passphrase_source", source_name(pass.source));
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
@@ -105,7 +107,7 @@ static int key_id(const char *path, bool json) {
     _cleanup_pubkey_ sub_pubkey *k = NULL;
     if (sub_pubkey_load_file(path, &k, &e) < 0) return cli_fail("key id", &e);
     if (json) {
-        _cleanup_json_ json_t *j = json_pack("{s:s, s:s}", "key_id", sub_pubkey_id(k), "file", path);
+        _cleanup_json_ json_t *j = json_pack("{s:s, s:o}", "key_id", sub_pubkey_id(k), "file", sub_json_str(path));
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
     } else {
@@ -122,7 +124,7 @@ static int key_trust(const char *path, bool json) {
     int r = sub_trust_add(dir, path, id, &dest, &e);
     if (r < 0) return cli_fail("key trust", &e);
     if (json) {
-        _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:b}", "key_id", id, "file", dest,
+        _cleanup_json_ json_t *j = json_pack("{s:s, s:o, s:b}", "key_id", id, "file", sub_json_str(dest),
                                              "added", r == 1);
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
@@ -155,8 +157,8 @@ static int key_list(bool json) {
     if (json) {
         _cleanup_json_ json_t *a = json_array();
         for (size_t i = 0; i < n; i++)
-            json_array_append_new(a, json_pack("{s:s, s:s}", "key_id", sub_pubkey_id(keys[i]),
-                                               "file", sub_pubkey_source(keys[i])));
+            json_array_append_new(a, json_pack("{s:s, s:o}", "key_id", sub_pubkey_id(keys[i]),
+                                               "file", sub_json_str(sub_pubkey_source(keys[i]))));
         _cleanup_free_ char *s = sub_json_dump_pretty(a);
         fputs(s, stdout);
     } else {
@@ -173,18 +175,22 @@ int cmd_key(int argc, char **argv) {
         {"help", no_argument, NULL, 'h'},
         {"passphrase-file", required_argument, NULL, OPT_PASSFILE},
         {"json", no_argument, NULL, OPT_JSON},
+        CLI_OUTPUT_OPTION,
         {NULL, 0, NULL, 0},
     };
     const char *passfile = NULL;
     bool json = false;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return SUB_EXIT_OK;
+        case 'o':
+            if (cli_output_opt("key", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case OPT_PASSFILE: passfile = optarg; break;
         case OPT_JSON: json = true; break;
-        default: return cli_usage_error("key", "unknown or incomplete option");
+        default: return cli_bad_option("key", argv, opts);
         }
     }
     if (optind >= argc)

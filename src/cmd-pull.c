@@ -36,14 +36,17 @@ static void help(FILE *f) {
         "one line per blob when it is done, `fetched` or `present` (already in DIR), with its\n"
         "size. SUBSTRATE_LOG=debug adds every request.\n"
         "\n"
-        "REF is [REGISTRY/]REPO:TAG or [REGISTRY/]REPO@sha256:... (with both, the digest wins).\n"
+        "REF is [REGISTRY/]REPO:TAG or [REGISTRY/]REPO@sha256:... (with both, the digest wins),\n"
+        "optionally written as skopeo does, docker://REF.\n"
         "Without a registry, $SUBSTRATE_REGISTRY is used; only loopback registries are accepted.\n"
         "\n"
         "Options:\n"
         "  --oci DIR[:NAME]  the destination layout; NAME becomes the image's\n"
         "                    org.opencontainers.image.ref.name (an existing entry of that name\n"
-        "                    is replaced); without NAME the entry is unnamed\n"
-        "  --json            print {reference, digest, mediaType, size, layout, name}\n"
+        "                    is replaced); without NAME the entry is unnamed; skopeo's\n"
+        "                    oci:DIR[:NAME] is the same\n"
+        "  --json, -o json   print {digest_ref, digest, media_type, size, layout,\n"
+        "                    layout_name}\n"
         "  -q, --quiet       no progress on stderr\n"
         "  --timeout DUR     stop the pull after DUR: seconds, or 90s, 10m, 2h (default 1h)\n"
         "  -h, --help        show this help\n"
@@ -84,10 +87,11 @@ static long parse_duration(const char *s) {
 
 int cmd_pull(int argc, char **argv) {
     static const struct option opts[] = {
-        {"oci", required_argument, NULL, 'o'},
+        {"oci", required_argument, NULL, 'O'},
         {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
         {"timeout", required_argument, NULL, 't'},
+        CLI_OUTPUT_OPTION,
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -97,9 +101,12 @@ int cmd_pull(int argc, char **argv) {
     int c;
     optind = 0;
     /* options may follow REF: no '+' here */
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qho:", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': oci = optarg; break;
+        case 'O': oci = optarg; break;
+        case 'o':
+            if (cli_output_opt("pull", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case 'j': json = true; break;
         case 'q': quiet = true; break;
         case 't':
@@ -110,7 +117,7 @@ int cmd_pull(int argc, char **argv) {
                                        optarg);
             break;
         case 'h': help(stdout); return 0;
-        default: return cli_usage_error("pull", "unknown option");
+        default: return cli_bad_option("pull", argv, opts);
         }
     }
     if (optind + 1 != argc)
@@ -118,12 +125,13 @@ int cmd_pull(int argc, char **argv) {
     if (!oci) return cli_usage_error("pull", "missing --oci DIR[:NAME] (where to put it)");
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
-    if (sub_ref_parse(argv[optind], sub_registry_addr(), &ref, &e) < 0) return cli_fail("pull", &e);
+    int rc = cli_parse_ref("pull", argv[optind], &ref);
+    if (rc) return rc;
     if (!ref.tag && !ref.digest)
         return cli_usage_error("pull", "%s: name a tag (REPO:TAG) or a digest (REPO@sha256:...)",
                                argv[optind]);
     _cleanup_free_ char *dir = NULL, *name = NULL;
-    sub_layout_parse_arg(oci, &dir, &name);
+    if ((rc = cli_parse_layout("pull", oci, &dir, &name))) return rc;
     sub_reg_opts ro = {.host = ref.registry};
     _cleanup_reg_ sub_reg *r = NULL;
     if (sub_reg_new(&ro, &r, &e) < 0) return cli_fail("pull", &e);
@@ -150,10 +158,13 @@ int cmd_pull(int argc, char **argv) {
             return cli_fail("pull", &e);
         _cleanup_manifest_ sub_manifest m = {0};
         if (sub_manifest_parse(body, len, NULL, &m, &e) < 0) return cli_fail("pull", &e);
-        _cleanup_json_ json_t *j =
-            json_pack("{s:s,s:s,s:s,s:I,s:s}", "reference", dref, "digest", digest, "mediaType",
-                      m.media_type, "size", (json_int_t)len, "layout", dir);
-        json_object_set_new(j, "name", name ? json_string(name) : json_null());
+        _cleanup_json_ json_t *j = json_object();
+        json_object_set_new(j, "digest_ref", sub_json_str(dref));
+        json_object_set_new(j, "digest", sub_json_str(digest));
+        json_object_set_new(j, "media_type", sub_json_str(m.media_type));
+        json_object_set_new(j, "size", json_integer((json_int_t)len));
+        json_object_set_new(j, "layout", sub_json_str(dir));
+        json_object_set_new(j, "layout_name", sub_json_str(name));
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
     } else {

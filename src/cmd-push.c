@@ -28,13 +28,15 @@ static void help(FILE *f) {
         "one line per blob when it is done, `pushed` (uploaded) or `exists` (the registry had\n"
         "it, nothing sent), with its size. SUBSTRATE_LOG=debug adds every request.\n"
         "\n"
-        "REF is [REGISTRY/]REPO[:TAG][@DIGEST]. Without a registry, $SUBSTRATE_REGISTRY is used;\n"
-        "only loopback registries are accepted. With @DIGEST it must be the layout's digest.\n"
+        "REF is [REGISTRY/]REPO[:TAG][@DIGEST] (or skopeo's docker://REF). Without a registry,\n"
+        "$SUBSTRATE_REGISTRY is used; only loopback registries are accepted. With @DIGEST it\n"
+        "must be the layout's digest.\n"
         "\n"
         "Options:\n"
         "  --oci DIR:NAME  the source: OCI image layout DIR, image NAME (its\n"
-        "                  org.opencontainers.image.ref.name); NAME may also be a digest\n"
-        "  --json          print {reference, digestReference, digest, mediaType, size}\n"
+        "                  org.opencontainers.image.ref.name); NAME may also be a digest;\n"
+        "                  skopeo's oci:DIR:NAME is the same\n"
+        "  --json, -o json print {digest_ref, tag_ref, digest, media_type, size}\n"
         "  -q, --quiet     no progress on stderr\n"
         "  -h, --help      show this help\n"
         "\n"
@@ -61,9 +63,10 @@ static void help(FILE *f) {
 
 int cmd_push(int argc, char **argv) {
     static const struct option opts[] = {
-        {"oci", required_argument, NULL, 'o'},
+        {"oci", required_argument, NULL, 'O'},
         {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
+        CLI_OUTPUT_OPTION,
         {"help", no_argument, NULL, 'h'},
         {0},
     };
@@ -72,13 +75,16 @@ int cmd_push(int argc, char **argv) {
     int c;
     optind = 0;
     /* options may follow REF (the synopsis puts --json last): no '+' here */
-    while ((c = getopt_long(argc, argv, "qh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "qho:", opts, NULL)) != -1) {
         switch (c) {
-        case 'o': oci = optarg; break;
+        case 'O': oci = optarg; break;
+        case 'o':
+            if (cli_output_opt("push", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case 'j': json = true; break;
         case 'q': quiet = true; break;
         case 'h': help(stdout); return 0;
-        default: return cli_usage_error("push", "unknown option");
+        default: return cli_bad_option("push", argv, opts);
         }
     }
     if (!oci) return cli_usage_error("push", "missing --oci DIR:NAME (the image to push)");
@@ -86,9 +92,10 @@ int cmd_push(int argc, char **argv) {
         return cli_usage_error("push", "expected exactly one REF (where to push)");
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
-    if (sub_ref_parse(argv[optind], sub_registry_addr(), &ref, &e) < 0) return cli_fail("push", &e);
+    int rc = cli_parse_ref("push", argv[optind], &ref);
+    if (rc) return rc;
     _cleanup_free_ char *dir = NULL, *name = NULL;
-    sub_layout_parse_arg(oci, &dir, &name);
+    if ((rc = cli_parse_layout("push", oci, &dir, &name))) return rc;
     if (!name) return cli_usage_error("push", "--oci %s: name the image as DIR:NAME", oci);
     char digest[SUB_DIGEST_MAX];
     _cleanup_free_ char *mt = NULL;
@@ -112,9 +119,12 @@ int cmd_push(int argc, char **argv) {
     _cleanup_free_ char *dref = xasprintf("%s@%s", nm, digest);
     _cleanup_free_ char *tref = ref.tag ? xasprintf("%s:%s", nm, ref.tag) : NULL;
     if (json) {
-        _cleanup_json_ json_t *j = json_pack("{s:s,s:s,s:s,s:I}", "digestReference", dref, "digest",
-                                             digest, "mediaType", mt, "size", (json_int_t)size);
-        json_object_set_new(j, "reference", tref ? json_string(tref) : json_null());
+        _cleanup_json_ json_t *j = json_object();
+        json_object_set_new(j, "digest_ref", sub_json_str(dref));
+        json_object_set_new(j, "tag_ref", sub_json_str(tref));
+        json_object_set_new(j, "digest", sub_json_str(digest));
+        json_object_set_new(j, "media_type", sub_json_str(mt));
+        json_object_set_new(j, "size", json_integer((json_int_t)size));
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
     } else if (tref) {

@@ -35,7 +35,8 @@ static void help(FILE *f) {
         "  --htpasswd FILE  (start) require HTTP basic auth with the users in FILE (bcrypt,\n"
         "                   made with `htpasswd -Bbn USER PASSWORD > FILE`); clients then need\n"
         "                   SUBSTRATE_REGISTRY_USER and SUBSTRATE_REGISTRY_PASSWORD\n"
-        "  --json           (status) machine-readable output\n"
+        "  --json, -o json  (status) machine-readable output: running, answering,\n"
+        "                   address, state_dir, pid\n"
         "  -h, --help       show this help\n"
         "\n"
         "Environment:\n"
@@ -69,7 +70,7 @@ static int do_start(int argc, char **argv, sub_regsrv_opts *o) {
         switch (c) {
         case 'p': o->htpasswd = optarg; break;
         case 'h': help(stdout); return 0;
-        default: return cli_usage_error("registry", "bad option for start");
+        default: return cli_bad_option("registry start", argv, opts);
         }
     }
     if (optind < argc) return cli_usage_error("registry", "start takes no arguments");
@@ -92,7 +93,7 @@ static int do_stop(int argc, char **argv, sub_regsrv_opts *o) {
             help(stdout);
             return 0;
         }
-        return cli_usage_error("registry", "bad option for stop");
+        return cli_bad_option("registry stop", argv, opts);
     }
     if (optind < argc) return cli_usage_error("registry", "stop takes no arguments");
     sub_err e = {0};
@@ -113,16 +114,20 @@ static int do_status(int argc, char **argv, sub_regsrv_opts *o) {
     static const struct option opts[] = {
         {"json", no_argument, NULL, 'j'},
         {"help", no_argument, NULL, 'h'},
+        CLI_OUTPUT_OPTION,
         {0},
     };
     bool json = false;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "+ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'j': json = true; break;
+        case 'o':
+            if (cli_output_opt("registry status", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case 'h': help(stdout); return 0;
-        default: return cli_usage_error("registry", "bad option for status");
+        default: return cli_bad_option("registry status", argv, opts);
         }
     }
     if (optind < argc) return cli_usage_error("registry", "status takes no arguments");
@@ -133,7 +138,7 @@ static int do_status(int argc, char **argv, sub_regsrv_opts *o) {
     if (json) {
         _cleanup_json_ json_t *j =
             json_pack("{s:b,s:b,s:s,s:s}", "running", st.running, "answering", st.answering,
-                      "address", st.addr[0] ? st.addr : o->addr, "stateDir", dir);
+                      "address", st.addr[0] ? st.addr : o->addr, "state_dir", dir);
         json_object_set_new(j, "pid", st.running ? json_integer(st.pid) : json_null());
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
@@ -156,7 +161,7 @@ int cmd_registry(int argc, char **argv) {
             help(stdout);
             return 0;
         }
-        return cli_usage_error("registry", "unknown option");
+        return cli_bad_option("registry", argv, opts);
     }
     if (optind >= argc) return cli_usage_error("registry", "missing action: start, stop or status");
     const char *action = argv[optind];

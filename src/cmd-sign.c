@@ -42,7 +42,12 @@ static void usage(FILE *f) {
           "Options:\n"
           "      --key FILE.key           cosign-format encrypted private key (required)\n"
           "      --passphrase-file FILE   passphrase source (see below)\n"
-          "      --json                   print the result as JSON\n"
+          "      --json, -o json          print the result as JSON: digest_ref, digest,\n"
+          "                               identity, key_id, signature_tag, signature_ref,\n"
+          "                               signature_manifest, payload_digest,\n"
+          "                               signature_layers, pushed (--offline: key_id,\n"
+          "                               payload_digest, signature, payload_file,\n"
+          "                               signature_file)\n"
           "      --offline                write files instead of pushing; then:\n"
           "      --identity REF           \"registry/repository\" the signature is for (no tag)\n"
           "      --digest sha256:<hex>    the image manifest digest to sign\n"
@@ -119,10 +124,10 @@ static int sign_registry(const char *refarg, const char *keyp, const char *passf
     _cleanup_free_ char *sigref = xasprintf("%s:%s", name, res.sig_tag);
     if (json) {
         _cleanup_json_ json_t *j = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "image", image, "digest",
+            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:I, s:b}", "digest_ref", image, "digest",
             ref.digest, "identity", res.identity, "key_id", res.key_id, "signature_tag",
             res.sig_tag, "signature_ref", sigref, "signature_manifest", res.sig_manifest,
-            "payload_digest", res.payload_digest, "signatures", (json_int_t)res.n_layers,
+            "payload_digest", res.payload_digest, "signature_layers", (json_int_t)res.n_layers,
             "pushed", !res.already_signed);
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
@@ -153,6 +158,7 @@ int cmd_sign(int argc, char **argv) {
         {"payload", required_argument, NULL, OPT_PAYLOAD},
         {"output-signature", required_argument, NULL, OPT_OUT_SIG},
         {"json", no_argument, NULL, OPT_JSON},
+        CLI_OUTPUT_OPTION,
         {NULL, 0, NULL, 0},
     };
     bool offline = false, json = false;
@@ -160,9 +166,12 @@ int cmd_sign(int argc, char **argv) {
     const char *out_payload = NULL, *in_payload = NULL, *out_sig = NULL;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return SUB_EXIT_OK;
+        case 'o':
+            if (cli_output_opt("sign", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case OPT_OFFLINE: offline = true; break;
         case OPT_KEY: keyp = optarg; break;
         case OPT_PASSFILE: passfile = optarg; break;
@@ -172,7 +181,7 @@ int cmd_sign(int argc, char **argv) {
         case OPT_PAYLOAD: in_payload = optarg; break;
         case OPT_OUT_SIG: out_sig = optarg; break;
         case OPT_JSON: json = true; break;
-        default: return cli_usage_error("sign", "unknown or incomplete option");
+        default: return cli_bad_option("sign", argv, opts);
         }
     }
     if (!offline) {
@@ -226,8 +235,8 @@ int cmd_sign(int argc, char **argv) {
     if (json) {
         _cleanup_json_ json_t *j = json_pack("{s:s, s:s, s:s, s:o, s:o}", "key_id", sub_privkey_id(k),
                                              "payload_digest", pdigest, "signature", sig,
-                                             "payload_file", json_string(out_payload ? out_payload : in_payload),
-                                             "signature_file", out_sig ? json_string(out_sig) : json_null());
+                                             "payload_file", sub_json_str(out_payload ? out_payload : in_payload),
+                                             "signature_file", sub_json_str(out_sig));
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
     } else {

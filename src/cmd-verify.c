@@ -13,7 +13,7 @@
 #include <string.h>
 
 static void usage(FILE *f) {
-    fputs("Usage: substrate verify REF@sha256:<hex> [--key FILE.pub]...\n"
+    fputs("Usage: substrate verify REF@sha256:<hex>... [--key FILE.pub]...\n"
           "                        [--identity REF | --repo-prefix PREFIX | --any-repo] [--json]\n"
           "                        [--provenance]\n"
           "       substrate verify --offline [--key FILE.pub]... --payload FILE\n"
@@ -30,12 +30,14 @@ static void usage(FILE *f) {
           "payload is only parsed once its signature has verified.\n"
           "\n"
           "Registry mode (REF given): REF must carry a digest (a tag-only reference is\n"
-          "refused). The signature manifest is fetched by its tag sha256-<hex>.sig in the\n"
-          "image's repository and every simple-signing layer in it is checked, its payload\n"
-          "blob fetched by digest (and checked against it, at most 256 KiB). One layer that\n"
-          "passes is enough; with several, each is reported. Only the layers and payloads\n"
-          "are read: the signature manifest's config and its JSON key order play no part (a\n"
-          "signature copied by skopeo rewrites both and still verifies).\n"
+          "refused); docker://REF, as skopeo writes it, is the same. Several REFs are\n"
+          "verified one after the other, each as if given alone. The signature manifest is\n"
+          "fetched by its tag sha256-<hex>.sig in the image's repository and every\n"
+          "simple-signing layer in it is checked, its payload blob fetched by digest (and\n"
+          "checked against it, at most 256 KiB). One layer that passes is enough; with\n"
+          "several, each is reported. Only the layers and payloads are read: the signature\n"
+          "manifest's config and its JSON key order play no part (a signature copied by\n"
+          "skopeo rewrites both and still verifies).\n"
           "\n"
           "Identity policy (which repository the signature must be for):\n"
           "  (default)            exact: the payload names \"registry/repository\" of REF,\n"
@@ -61,9 +63,16 @@ static void usage(FILE *f) {
           "      --identity REF          see above\n"
           "      --repo-prefix P         see above\n"
           "      --any-repo              see above\n"
-          "      --json                  print the verification record on stdout: the image,\n"
-          "                              the result, and per signature each check (layer,\n"
-          "                              signature, digest, identity) with its result\n"
+          "      --json, -o json         print the verification record on stdout: digest_ref,\n"
+          "                              digest, verified, verified_by, reason, policy,\n"
+          "                              identity, keys, signature_tag, signature_manifest,\n"
+          "                              signature_layers, and per signature (signatures[])\n"
+          "                              each check (layer, signature, digest, identity)\n"
+          "                              with its result. With several REFs: a JSON array\n"
+          "                              of these records in the order given, each with its\n"
+          "                              exit_code; a REF that could not be checked at all\n"
+          "                              (bad reference, registry unreachable) has only\n"
+          "                              digest_ref (as given), verified, reason, exit_code\n"
           "      --provenance            also require an SLSA provenance v1 attestation (tag\n"
           "                              sha256-<hex>.att, as `cosign attest` stores it: a\n"
           "                              DSSE envelope signed by a trusted key, an in-toto\n"
@@ -77,21 +86,25 @@ static void usage(FILE *f) {
           "      --digest sha256:<hex>   the image (manifest) digest the payload must name\n"
           "  -h, --help                  show this help\n"
           "\n"
-          "Output: \"Verified OK: REF signed by key sha256:...\" on success. Otherwise the\n"
-          "reason: no signature, no trusted key matched (made by another key, or signature or\n"
-          "payload altered), layer digest mismatch, digest mismatch (a signature for another\n"
-          "image), identity mismatch, malformed signature or malformed payload.\n"
+          "Output: \"Verified OK: REF signed by key sha256:...\" on success; other signatures\n"
+          "in the same manifest that were not needed are listed below it. Otherwise the\n"
+          "reason: no such image, no signature, no trusted key matched (made by another key,\n"
+          "or signature or payload altered), layer digest mismatch, digest mismatch (a\n"
+          "signature for another image), identity mismatch, malformed signature or malformed\n"
+          "payload.\n"
           "\n"
           "Environment: SUBSTRATE_STATE (trust store), SUBSTRATE_REGISTRY (the registry when\n"
           "REF names none), SUBSTRATE_REGISTRY_USER, SUBSTRATE_REGISTRY_PASSWORD.\n"
           "\n"
           "Exit codes: 0 verified; 1 refused (including: no signature); 2 usage or input error\n"
-          "(REF without a digest, unreadable key, empty trust store); 3 environment error\n"
-          "(registry unreachable, no trust store).\n"
+          "(REF without a digest, no such image, unreadable key, empty trust store); 3\n"
+          "environment error (registry unreachable, no trust store). With several REFs, the\n"
+          "highest of their codes (0 only when every REF verified).\n"
           "\n"
           "Examples:\n"
           "  substrate verify 127.0.0.1:5000/hello@sha256:9a119f34...44455\n"
           "  substrate verify hello@sha256:... --key release.pub --json\n"
+          "  substrate verify docker://127.0.0.1:5000/hello@sha256:... job@sha256:... -o json\n"
           "  substrate verify 127.0.0.1:5000/mirror/hello@sha256:... --any-repo\n"
           "  substrate verify --offline --key release.pub --payload payload.json \\\n"
           "      --signature signature.b64 --identity 127.0.0.1:5000/hello \\\n"
@@ -166,16 +179,17 @@ static int verify_offline(const sub_pubkey *const *keys, size_t nkeys, const cha
     }
     if (r < 0) return cli_fail("verify", &e);
     if (!json) {
-        printf("Verified OK by key %s%s%s%s\n", rec.key_id, rec.key_source[0] ? " (" : "",
-               rec.key_source, rec.key_source[0] ? ")" : "");
-        printf("  image:    %s\n", rec.payload_digest);
+        cli_line(stdout, "Verified OK by key %s%s%s%s", rec.key_id, rec.key_source[0] ? " (" : "",
+                 rec.key_source, rec.key_source[0] ? ")" : "");
+        cli_line(stdout, "  image:    %s", rec.payload_digest);
         if (policy == SUB_IDENTITY_ANY_REPO)
-            printf("  identity: %s (not checked: --any-repo)\n", rec.payload_reference);
+            cli_line(stdout, "  identity: %s (not checked: --any-repo)", rec.payload_reference);
         else if (policy == SUB_IDENTITY_EXACT)
-            printf("  identity: %s (exact match)\n", rec.payload_reference);
+            cli_line(stdout, "  identity: %s (exact match)", rec.payload_reference);
         else
-            printf("  identity: %s (under %s)\n", rec.payload_reference, rec.expected_identity);
-        printf("  payload:  %s\n", rec.payload_sha256);
+            cli_line(stdout, "  identity: %s (under %s)", rec.payload_reference,
+                     rec.expected_identity);
+        cli_line(stdout, "  payload:  %s", rec.payload_sha256);
     }
     return SUB_EXIT_OK;
 }
@@ -189,15 +203,40 @@ static const char *identity_note(const sub_verify_record *rec) {
     return "exact match";
 }
 
+/* Why another signature in the same manifest was not the one that verified,
+ * in words (its full reason repeats digests shown on the same line). */
+static const char *unused_why(const sub_verify_record *x) {
+    switch (x->failure) {
+    case SUB_VERIFY_NO_KEY_MATCHED: return "made by a key that is not trusted here (or altered)";
+    case SUB_VERIFY_DIGEST_MISMATCH: return "signs another image digest";
+    case SUB_VERIFY_IDENTITY_MISMATCH: return "signs another repository";
+    case SUB_VERIFY_LAYER_MISMATCH: return "its payload does not match its layer digest";
+    case SUB_VERIFY_MALFORMED_SIGNATURE: return "malformed signature";
+    case SUB_VERIFY_MALFORMED_PAYLOAD: return "malformed payload";
+    case SUB_VERIFY_OK: break;
+    }
+    return "not checked";
+}
+
+/* With several REFs, the reason a REF could not be checked (for its JSON). */
+static char last_reason[sizeof(((sub_err *)0)->msg)];
+
+static int vfail(const sub_err *e) {
+    snprintf(last_reason, sizeof last_reason, "%s", e->msg);
+    return cli_fail("verify", e);
+}
+
+/* arr: with several REFs, the JSON record goes there instead of stdout. */
 static int verify_registry(const char *refarg, char **keyfiles, const char *identity,
-                           sub_identity_policy policy, bool json, bool provenance) {
+                           sub_identity_policy policy, bool json, bool provenance, json_t *arr) {
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
+    snprintf(last_reason, sizeof last_reason, "invalid reference (see the error above)");
     int prc = cli_parse_digest_ref("verify", "verify", refarg, &ref);
     if (prc) return prc;
     _cleanup_pubkeys_ sub_pubkey **keyv = NULL;
     size_t nkeys = 0;
-    if (load_keys(keyfiles, &keyv, &nkeys, &e) < 0) return cli_fail("verify", &e);
+    if (load_keys(keyfiles, &keyv, &nkeys, &e) < 0) return vfail(&e);
     const sub_pubkey *const *keys = (const sub_pubkey *const *)keyv;
     _cleanup_free_ char *name = sub_ref_name(&ref);
     if (policy == SUB_IDENTITY_EXACT && !identity) identity = name;
@@ -205,11 +244,23 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
 
     sub_reg_opts ro = {.host = ref.registry};
     _cleanup_reg_ sub_reg *r = NULL;
-    if (sub_reg_new(&ro, &r, &e) < 0) return cli_fail("verify", &e);
+    if (sub_reg_new(&ro, &r, &e) < 0) return vfail(&e);
     _cleanup_verify_result_ sub_cosign_verify_result res = {0};
     int rr = sub_cosign_verify_registry(r, ref.repository, ref.digest, keys, nkeys, identity,
                                         policy, &res, &e);
-    bool verdict = rr == 0 || rr == -EKEYREJECTED;
+    /* no signature tag: say so plainly when there is no image either */
+    bool no_image = false;
+    if (rr == -EKEYREJECTED && !res.found) {
+        sub_err he = {0};
+        no_image = sub_reg_manifest_head(r, ref.repository, ref.digest, NULL, NULL, NULL, &he) == 0;
+        if (no_image)
+            rr = sub_err_setk(&e, SUB_KIND_INPUT, -ENOENT,
+                              "no such image: %s is not in the registry at %s, so there is "
+                              "nothing to verify (check the digest: `substrate inspect "
+                              "%s:TAG` shows a tag's digest)",
+                              image, ref.registry, name);
+    }
+    bool verdict = rr == 0 || rr == -EKEYREJECTED || no_image;
     /* --provenance: only once the signature holds */
     sub_attest_result ar = {0};
     sub_err pe = {0};
@@ -220,52 +271,90 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
         _cleanup_json_ json_t *j = sub_cosign_verify_result_json(&res, image, keys, nkeys, &e);
         if (provenance && rr == 0) {
             json_t *pj = sub_attest_result_json(&ar);
-            if (pr < 0) json_object_set_new(pj, "reason", json_string(pe.msg));
+            if (pr < 0) json_object_set_new(pj, "reason", sub_json_str(pe.msg));
             json_object_set_new(j, "provenance", pj);
             if (pr < 0) json_object_set_new(j, "verified", json_false());
         }
-        print_json(j);
+        if (arr) json_array_append(arr, j);
+        else print_json(j);
     }
     if (provenance && rr == 0 && pr < 0) {
         sub_attest_result_free(&ar);
         sub_err_prefix(&pe, "%s: the signature verifies, but the provenance does not", image);
-        return cli_fail("verify", &pe);
+        return vfail(&pe);
     }
     if (rr < 0) {
         if (!json && res.n_records > 1)
             for (size_t i = 0; i < res.n_records; i++)
-                fprintf(stderr, "substrate verify: signature %zu/%zu (layer %s): %s\n", i + 1,
-                        res.n_records, res.records[i].layer_digest, res.records[i].reason);
-        return cli_fail("verify", &e);
+                cli_line(stderr, "substrate verify: signature %zu/%zu (layer %s): %s", i + 1,
+                         res.n_records, res.records[i].layer_digest, res.records[i].reason);
+        return vfail(&e);
     }
     if (json) {
         sub_attest_result_free(&ar);
         return SUB_EXIT_OK;
     }
     const sub_verify_record *ok = &res.records[res.verified];
-    printf("Verified OK: %s signed by key %s%s%s%s\n", image, ok->key_id,
-           ok->key_source[0] ? " (" : "", ok->key_source, ok->key_source[0] ? ")" : "");
-    printf("  identity:  %s (%s)\n", ok->payload_reference, identity_note(ok));
-    printf("  signature: %s:%s (manifest %s, layer %s)\n", name, res.sig_tag, res.sig_manifest,
-           ok->layer_digest);
-    if (res.n_records > 1)
-        for (size_t i = 0; i < res.n_records; i++) {
-            const sub_verify_record *x = &res.records[i];
-            if (x->verified)
-                printf("  signature %zu/%zu (layer %s): verified by key %s\n", i + 1,
-                       res.n_records, x->layer_digest, x->key_id);
-            else
-                printf("  signature %zu/%zu (layer %s): refused: %s\n", i + 1, res.n_records,
-                       x->layer_digest, x->reason);
-        }
+    cli_line(stdout, "Verified OK: %s signed by key %s%s%s%s", image, ok->key_id,
+             ok->key_source[0] ? " (" : "", ok->key_source, ok->key_source[0] ? ")" : "");
+    cli_line(stdout, "  identity:  %s (%s)", ok->payload_reference, identity_note(ok));
+    if (res.n_records == 1)
+        cli_line(stdout, "  signature: %s:%s (manifest %s, layer %s)", name, res.sig_tag,
+                 res.sig_manifest, ok->layer_digest);
+    else
+        cli_line(stdout, "  signature: %s:%s (manifest %s), signature %ld of %zu (layer %s)", name,
+                 res.sig_tag, res.sig_manifest, res.verified + 1, res.n_records, ok->layer_digest);
+    /* The others do not change the verdict: one trusted signature is enough.
+     * Signatures of the same payload share a layer digest: name them by
+     * their place, and a layer digest only when it is another one. */
+    for (size_t i = 0; i < res.n_records; i++) {
+        const sub_verify_record *x = &res.records[i];
+        if ((long)i == res.verified) continue;
+        bool same = !strcmp(x->layer_digest, ok->layer_digest);
+        if (x->verified)
+            cli_line(stdout, "  signature %zu of %zu%s%s%s: verifies too, by key %s", i + 1,
+                     res.n_records, same ? "" : " (layer ", same ? "" : x->layer_digest,
+                     same ? "" : ")", x->key_id);
+        else
+            cli_line(stdout, "  signature %zu of %zu%s%s%s: not needed (%s: %s)", i + 1,
+                     res.n_records, same ? "" : " (layer ", same ? "" : x->layer_digest,
+                     same ? "" : ")", sub_verify_failure_name(x->failure), unused_why(x));
+    }
     if (provenance) {
-        printf("  provenance: SLSA v1, verified by key %s\n", ar.key_id);
-        printf("    source:  %s @ %s\n", ar.source, ar.commit);
-        printf("    spec:    %s (%s)\n", ar.spec_path, ar.spec_digest);
-        printf("    build:   %s\n", ar.build_command && *ar.build_command ? ar.build_command : "(none)");
+        cli_line(stdout, "  provenance: SLSA v1, verified by key %s", ar.key_id);
+        cli_line(stdout, "    source:  %s @ %s", ar.source, ar.commit);
+        cli_line(stdout, "    spec:    %s (%s)", ar.spec_path, ar.spec_digest);
+        cli_line(stdout, "    build:   %s",
+                 ar.build_command && *ar.build_command ? ar.build_command : "(none)");
     }
     sub_attest_result_free(&ar);
     return SUB_EXIT_OK;
+}
+
+/* Several REFs: each verified as if alone; the exit code is the worst (the
+ * highest) of theirs; with --json, an array of their records. */
+static int verify_many(char **refs, int n, char **keyfiles, const char *identity,
+                       sub_identity_policy policy, bool json, bool provenance) {
+    _cleanup_json_ json_t *arr = json ? json_array() : NULL;
+    int worst = SUB_EXIT_OK;
+    for (int i = 0; i < n; i++) {
+        size_t before = arr ? json_array_size(arr) : 0;
+        int rc = verify_registry(refs[i], keyfiles, identity, policy, json, provenance, arr);
+        if (rc > worst) worst = rc;
+        if (arr && json_array_size(arr) == before) {
+            /* not checked at all (bad reference, unreachable registry) */
+            json_t *o = json_object();
+            json_object_set_new(o, "digest_ref", sub_json_str(refs[i]));
+            json_object_set_new(o, "verified", json_false());
+            json_object_set_new(o, "reason", sub_json_str(last_reason));
+            json_object_set_new(o, "exit_code", json_integer(rc));
+            json_array_append_new(arr, o);
+        } else if (arr) {
+            json_object_set_new(json_array_get(arr, before), "exit_code", json_integer(rc));
+        }
+    }
+    if (arr) print_json(arr);
+    return worst;
 }
 
 int cmd_verify(int argc, char **argv) {
@@ -286,6 +375,7 @@ int cmd_verify(int argc, char **argv) {
         {"any-repo", no_argument, NULL, OPT_ANY},
         {"json", no_argument, NULL, OPT_JSON},
         {"provenance", no_argument, NULL, OPT_PROVENANCE},
+        CLI_OUTPUT_OPTION,
         {NULL, 0, NULL, 0},
     };
     bool offline = false, json = false, provenance = false;
@@ -295,9 +385,12 @@ int cmd_verify(int argc, char **argv) {
     sub_identity_policy policy = SUB_IDENTITY_EXACT;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return SUB_EXIT_OK;
+        case 'o':
+            if (cli_output_opt("verify", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case OPT_OFFLINE: offline = true; break;
         case OPT_KEY: strv_push(&keyfiles, optarg); break;
         case OPT_PAYLOAD: payload_path = optarg; break;
@@ -308,7 +401,7 @@ int cmd_verify(int argc, char **argv) {
         case OPT_ANY: identity = NULL; policy = SUB_IDENTITY_ANY_REPO; npolicy++; break;
         case OPT_JSON: json = true; break;
         case OPT_PROVENANCE: provenance = true; break;
-        default: return cli_usage_error("verify", "unknown or incomplete option");
+        default: return cli_bad_option("verify", argv, opts);
         }
     }
     if (npolicy > 1)
@@ -330,15 +423,18 @@ int cmd_verify(int argc, char **argv) {
         if (payload_path || sig_path || digest)
             return cli_usage_error("verify", "--payload, --signature and --digest belong to "
                                              "--offline verification");
-        if (optind + 1 != argc)
-            return cli_usage_error("verify", optind >= argc ? "which image? give REF@sha256:<hex>"
-                                                            : "expected exactly one REF");
+        if (optind >= argc)
+            return cli_usage_error("verify", "which image? give REF@sha256:<hex>");
     }
 
     if (offline && provenance)
         return cli_usage_error("verify", "--provenance reads the attestation from the registry; "
                                          "it does not combine with --offline");
-    if (!offline) return verify_registry(argv[optind], keyfiles, identity, policy, json, provenance);
+    if (!offline && optind + 1 == argc)
+        return verify_registry(argv[optind], keyfiles, identity, policy, json, provenance, NULL);
+    if (!offline)
+        return verify_many(argv + optind, argc - optind, keyfiles, identity, policy, json,
+                           provenance);
     sub_err e = {0};
     _cleanup_pubkeys_ sub_pubkey **keys = NULL;
     size_t nkeys = 0;

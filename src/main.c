@@ -1,9 +1,13 @@
 /* substrate: multi-call binary. `substrate <command> [options]`. */
 #include "cli.h"
 #include "substrate/config.h"
+#include "substrate/layout.h"
 #include "substrate/log.h"
 #include "substrate/ref.h"
+#include "substrate/strbuf.h"
 #include "version.h"
+#include <ctype.h>
+#include <getopt.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,17 +38,30 @@ static const sub_cmd commands[] = {
 
 static const char *current;
 
-static int not_yet(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+static const sub_cmd *find_cmd(const char *name) {
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (!strcmp(commands[i].name, current)) {
-            fprintf(stderr,
-                    "substrate %s: not available yet: this capability lands with %s.\n"
-                    "See `substrate --help` for what works today.\n",
-                    current, commands[i].issue);
-            break;
+        if (!strcmp(commands[i].name, name)) return &commands[i];
+    return NULL;
+}
+
+/* A command that lands later: it still answers --help (exit 0), and says so. */
+static int not_yet(int argc, char **argv) {
+    const sub_cmd *c = find_cmd(current);
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("Usage: substrate %s [options]\n"
+                   "\n"
+                   "%c%s.\n"
+                   "\n"
+                   "Not available yet: this capability lands with %s. Until then the command\n"
+                   "exits 2 and does nothing. See `substrate --help` for what works today.\n",
+                   c->name, toupper((unsigned char)c->summary[0]), c->summary + 1, c->issue);
+            return SUB_EXIT_OK;
         }
+    fprintf(stderr,
+            "substrate %s: error: not available yet: this capability lands with %s.\n"
+            "See `substrate --help` for what works today.\n",
+            c->name, c->issue);
     return SUB_EXIT_USAGE;
 }
 
@@ -73,9 +90,19 @@ static void usage(FILE *f) {
                "mismatch); 2 usage or input error; 3 environment or operational error.\n");
 }
 
+/* Every message may quote what a registry or a file said: escape control
+ * characters (ESC, C1, newlines) so it cannot drive the terminal. */
 int cli_fail(const char *cmd, const sub_err *e) {
-    fprintf(stderr, "substrate %s: error: %s\n", cmd, e->msg[0] ? e->msg : "unknown error");
-    if (e->detail[0]) fprintf(stderr, "  detail: %s\n", e->detail);
+    _cleanup_free_ char *msg = sub_str_escape(e->msg[0] ? e->msg : "unknown error");
+    fprintf(stderr, "substrate %s: error: %s\n", cmd, msg);
+    if (e->detail[0]) {
+        size_t n = strlen(e->detail);
+        while (n && e->detail[n - 1] == '\n') n--; /* captured output ends in one */
+        sub_buf d = SUB_BUF_INIT;
+        sub_buf_put_escaped(&d, e->detail, n);
+        fprintf(stderr, "  detail: %s\n", sub_buf_str(&d));
+        sub_buf_free(&d);
+    }
     int code = sub_err_exit_code(e);
     return code ? code : SUB_EXIT_ENV;
 }
@@ -83,16 +110,79 @@ int cli_fail(const char *cmd, const sub_err *e) {
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "substrate %s: ", cmd);
-    vfprintf(stderr, fmt, ap);
-    fprintf(stderr, "\nTry `substrate %s --help`.\n", cmd);
+    _cleanup_free_ char *raw = xvasprintf(fmt, ap);
     va_end(ap);
+    _cleanup_free_ char *msg = sub_str_escape(raw);
+    fprintf(stderr, "substrate %s: error: %s\nTry `substrate %s --help`.\n", cmd, msg, cmd);
     return SUB_EXIT_USAGE;
 }
 
-int cli_parse_digest_ref(const char *cmd, const char *verb, const char *arg, sub_ref *ref) {
+void cli_line(FILE *f, const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *raw = xvasprintf(fmt, ap);
+    va_end(ap);
+    _cleanup_free_ char *safe = sub_str_escape(raw);
+    fprintf(f, "%s\n", safe);
+}
+
+int cli_bad_option(const char *cmd, char **argv, const struct option *opts) {
+    /* getopt is silent (opterr = 0): this is the one message */
+    const char *arg = optind > 0 ? argv[optind - 1] : "?";
+    char shortopt[3] = {'-', (char)optopt, 0};
+    bool is_short = optopt > 0 && optopt < 128 && (arg[0] != '-' || arg[1] != '-');
+    if (is_short) arg = shortopt;
+    if (optopt)
+        for (const struct option *o = opts; o && o->name; o++)
+            if (o->val == optopt && o->has_arg == required_argument)
+                return cli_usage_error(cmd, "option %s needs an argument", arg);
+    return cli_usage_error(cmd, "unknown option \"%s\"", arg);
+}
+
+int cli_output_opt(const char *cmd, const char *format, bool *json) {
+    if (!strcmp(format, "json")) *json = true;
+    else if (!strcmp(format, "text")) *json = false;
+    else return cli_usage_error(cmd, "unknown output format \"%s\" (json or text)", format);
+    return 0;
+}
+
+/* skopeo's transports. Only docker:// names a registry image; the others
+ * name local storage, which the commands take in other options. */
+static const char *const other_transports[] = {"oci:", "oci-archive:", "docker-archive:",
+                                               "docker-daemon:", "containers-storage:", "dir:",
+                                               NULL};
+
+int cli_parse_ref(const char *cmd, const char *arg, sub_ref *ref) {
+    const char *s = arg;
+    if (!strncmp(s, "docker://", 9)) s += 9;
     sub_err e = {0};
-    if (sub_ref_parse(arg, sub_registry_addr(), ref, &e) < 0) return cli_fail(cmd, &e);
+    if (sub_ref_parse(s, sub_registry_addr(), ref, &e) < 0) {
+        for (const char *const *t = other_transports; *t; t++)
+            if (!strncmp(arg, *t, strlen(*t))) {
+                sub_err_prefix(&e, "%s names %.*s storage, not a registry image (give "
+                                   "docker://REF or REF here; an OCI layout goes to --oci)",
+                               arg, (int)strlen(*t) - 1, *t);
+                break;
+            }
+        return cli_fail(cmd, &e);
+    }
+    return 0;
+}
+
+int cli_parse_layout(const char *cmd, const char *arg, char **dir, char **name) {
+    const char *s = arg;
+    if (!strncmp(s, "oci:", 4)) s += 4;
+    else if (!strncmp(s, "docker://", 9))
+        return cli_usage_error(cmd, "--oci %s: that is a registry image; --oci takes an OCI layout, "
+                                    "DIR[:NAME] or oci:DIR[:NAME]", arg);
+    if (!*s) return cli_usage_error(cmd, "--oci %s: name a directory", arg);
+    sub_layout_parse_arg(s, dir, name);
+    return 0;
+}
+
+int cli_parse_digest_ref(const char *cmd, const char *verb, const char *arg, sub_ref *ref) {
+    int rc = cli_parse_ref(cmd, arg, ref);
+    if (rc) return rc;
     if (!ref->digest) {
         sub_ref_free(ref);
         return cli_usage_error(cmd,
@@ -104,49 +194,99 @@ int cli_parse_digest_ref(const char *cmd, const char *verb, const char *arg, sub
 }
 
 int cmd_version(int argc, char **argv) {
-    (void)argc;
-    (void)argv;
+    for (int i = 1; i < argc; i++)
+        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+            printf("Usage: substrate version\n\nPrint the version of substrate.\n");
+            return SUB_EXIT_OK;
+        }
     printf("substrate %s\n", SUBSTRATE_VERSION);
     return 0;
 }
 
 static void log_to_stderr(sub_log_level l, const char *msg) {
     static const char *const names[] = {"error", "warning", "info", "debug"};
-    if (l == SUB_LOG_INFO) fprintf(stderr, "substrate: %s\n", msg);
-    else fprintf(stderr, "substrate: %s: %s\n", names[l], msg);
+    _cleanup_free_ char *safe = sub_str_escape(msg); /* log lines may quote a registry */
+    if (l == SUB_LOG_INFO) fprintf(stderr, "substrate: %s\n", safe);
+    else fprintf(stderr, "substrate: %s: %s\n", names[l], safe);
+}
+
+/* Levenshtein distance, for "did you mean". */
+static size_t distance(const char *a, const char *b) {
+    size_t la = strlen(a), lb = strlen(b);
+    if (la > 64 || lb > 64) return SIZE_MAX;
+    size_t row[65];
+    for (size_t j = 0; j <= lb; j++) row[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[lb];
+}
+
+/* The closest command, if it is close enough to be a typo (or a prefix). */
+static const char *nearest_command(const char *name) {
+    const char *best = NULL;
+    size_t bd = SIZE_MAX;
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
+        size_t d = distance(name, commands[i].name);
+        if (d < bd) bd = d, best = commands[i].name;
+    }
+    size_t n = strlen(name);
+    if (best && bd <= (n < 6 ? 1u : n < 10 ? 2u : 3u)) return best;
+    size_t hits = 0;
+    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
+        if (n >= 3 && !strncmp(commands[i].name, name, n)) hits++, best = commands[i].name;
+    return hits == 1 ? best : NULL;
+}
+
+static int unknown_command(const char *name) {
+    _cleanup_free_ char *safe = sub_str_escape(name);
+    const char *near = nearest_command(name);
+    if (near)
+        fprintf(stderr, "substrate: error: unknown command \"%s\"; did you mean \"%s\"?\n", safe,
+                near);
+    else
+        fprintf(stderr, "substrate: error: unknown command \"%s\"\n", safe);
+    fprintf(stderr, "Try `substrate --help` for the list of commands.\n");
+    return SUB_EXIT_USAGE;
 }
 
 int main(int argc, char **argv) {
     if (sub_log_init() < 0) {
-        fprintf(stderr, "substrate: error: SUBSTRATE_LOG=%s is not a log level: use %s\n",
-                getenv("SUBSTRATE_LOG"), SUB_LOG_LEVELS);
+        _cleanup_free_ char *bad = sub_str_escape(getenv("SUBSTRATE_LOG"));
+        fprintf(stderr, "substrate: error: SUBSTRATE_LOG=%s is not a log level: use %s\n", bad,
+                SUB_LOG_LEVELS);
         return SUB_EXIT_USAGE;
     }
     sub_log_set_sink(log_to_stderr);
+    opterr = 0; /* unknown options are reported once, by cli_bad_option */
     if (argc < 2) {
         usage(stderr);
         return SUB_EXIT_USAGE;
     }
     const char *name = argv[1];
+    if (!strcmp(name, "help") && argc > 2) { /* substrate help CMD = substrate CMD --help */
+        const sub_cmd *c = find_cmd(argv[2]);
+        if (!c) return unknown_command(argv[2]);
+        char *hargv[] = {argv[2], "--help", NULL};
+        current = c->name;
+        return c->run(2, hargv);
+    }
     if (!strcmp(name, "-h") || !strcmp(name, "--help") || !strcmp(name, "help")) {
-        if (argc > 2 && strcmp(name, "help") == 0) {
-            char *hargv[] = {argv[2], "--help", NULL};
-            for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-                if (!strcmp(commands[i].name, argv[2])) {
-                    current = commands[i].name;
-                    return commands[i].run(2, hargv);
-                }
-        }
         usage(stdout);
         return 0;
     }
     if (!strcmp(name, "-V") || !strcmp(name, "--version")) return cmd_version(argc, argv);
-    for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
-        if (!strcmp(commands[i].name, name)) {
-            current = commands[i].name;
-            return commands[i].run(argc - 1, argv + 1);
-        }
-    fprintf(stderr, "substrate: unknown command \"%s\"\n\n", name);
-    usage(stderr);
-    return SUB_EXIT_USAGE;
+    const sub_cmd *c = find_cmd(name);
+    if (!c) return unknown_command(name);
+    current = c->name;
+    return c->run(argc - 1, argv + 1);
 }

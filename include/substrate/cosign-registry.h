@@ -111,9 +111,10 @@ static inline void sub_cosign_verify_result_freep(sub_cosign_verify_result *r) {
     sub_cosign_verify_result_free(r);
 }
 #define _cleanup_verify_result_ _cleanup_(sub_cosign_verify_result_freep)
-/* {"image", "verified", "verified_by", "reason", "signature_tag",
- *  "signature_manifest", "policy", "identity", "keys", "signatures":[record...]}
- * (new reference). image names the image as the user wrote it. keys lists
+/* {"digest_ref", "digest", "verified", "verified_by", "reason", "signature_tag",
+ *  "signature_manifest", "signature_layers", "policy", "identity", "keys",
+ *  "signatures":[record...]} (new reference; never NULL, whatever bytes the
+ * strings hold). image (digest_ref) names the image as the user wrote it. keys lists
  * the key ids tried. */
 json_t *sub_cosign_verify_result_json(const sub_cosign_verify_result *res, const char *image,
                                       const sub_pubkey *const *keys, size_t nkeys,

@@ -15,6 +15,10 @@
 int sub_json_parse(const char *data, size_t len, size_t max, const char *what, json_t **out,
                    sub_err *e);
 int sub_json_load_file(const char *path, size_t max, json_t **out, sub_err *e);
+/* A JSON string of s for output, whatever bytes s holds: bytes that are not
+ * well-formed UTF-8 (a path, text from a registry) become U+FFFD, so the
+ * value always exists (json_string() returns NULL there). NULL -> null. */
+json_t *sub_json_str(const char *s);
 /* Canonical compact serialisation (sorted keys). Caller frees. */
 char *sub_json_dump(const json_t *j, size_t *len);
 /* Pretty, sorted, for humans (trailing newline). Caller frees. */

@@ -299,5 +299,7 @@ int sub_cosign_check_layer(const void *payload, size_t len, const char *layer_di
 const char *sub_identity_policy_name(sub_identity_policy p); /* "exact", "repo-prefix", "any-repo" */
 const char *sub_check_result_name(sub_check_result c);       /* "pass", "fail", ... */
 const char *sub_verify_failure_name(sub_verify_failure f);   /* "no-key-matched", ... */
-/* The record as JSON (new reference, caller decrefs). */
+/* The record as JSON (new reference, caller decrefs; never NULL):
+ * {verified, failure, reason, layer, key: {id, source} | null,
+ *  checks: [{check, result, ...}], payload: {sha256, digest, identity}}. */
 json_t *sub_verify_record_json(const sub_verify_record *rec);

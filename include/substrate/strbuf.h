@@ -7,6 +7,7 @@
 #pragma once
 #include "macro.h"
 #include <stddef.h>
+#include <stdint.h>
 
 typedef struct sub_buf {
     char *data;
@@ -30,3 +31,21 @@ const char *sub_buf_str(const sub_buf *b);
 
 static inline void sub_buf_freep(sub_buf *b) { sub_buf_free(b); }
 #define _cleanup_buf_ _cleanup_(sub_buf_freep)
+
+/* UTF-8. sub_utf8_char: the length (1-4) of the well-formed UTF-8 sequence at
+ * s (at most n bytes; no overlongs, surrogates or code points past U+10FFFF),
+ * with its code point in *cp; 0 when the bytes there are not one. */
+size_t sub_utf8_char(const char *s, size_t n, uint32_t *cp);
+/* The largest m <= n such that s[0..m) does not end inside a multi-byte
+ * sequence: where to cut a string that must be cut at n bytes. */
+size_t sub_utf8_cut(const char *s, size_t n);
+/* Append s (n bytes) for a terminal: every byte of a control character (C0,
+ * DEL, C1, so ESC too) and every byte that is not well-formed UTF-8 becomes
+ * the four characters \xNN; the rest is copied. For strings that come from
+ * outside (a registry, a file), which must not drive the terminal. */
+void sub_buf_put_escaped(sub_buf *b, const char *s, size_t n);
+/* sub_buf_put_escaped of a C string into a new string (caller frees). */
+char *sub_str_escape(const char *s);
+/* s made well-formed UTF-8: each byte that is not part of a well-formed
+ * sequence becomes U+FFFD. A new string (caller frees). */
+char *sub_utf8_sanitize(const char *s);

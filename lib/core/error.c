@@ -1,7 +1,20 @@
 #include "substrate/error.h"
+#include "substrate/strbuf.h"
 #include <openssl/err.h>
 #include <stdio.h>
 #include <string.h>
+
+/* After a vsnprintf of n bytes into buf[cap]: when the text was cut, cut it
+ * at a character boundary, so a message stays valid UTF-8 when its source was
+ * (a multi-byte character split in half is not). */
+static void fit(char *buf, size_t cap, int n) {
+    if (n < 0) {
+        buf[0] = 0;
+        return;
+    }
+    if ((size_t)n < cap) return;
+    buf[sub_utf8_cut(buf, cap - 1)] = 0;
+}
 
 static int neg(int code) { return code > 0 ? -code : (code == 0 ? -EIO : code); }
 
@@ -10,7 +23,7 @@ static int vset(sub_err *e, sub_err_kind kind, int code, const char *fmt, va_lis
     if (!e) return code;
     e->code = code;
     e->kind = kind;
-    vsnprintf(e->msg, sizeof e->msg, fmt, ap);
+    fit(e->msg, sizeof e->msg, vsnprintf(e->msg, sizeof e->msg, fmt, ap));
     e->detail[0] = 0;
     return code;
 }
@@ -46,7 +59,10 @@ int sub_err_ssl(sub_err *e, int code, const char *fmt, ...) {
         char buf[256];
         ERR_error_string_n(err, buf, sizeof buf);
         int n = snprintf(e->detail + off, sizeof e->detail - off, "%s%s", off ? "; " : "", buf);
-        if (n < 0 || (size_t)n >= sizeof e->detail - off) break;
+        if (n < 0 || (size_t)n >= sizeof e->detail - off) {
+            fit(e->detail + off, sizeof e->detail - off, n);
+            break;
+        }
         off += (size_t)n;
     }
     return r;
@@ -56,7 +72,7 @@ void sub_err_detail(sub_err *e, const char *fmt, ...) {
     if (!e) return;
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(e->detail, sizeof e->detail, fmt, ap);
+    fit(e->detail, sizeof e->detail, vsnprintf(e->detail, sizeof e->detail, fmt, ap));
     va_end(ap);
 }
 
@@ -68,7 +84,7 @@ void sub_err_prefix(sub_err *e, const char *fmt, ...) {
     va_end(ap);
     char *full = xasprintf("%s: %s", pre, e->msg);
     size_t n = strlen(full);
-    if (n >= sizeof e->msg) n = sizeof e->msg - 1;
+    if (n >= sizeof e->msg) n = sub_utf8_cut(full, sizeof e->msg - 1);
     memcpy(e->msg, full, n);
     e->msg[n] = 0;
     free(pre);

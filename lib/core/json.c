@@ -27,16 +27,27 @@ int sub_json_load_file(const char *path, size_t max, json_t **out, sub_err *e) {
     return sub_json_parse(data, len, max, path, out, e);
 }
 
+json_t *sub_json_str(const char *s) {
+    if (!s) return json_null();
+    json_t *j = json_string(s);
+    if (j) return j;
+    _cleanup_free_ char *v = sub_utf8_sanitize(s);
+    j = json_string(v);
+    return j ? j : json_null(); /* only when out of memory */
+}
+
+/* jansson refuses to dump only a NULL document or when out of memory; output
+ * formatting must not abort the program, so that becomes "null". */
 char *sub_json_dump(const json_t *j, size_t *len) {
-    char *s = json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    if (!s) abort();
+    char *s = j ? json_dumps(j, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    if (!s) s = xstrdup("null");
     if (len) *len = strlen(s);
     return s;
 }
 
 char *sub_json_dump_pretty(const json_t *j) {
-    char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY);
-    if (!s) abort();
+    char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
+    if (!s) s = xstrdup("null");
     char *r = xasprintf("%s\n", s);
     free(s);
     return r;

@@ -396,8 +396,10 @@ void sub_cosign_verify_result_free(sub_cosign_verify_result *res) {
     res->n_records = 0;
 }
 
-static json_t *str_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s) { return s && *s ? sub_json_str(s) : json_null(); }
 
+/* Output only: every string through sub_json_str (a refusal can quote the
+ * registry's bytes), so building the document cannot fail. */
 json_t *sub_cosign_verify_result_json(const sub_cosign_verify_result *res, const char *image,
                                       const sub_pubkey *const *keys, size_t nkeys,
                                       const sub_err *refusal) {
@@ -406,17 +408,20 @@ json_t *sub_cosign_verify_result_json(const sub_cosign_verify_result *res, const
     for (size_t i = 0; i < res->n_records; i++)
         json_array_append_new(sigs, sub_verify_record_json(&res->records[i]));
     json_t *ids = json_array();
-    for (size_t i = 0; i < nkeys; i++) json_array_append_new(ids, json_string(sub_pubkey_id(keys[i])));
-    json_t *j = json_pack("{s:o, s:s, s:b, s:o, s:o, s:s, s:o, s:I, s:s, s:o, s:o, s:o}", "image",
-                          str_or_null(image), "digest", res->image_digest, "verified", ok,
-                          "verified_by",
-                          ok ? json_string(res->records[res->verified].key_id) : json_null(),
-                          "reason",
-                          ok ? json_null() : str_or_null(refusal ? refusal->msg : NULL),
-                          "signature_tag", res->sig_tag, "signature_manifest",
-                          str_or_null(res->sig_manifest), "layers", (json_int_t)res->n_layers,
-                          "policy", sub_identity_policy_name(res->policy), "identity",
-                          str_or_null(res->identity), "keys", ids, "signatures", sigs);
-    if (!j) abort();
+    for (size_t i = 0; i < nkeys; i++) json_array_append_new(ids, sub_json_str(sub_pubkey_id(keys[i])));
+    json_t *j = json_object();
+    json_object_set_new(j, "digest_ref", str_or_null(image));
+    json_object_set_new(j, "digest", sub_json_str(res->image_digest));
+    json_object_set_new(j, "verified", json_boolean(ok));
+    json_object_set_new(j, "verified_by",
+                        ok ? sub_json_str(res->records[res->verified].key_id) : json_null());
+    json_object_set_new(j, "reason", ok ? json_null() : str_or_null(refusal ? refusal->msg : NULL));
+    json_object_set_new(j, "signature_tag", sub_json_str(res->sig_tag));
+    json_object_set_new(j, "signature_manifest", str_or_null(res->sig_manifest));
+    json_object_set_new(j, "signature_layers", json_integer((json_int_t)res->n_layers));
+    json_object_set_new(j, "policy", sub_json_str(sub_identity_policy_name(res->policy)));
+    json_object_set_new(j, "identity", str_or_null(res->identity));
+    json_object_set_new(j, "keys", ids);
+    json_object_set_new(j, "signatures", sigs);
     return j;
 }

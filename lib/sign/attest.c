@@ -524,16 +524,19 @@ int sub_attest_image(sub_reg *r, const sub_attest_opts *o, sub_attest_push_resul
     return 0;
 }
 
+/* Output only: strings from the statement go through sub_json_str. */
 json_t *sub_attest_result_json(const sub_attest_result *res) {
-    json_t *j = json_pack("{s:b, s:b, s:i}", "found", res->found, "verified", res->verified,
-                          "attestations_examined", (int)res->n_layers);
+    json_t *j = json_object();
+    json_object_set_new(j, "found", json_boolean(res->found));
+    json_object_set_new(j, "verified", json_boolean(res->verified));
+    json_object_set_new(j, "attestations_examined", json_integer((json_int_t)res->n_layers));
     if (res->verified) {
-        json_object_set_new(j, "key_id", json_string(res->key_id));
-        json_object_set_new(j, "source", json_string(res->source));
-        json_object_set_new(j, "commit", json_string(res->commit));
-        json_object_set_new(j, "spec", json_string(res->spec_path));
-        json_object_set_new(j, "spec_digest", json_string(res->spec_digest));
-        json_object_set_new(j, "build_command", json_string(res->build_command ? res->build_command : ""));
+        json_object_set_new(j, "key_id", sub_json_str(res->key_id));
+        json_object_set_new(j, "source", sub_json_str(res->source));
+        json_object_set_new(j, "commit", sub_json_str(res->commit));
+        json_object_set_new(j, "spec", sub_json_str(res->spec_path));
+        json_object_set_new(j, "spec_digest", sub_json_str(res->spec_digest));
+        json_object_set_new(j, "build_command", sub_json_str(res->build_command ? res->build_command : ""));
         json_object_set_new(j, "statement", json_incref(res->statement));
     }
     return j;

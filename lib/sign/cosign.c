@@ -1,6 +1,7 @@
 /* Cosign signatures: sign payload bytes, verify them against trusted keys
  * plus the payload's image digest and identity, and record every check. */
 #include "sign-internal.h"
+#include "substrate/json.h"
 #include "substrate/strbuf.h"
 #include <openssl/bn.h>
 #include <openssl/ec.h>
@@ -317,37 +318,58 @@ int sub_cosign_verify_layer(const sub_pubkey *const *keys, size_t nkeys, const c
     return verify(keys, nkeys, payload, len, sig_b64, expected_digest, identity, policy, rec, e);
 }
 
-static json_t *str_or_null(const char *s) { return s && *s ? json_string(s) : json_null(); }
+static json_t *str_or_null(const char *s) { return s && *s ? sub_json_str(s) : json_null(); }
 
+static json_t *check(const char *name, sub_check_result result) {
+    json_t *c = json_object();
+    json_object_set_new(c, "check", json_string(name));
+    json_object_set_new(c, "result", json_string(sub_check_result_name(result)));
+    return c;
+}
+
+/* Output only: every string goes through sub_json_str (a reason can quote a
+ * registry's bytes), so building the document cannot fail. */
 json_t *sub_verify_record_json(const sub_verify_record *rec) {
-    json_t *checks = json_array();
-    if (rec->layer != SUB_CHECK_SKIPPED)
-        json_array_append_new(checks, json_pack("{s:s, s:s, s:o, s:o}", "check", "layer", "result",
-                                                sub_check_result_name(rec->layer), "expected",
-                                                str_or_null(rec->layer_digest), "payload",
-                                                str_or_null(rec->payload_sha256)));
-    json_array_append_new(checks, json_pack("{s:s, s:s, s:o, s:I}", "check", "signature",
-                                            "result", sub_check_result_name(rec->signature), "key",
-                                            str_or_null(rec->key_id), "keys_tried",
-                                            (json_int_t)rec->keys_tried));
-    json_array_append_new(checks, json_pack("{s:s, s:s, s:o, s:o}", "check", "digest", "result",
-                                            sub_check_result_name(rec->digest), "expected",
-                                            str_or_null(rec->expected_digest), "payload",
-                                            str_or_null(rec->payload_digest)));
-    json_array_append_new(checks, json_pack("{s:s, s:s, s:s, s:o, s:o}", "check", "identity",
-                                            "result", sub_check_result_name(rec->identity),
-                                            "policy", sub_identity_policy_name(rec->policy),
-                                            "expected", str_or_null(rec->expected_identity),
-                                            "payload", str_or_null(rec->payload_reference)));
-    json_t *key = rec->key_id[0] ? json_pack("{s:s, s:o}", "id", rec->key_id, "source",
-                                             str_or_null(rec->key_source))
-                                 : json_null();
-    json_t *j = json_pack(
-        "{s:b, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}", "verified", rec->verified, "failure",
-        rec->verified ? json_null() : json_string(sub_verify_failure_name(rec->failure)), "reason",
-        str_or_null(rec->reason), "key", key, "checks", checks, "payload", "sha256",
-        str_or_null(rec->payload_sha256), "docker-manifest-digest",
-        str_or_null(rec->payload_digest), "docker-reference", str_or_null(rec->payload_reference));
-    if (!j) abort();
+    json_t *checks = json_array(), *c;
+    if (rec->layer != SUB_CHECK_SKIPPED) {
+        c = check("layer", rec->layer);
+        json_object_set_new(c, "expected", str_or_null(rec->layer_digest));
+        json_object_set_new(c, "payload", str_or_null(rec->payload_sha256));
+        json_array_append_new(checks, c);
+    }
+    c = check("signature", rec->signature);
+    json_object_set_new(c, "key", str_or_null(rec->key_id));
+    json_object_set_new(c, "keys_tried", json_integer((json_int_t)rec->keys_tried));
+    json_array_append_new(checks, c);
+    c = check("digest", rec->digest);
+    json_object_set_new(c, "expected", str_or_null(rec->expected_digest));
+    json_object_set_new(c, "payload", str_or_null(rec->payload_digest));
+    json_array_append_new(checks, c);
+    c = check("identity", rec->identity);
+    json_object_set_new(c, "policy", json_string(sub_identity_policy_name(rec->policy)));
+    json_object_set_new(c, "expected", str_or_null(rec->expected_identity));
+    json_object_set_new(c, "payload", str_or_null(rec->payload_reference));
+    json_array_append_new(checks, c);
+    json_t *key = json_null();
+    if (rec->key_id[0]) {
+        key = json_object();
+        json_object_set_new(key, "id", sub_json_str(rec->key_id));
+        json_object_set_new(key, "source", str_or_null(rec->key_source));
+    }
+    /* the payload's critical.image.docker-manifest-digest and
+     * critical.identity.docker-reference, named as elsewhere in our output */
+    json_t *payload = json_object();
+    json_object_set_new(payload, "sha256", str_or_null(rec->payload_sha256));
+    json_object_set_new(payload, "digest", str_or_null(rec->payload_digest));
+    json_object_set_new(payload, "identity", str_or_null(rec->payload_reference));
+    json_t *j = json_object();
+    json_object_set_new(j, "verified", json_boolean(rec->verified));
+    json_object_set_new(j, "failure", rec->verified ? json_null()
+                                                    : json_string(sub_verify_failure_name(rec->failure)));
+    json_object_set_new(j, "reason", str_or_null(rec->reason));
+    json_object_set_new(j, "layer", str_or_null(rec->layer_digest));
+    json_object_set_new(j, "key", key);
+    json_object_set_new(j, "checks", checks);
+    json_object_set_new(j, "payload", payload);
     return j;
 }

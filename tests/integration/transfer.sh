@@ -81,8 +81,8 @@ t_fails "push to a digest that is not the layout's is refused" 2 "names digest" 
 t_fails "push without --oci is a usage error" 2 "missing --oci" "$BIN" push test/busybox:v1
 pj=$("$BIN" push --oci "$L:t" test/busybox:v1 --json 2>>"$T/progress.log")
 t_eq "push as its synopsis writes it (--json after REF) works" \
-    "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["reference"], j["digest"])' <<<"$pj" 2>&1)" \
-    "$REG/test/busybox:v1 $MD"
+    "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["tag_ref"], j["digest"], j["digest_ref"])' <<<"$pj" 2>&1)" \
+    "$REG/test/busybox:v1 $MD $REG/test/busybox@$MD"
 t_eq "options may come before or after REF" \
     "$("$BIN" push test/busybox:v1 --oci "$L:t" 2>>"$T/progress.log")" "$REG/test/busybox:v1 $REG/test/busybox@$MD"
 
@@ -147,7 +147,7 @@ t_check "pulled manifest validates against the image-manifest schema" schema_che
 
 pj=$("$BIN" pull "test/busybox:v1" --oci "$T/P2" --json 2>>"$T/progress.log")
 t_eq "pull by tag --json resolves the same digest" \
-    "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["digest"], j["reference"], j["name"])' <<<"$pj" 2>&1)" \
+    "$($PY -c 'import json,sys; j=json.load(sys.stdin); print(j["digest"], j["digest_ref"], j["layout_name"])' <<<"$pj" 2>&1)" \
     "$MD $REG/test/busybox@$MD None"
 t_eq "an unnamed pull adds one unnamed entry" "$(index_count "$T/P2")" 1
 t_eq "pulling again into the same layout is fine and adds nothing" \

@@ -31,6 +31,20 @@ misbehaves:
 
 GET /_counts answers {"METHOD path": requests so far} (for tests that count
 what a client fetched).
+  utf8-sig-N            (N = 0, 1, 2) honest image; its cosign signature tag
+                        (sha256-<hex>.sig) serves a manifest whose mediaType is N
+                        ASCII bytes then 2.4 KiB of 3-byte UTF-8 characters: an
+                        error message quoting it is cut at 1 KiB, and for at least
+                        one N that cut falls inside a character
+  escape-error          every manifest and blob answers 404 with an error body
+                        whose code, message and detail hold terminal escapes
+                        (clear screen, cursor home, a fake "Verified OK" line)
+  escape-sig            honest image; its signature tag serves a manifest whose
+                        mediaType holds terminal escapes
+  escape-config         an image whose config labels, Env and Cmd hold terminal
+                        escapes
+  configured            an image whose config has Entrypoint, Cmd, Env, User,
+                        WorkingDir and ExposedPorts
 
 Pushes (blob uploads, manifest PUTs) are accepted into memory, digest-checked;
 the upload Location depends on the repository:
@@ -131,6 +145,36 @@ def wide():
         return WIDE
 COUNTS = {}
 COUNTS_LOCK = threading.Lock()
+# Terminal escapes: clear the screen, home the cursor, print a fake verdict,
+# set the window title, and a raw C1 CSI (0x9b as U+009B).
+ESC = "\x1b[2J\x1b[H\x1b[32mVerified OK\x1b[0m\x1b]0;owned\x07\u009b31m"
+UTF8_MT = "\u20ac" * 800  # 2.4 KiB of 3-byte characters
+
+
+def image(config):
+    return canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
+                  "config": {"mediaType": OCI_CONFIG, "digest": sha(config), "size": len(config)},
+                  "layers": [{"mediaType": OCI_LAYER, "digest": sha(LAYER), "size": len(LAYER)}]})
+
+
+ESC_CONFIG = canon({"architecture": "amd64", "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "config": {"Labels": {"org.example.hostile": ESC, "x" + ESC: "key"},
+                               "Env": ["A=" + ESC], "Cmd": [ESC]}})
+CONFIGURED = canon({"architecture": "amd64", "os": "linux",
+                    "rootfs": {"type": "layers", "diff_ids": []},
+                    "config": {"Entrypoint": ["/bin/hello", "--serve"], "Cmd": ["--port", "8080"],
+                               "Env": ["PATH=/usr/bin:/bin", "MODE=test"], "User": "65532:65532",
+                               "WorkingDir": "/srv", "ExposedPorts": {"8080/tcp": {}, "53/udp": {}},
+                               "Labels": {"org.example.hostile": "no"}}})
+CONFIGS = {"escape-config": ESC_CONFIG, "configured": CONFIGURED}
+
+
+def sig_manifest(media_type):
+    return canon({"schemaVersion": 2, "mediaType": media_type,
+                  "config": {"mediaType": OCI_CONFIG, "digest": sha(CONFIG), "size": len(CONFIG)},
+                  "layers": []})
+
 
 STORE = {}  # pushed blobs and manifests: (repo, digest) -> bytes
 TAGS = {}  # manifests pushed by tag to moving-tag: (repo, tag) -> bytes
@@ -147,7 +191,8 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def _error(self, status, code, msg, extra=None):
-        body = canon({"errors": [{"code": code, "message": msg, "detail": None}]})
+        detail = {"hint": ESC} if ESC in code else None
+        body = canon({"errors": [{"code": code, "message": msg, "detail": detail}]})
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
@@ -219,6 +264,8 @@ class Handler(BaseHTTPRequestHandler):
         if not m:
             return self._error(404, "NAME_UNKNOWN", "no such path")
         repo, kind, ref = m.group("repo"), m.group("kind"), m.group("ref")
+        if repo == "escape-error":
+            return self._error(404, "MANIFEST_UNKNOWN" + ESC, "manifest unknown" + ESC)
         if repo == "bearer":
             return self._error(401, "UNAUTHORIZED", "authentication required", {
                 "WWW-Authenticate": 'Bearer realm="http://127.0.0.1:9/token",service="hostile",'
@@ -230,6 +277,17 @@ class Handler(BaseHTTPRequestHandler):
     do_HEAD = do_GET
 
     def manifest(self, repo, ref):
+        if repo in CONFIGS:
+            m = image(CONFIGS[repo])
+            if ref in ("v1", sha(m)):
+                return self._send(m, OCI_MANIFEST, digest=sha(m))
+            return self._error(404, "MANIFEST_UNKNOWN", "manifest unknown")
+        if re.match(r"^(utf8-sig-[0-2]|escape-sig)$", repo) and ref == "sha256-%s.sig" % sha(GOOD)[7:]:
+            if repo == "escape-sig":
+                m = sig_manifest("application/x-" + ESC)
+            else:
+                m = sig_manifest("x" * int(repo[-1]) + UTF8_MT)
+            return self._send(m, OCI_MANIFEST, digest=sha(m))
         if repo == "wrong-manifest":
             # claims to be OTHER, serves GOOD
             if ref in ("v1", sha(OTHER)):
@@ -335,6 +393,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(pushed, "application/octet-stream", digest=ref)
         if ref == sha(CONFIG):
             return self._send(CONFIG, "application/octet-stream", digest=ref)
+        if repo in CONFIGS and ref == sha(CONFIGS[repo]):
+            return self._send(CONFIGS[repo], "application/octet-stream", digest=ref)
         if ref != sha(LAYER):
             return self._error(404, "BLOB_UNKNOWN", "blob unknown")
         if repo == "wrong-blob":
@@ -385,7 +445,9 @@ def main():
         with open(a.info + ".tmp", "w") as f:
             json.dump({"port": port, "manifest": sha(GOOD), "claimed": sha(OTHER),
                        "layer": sha(LAYER), "config": sha(CONFIG),
-                       "big_blob_manifest": sha(BIG_BLOB), "fanout": [sha(b) for b in FANOUT]}, f)
+                       "big_blob_manifest": sha(BIG_BLOB), "fanout": [sha(b) for b in FANOUT],
+                       "configured_manifest": sha(image(CONFIGURED)), "configured_config": sha(CONFIGURED),
+                       "escape_config_manifest": sha(image(ESC_CONFIG))}, f)
         os.rename(a.info + ".tmp", a.info)
     with open(a.port_file + ".tmp", "w") as f:
         f.write("%d\n" % port)

@@ -190,3 +190,72 @@ TEST(proc_children_inherit_no_descriptors_but_0_to_2) {
     close(fds[0]);
     close(fds[1]);
 }
+
+/* issue 6 item 10: a message cut at its 1024-byte limit must stay valid UTF-8 */
+TEST(error_message_is_cut_at_a_character_boundary) {
+    sub_buf b = SUB_BUF_INIT;
+    for (int i = 0; i < 700; i++) sub_buf_puts(&b, "\xC3\xA9"); /* é, 2 bytes */
+    for (size_t pre = 0; pre < 4; pre++) { /* every alignment of the cut */
+        sub_err e = {0};
+        sub_err_set(&e, -EBADMSG, "%.*sunknown media type \"%s\"", (int)pre, "xxx", sub_buf_str(&b));
+        size_t n = strlen(e.msg);
+        CHECK(n >= sizeof e.msg - 4 && n < sizeof e.msg);
+        CHECK(sub_utf8_cut(e.msg, n) == n);
+        json_t *j = json_string(e.msg);
+        CHECK(j != NULL);
+        json_decref(j);
+        sub_err_detail(&e, "%.*s%s", (int)pre, "xxx", sub_buf_str(&b));
+        CHECK(sub_utf8_cut(e.detail, strlen(e.detail)) == strlen(e.detail));
+        sub_err_prefix(&e, "%.*s\xE2\x82\xAC", (int)pre, "xxx"); /* € */
+        CHECK(sub_utf8_cut(e.msg, strlen(e.msg)) == strlen(e.msg));
+        j = json_string(e.msg);
+        CHECK(j != NULL);
+        json_decref(j);
+    }
+    sub_buf_free(&b);
+    CHECK_INT(sub_utf8_cut("ab\xE2\x82", 4), 2);
+    CHECK_INT(sub_utf8_cut("ab\xE2\x82\xAC", 5), 5);
+    CHECK_INT(sub_utf8_cut("ab\xF0\x9F\x98", 5), 2);
+    CHECK_INT(sub_utf8_cut("ab", 2), 2);
+}
+
+TEST(utf8_char_rejects_ill_formed_sequences) {
+    uint32_t cp;
+    CHECK_INT(sub_utf8_char("\xC3\xA9", 2, &cp), 2);
+    CHECK_INT(cp, 0xE9);
+    CHECK_INT(sub_utf8_char("\xF0\x9F\x98\x80", 4, &cp), 4);
+    CHECK_INT(cp, 0x1F600);
+    CHECK_INT(sub_utf8_char("\xC0\xAF", 2, &cp), 0);         /* overlong */
+    CHECK_INT(sub_utf8_char("\xE0\x80\xAF", 3, &cp), 0);     /* overlong */
+    CHECK_INT(sub_utf8_char("\xED\xA0\x80", 3, &cp), 0);     /* surrogate */
+    CHECK_INT(sub_utf8_char("\xF4\x90\x80\x80", 4, &cp), 0); /* > U+10FFFF */
+    CHECK_INT(sub_utf8_char("\xC3", 1, &cp), 0);             /* cut */
+    CHECK_INT(sub_utf8_char("\xFF", 1, &cp), 0);
+}
+
+/* issue 6 item 10: any bytes become a JSON string (never NULL, never abort) */
+TEST(json_str_makes_any_bytes_valid) {
+    json_t *j = sub_json_str("dir\xff" "x\xC3");
+    CHECK(j && json_is_string(j));
+    CHECK_STREQ(json_string_value(j), "dir\xEF\xBF\xBDx\xEF\xBF\xBD");
+    json_decref(j);
+    j = sub_json_str("caf\xC3\xA9");
+    CHECK_STREQ(json_string_value(j), "caf\xC3\xA9");
+    json_decref(j);
+    j = sub_json_str(NULL);
+    CHECK(json_is_null(j));
+    _cleanup_free_ char *s = sub_json_dump_pretty(NULL);
+    CHECK_STREQ(s, "null\n");
+    _cleanup_free_ char *c = sub_json_dump(NULL, NULL);
+    CHECK_STREQ(c, "null");
+}
+
+/* issue 6 item 14: nothing from outside may drive the terminal */
+TEST(str_escape_renders_control_characters) {
+    _cleanup_free_ char *a = sub_str_escape("ok\x1b[2J\x1b]0;t\x07 \x7f|\xC2\x9B|\x9b|\n\t|caf\xC3\xA9");
+    CHECK_STREQ(a, "ok\\x1b[2J\\x1b]0;t\\x07 \\x7f|\\xc2\\x9b|\\x9b|\\x0a\\x09|caf\xC3\xA9");
+    _cleanup_free_ char *b = sub_str_escape("plain: text/1.0 @sha256");
+    CHECK_STREQ(b, "plain: text/1.0 @sha256");
+    _cleanup_free_ char *c = sub_str_escape(NULL);
+    CHECK_STREQ(c, "");
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# scripts/demo (issue 6 item 8): run end to end on a clone of HEAD, with a
+# private state dir and registry port. Its deliberate refusal is announced
+# as expected before it prints, and its closing lines say what to try next,
+# with the environment it used.
+. "$(dirname "$0")/../lib.sh"
+
+git clone -q "$TOP" "$T/repo"
+port=$(t_free_port)
+export SUBSTRATE_REGISTRY=127.0.0.1:$port
+t_on_exit "'$BIN' registry stop"
+DEMO_SKIP_SETUP=1 SUBSTRATE_BIN=$BIN sh "$T/repo/scripts/demo" >"$T/demo.out" 2>&1; rc=$?
+t_eq "the demo runs to the end (exit 0)" "$rc" 0
+[ "$rc" = 0 ] || t_diag "$(tail -20 "$T/demo.out")"
+exp=$(grep -n '^Expected: the next command REFUSES the image' "$T/demo.out" | cut -d: -f1)
+err=$(grep -n '^substrate verify: error: no trusted key matched' "$T/demo.out" | cut -d: -f1)
+if [ -n "$exp" ] && [ -n "$err" ] && [ "$exp" -lt "$err" ]; then
+    t_ok "the deliberate refusal is announced as expected before it prints"
+else t_not_ok "the deliberate refusal is announced as expected before it prints"; t_diag "$(cat "$T/demo.out")"; fi
+tail -9 "$T/demo.out" >"$T/tail"
+if grep -qx "  export SUBSTRATE_STATE=$SUBSTRATE_STATE SUBSTRATE_REGISTRY=$SUBSTRATE_REGISTRY" "$T/tail" &&
+   grep -q "^With that environment, try next:" "$T/tail" &&
+   grep -Eq "^  $BIN verify $SUBSTRATE_REGISTRY/hello@sha256:[0-9a-f]{64} --provenance --json$" "$T/tail" &&
+   grep -q "stop it with: $BIN registry stop$" "$T/tail"; then
+    t_ok "the closing lines say what to try next, with the environment used"
+else t_not_ok "the closing lines say what to try next, with the environment used"; t_diag "$(cat "$T/tail")"; fi
+t_done
