@@ -165,7 +165,7 @@ int sub_privkey_decrypt(const char *pem, size_t len, const char *pass, size_t pa
     sodium_memzero(key, sizeof key);
     if (!open_ok) {
         sub_secret_free(der, derlen);
-        return sub_err_setk(e, SUB_KIND_INPUT, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_WRONG_PASSPHRASE, SUB_KIND_INPUT, -EKEYREJECTED,
                             "cannot decrypt %s: wrong passphrase (the secretbox did not open; "
                             "or the key file was altered)",
                             what);
