@@ -4,6 +4,7 @@
 #include "substrate/config.h"
 #include "substrate/cosign-registry.h"
 #include "substrate/fs.h"
+#include "substrate/admit.h"
 #include "substrate/attest.h"
 #include "substrate/json.h"
 #include "substrate/ref.h"
@@ -115,25 +116,13 @@ static int read_signature(const char *path, char **out, sub_err *e) {
 /* Keys from --key files, else the trust store. */
 static int load_keys(char **keyfiles, sub_pubkey ***out, size_t *nout, sub_err *e) {
     size_t nkeys = strv_len(keyfiles);
-    sub_pubkey **keys = NULL;
-    if (nkeys) {
-        keys = xcalloc(nkeys + 1, sizeof *keys);
-        for (size_t i = 0; i < nkeys; i++)
-            if (sub_pubkey_load_file(keyfiles[i], &keys[i], e) < 0) {
-                sub_pubkeys_free(keys);
-                return e->code;
-            }
-    } else {
-        _cleanup_free_ char *dir = sub_trust_dir();
-        if (sub_trust_load(dir, &keys, &nkeys, e) < 0) return e->code;
-        if (nkeys == 0) {
+    if (!nkeys) return sub_admit_trusted_keys(NULL, out, nout, e);
+    sub_pubkey **keys = xcalloc(nkeys + 1, sizeof *keys);
+    for (size_t i = 0; i < nkeys; i++)
+        if (sub_pubkey_load_file(keyfiles[i], &keys[i], e) < 0) {
             sub_pubkeys_free(keys);
-            return sub_err_setk(e, SUB_KIND_INPUT, -ENOKEY,
-                                "the trust store %s holds no keys (*.pub): pass --key FILE.pub or "
-                                "add the public keys you trust with `substrate key trust FILE.pub`",
-                                dir);
+            return e->code;
         }
-    }
     *out = keys;
     *nout = nkeys;
     return 0;
@@ -187,6 +176,12 @@ static const char *identity_note(const sub_verify_record *rec) {
     return "exact match";
 }
 
+/* The refusal as JSON fields: "reason" (stable, snake_case) and "message". */
+static void set_refusal(json_t *j, const sub_err *e) {
+    json_object_set_new(j, "reason", json_string(sub_reason_to_string(e->reason)));
+    json_object_set_new(j, "message", json_string(e->msg));
+}
+
 static int verify_registry(const char *refarg, char **keyfiles, const char *identity,
                            sub_identity_policy policy, bool json, bool provenance) {
     sub_err e = {0};
@@ -195,74 +190,61 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
     if (prc) return prc;
     _cleanup_pubkeys_ sub_pubkey **keyv = NULL;
     size_t nkeys = 0;
-    if (load_keys(keyfiles, &keyv, &nkeys, &e) < 0) return cli_fail("verify", &e);
-    const sub_pubkey *const *keys = (const sub_pubkey *const *)keyv;
-    _cleanup_free_ char *name = sub_ref_name(&ref);
-    if (policy == SUB_IDENTITY_EXACT && !identity) identity = name;
-    _cleanup_free_ char *image = xasprintf("%s@%s", name, ref.digest);
-
-    sub_reg_opts ro = {.host = ref.registry};
-    _cleanup_reg_ sub_reg *r = NULL;
-    if (sub_reg_new(&ro, &r, &e) < 0) return cli_fail("verify", &e);
-    _cleanup_verify_result_ sub_cosign_verify_result res = {0};
-    int rr = sub_cosign_verify_registry(r, ref.repository, ref.digest, keys, nkeys, identity,
-                                        policy, &res, &e);
-    bool verdict = rr == 0 || rr == -EKEYREJECTED;
-    /* --provenance: only once the signature holds */
-    sub_attest_result ar = {0};
-    sub_err pe = {0};
-    int pr = 0;
-    if (provenance && rr == 0)
-        pr = sub_attest_verify_registry(r, ref.repository, ref.digest, keys, nkeys, &ar, &pe);
+    if (keyfiles[0] && load_keys(keyfiles, &keyv, &nkeys, &e) < 0) return cli_fail("verify", &e);
+    /* the deployment's check: signature, then (with --provenance) provenance */
+    sub_admit_opts ao = {.ref = &ref, .keys = (const sub_pubkey *const *)keyv, .nkeys = nkeys,
+                         .identity = identity, .policy = policy, .provenance = provenance};
+    _cleanup_admission_ sub_admission ad = {0};
+    int rr = sub_admit_image(&ao, &ad, &e);
+    const sub_cosign_verify_result *res = &ad.sig;
+    bool verdict = ad.sig_rc == 0 || ad.sig_rc == -EKEYREJECTED;
     if (json && verdict) {
-        _cleanup_json_ json_t *j = sub_cosign_verify_result_json(&res, image, keys, nkeys, &e);
-        if (provenance && rr == 0) {
-            json_t *pj = sub_attest_result_json(&ar);
-            if (pr < 0) json_object_set_new(pj, "reason", json_string(pe.msg));
+        _cleanup_json_ json_t *j =
+            sub_cosign_verify_result_json(res, ad.image, ad.keys, ad.nkeys, &ad.sig_err);
+        if (ad.provenance_checked) {
+            json_t *pj = sub_attest_result_json(&ad.prov);
+            if (ad.prov_rc < 0) set_refusal(pj, &ad.prov_err);
             json_object_set_new(j, "provenance", pj);
-            if (pr < 0) json_object_set_new(j, "verified", json_false());
+            if (ad.prov_rc < 0) {
+                json_object_set_new(j, "verified", json_false());
+                set_refusal(j, &e);
+            }
         }
         print_json(j);
     }
-    if (provenance && rr == 0 && pr < 0) {
-        sub_attest_result_free(&ar);
-        sub_err_prefix(&pe, "%s: the signature verifies, but the provenance does not", image);
-        return cli_fail("verify", &pe);
-    }
     if (rr < 0) {
-        if (!json && res.n_records > 1)
-            for (size_t i = 0; i < res.n_records; i++)
+        if (!json && ad.sig_rc < 0 && res->n_records > 1)
+            for (size_t i = 0; i < res->n_records; i++)
                 fprintf(stderr, "substrate verify: signature %zu/%zu (layer %s): %s\n", i + 1,
-                        res.n_records, res.records[i].layer_digest, res.records[i].reason);
+                        res->n_records, res->records[i].layer_digest, res->records[i].reason);
         return cli_fail("verify", &e);
     }
-    if (json) {
-        sub_attest_result_free(&ar);
-        return SUB_EXIT_OK;
-    }
-    const sub_verify_record *ok = &res.records[res.verified];
+    if (json) return SUB_EXIT_OK;
+    _cleanup_free_ char *name = sub_ref_name(&ref);
+    const char *image = ad.image;
+    const sub_attest_result *ar = &ad.prov;
+    const sub_verify_record *ok = &res->records[res->verified];
     printf("Verified OK: %s signed by key %s%s%s%s\n", image, ok->key_id,
            ok->key_source[0] ? " (" : "", ok->key_source, ok->key_source[0] ? ")" : "");
     printf("  identity:  %s (%s)\n", ok->payload_reference, identity_note(ok));
-    printf("  signature: %s:%s (manifest %s, layer %s)\n", name, res.sig_tag, res.sig_manifest,
+    printf("  signature: %s:%s (manifest %s, layer %s)\n", name, res->sig_tag, res->sig_manifest,
            ok->layer_digest);
-    if (res.n_records > 1)
-        for (size_t i = 0; i < res.n_records; i++) {
-            const sub_verify_record *x = &res.records[i];
+    if (res->n_records > 1)
+        for (size_t i = 0; i < res->n_records; i++) {
+            const sub_verify_record *x = &res->records[i];
             if (x->verified)
                 printf("  signature %zu/%zu (layer %s): verified by key %s\n", i + 1,
-                       res.n_records, x->layer_digest, x->key_id);
+                       res->n_records, x->layer_digest, x->key_id);
             else
-                printf("  signature %zu/%zu (layer %s): refused: %s\n", i + 1, res.n_records,
+                printf("  signature %zu/%zu (layer %s): refused: %s\n", i + 1, res->n_records,
                        x->layer_digest, x->reason);
         }
     if (provenance) {
-        printf("  provenance: SLSA v1, verified by key %s\n", ar.key_id);
-        printf("    source:  %s @ %s\n", ar.source, ar.commit);
-        printf("    spec:    %s (%s)\n", ar.spec_path, ar.spec_digest);
-        printf("    build:   %s\n", ar.build_command && *ar.build_command ? ar.build_command : "(none)");
+        printf("  provenance: SLSA v1, verified by key %s\n", ar->key_id);
+        printf("    source:  %s @ %s\n", ar->source, ar->commit);
+        printf("    spec:    %s (%s)\n", ar->spec_path, ar->spec_digest);
+        printf("    build:   %s\n", ar->build_command && *ar->build_command ? ar->build_command : "(none)");
     }
-    sub_attest_result_free(&ar);
     return SUB_EXIT_OK;
 }
 

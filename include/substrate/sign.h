@@ -318,5 +318,7 @@ const char *sub_identity_policy_name(sub_identity_policy p); /* "exact", "repo-p
 const char *sub_check_result_name(sub_check_result c);       /* "pass", "fail", ... */
 const char *sub_verify_failure_name(sub_verify_failure f);   /* "no-key-matched", ... */
 sub_reason sub_verify_failure_reason(sub_verify_failure f);   /* SUB_R_NO_TRUSTED_KEY, ... */
-/* The record as JSON (new reference, caller decrefs). */
+/* The record as JSON (new reference, caller decrefs): "verified", "failure",
+ * "reason" (the stable reason code, "no_trusted_key"; null when verified),
+ * "message" (rec->reason's text), "key", "checks", "payload". */
 json_t *sub_verify_record_json(const sub_verify_record *rec);

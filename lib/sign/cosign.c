@@ -359,9 +359,12 @@ json_t *sub_verify_record_json(const sub_verify_record *rec) {
     json_t *j = json_pack(
         "{s:b, s:o, s:o, s:o, s:o, s:{s:o, s:o, s:o}}", "verified", rec->verified, "failure",
         rec->verified ? json_null() : json_string(sub_verify_failure_name(rec->failure)), "reason",
-        str_or_null(rec->reason), "key", key, "checks", checks, "payload", "sha256",
+        rec->verified ? json_null()
+                      : json_string(sub_reason_to_string(sub_verify_failure_reason(rec->failure))),
+        "key", key, "checks", checks, "payload", "sha256",
         str_or_null(rec->payload_sha256), "docker-manifest-digest",
         str_or_null(rec->payload_digest), "docker-reference", str_or_null(rec->payload_reference));
     if (!j) abort();
+    json_object_set_new(j, "message", str_or_null(rec->reason));
     return j;
 }
