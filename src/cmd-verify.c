@@ -131,6 +131,7 @@ static int load_keys(char **keyfiles, sub_pubkey ***out, size_t *nout, sub_err *
 static void print_json(json_t *j) {
     _cleanup_free_ char *s = sub_json_dump_pretty(j);
     fputs(s, stdout);
+    cli_json_printed(); /* the record carries the reason */
 }
 
 static int verify_offline(const sub_pubkey *const *keys, size_t nkeys, const char *payload_path,

@@ -58,5 +58,12 @@ t_fails "SUBSTRATE_PASSPHRASE right, COSIGN_PASSWORD wrong: signs" 0 "Signed pay
     --payload "$F/payload.json" --output-signature "$T/s2.b64"
 t_fails "a wrong COSIGN_PASSWORD names it as the source" 2 "passphrase taken from \\\$COSIGN_PASSWORD" \
     env COSIGN_PASSWORD=not-it "$BIN" sign --offline --key "$T/k.key" --payload "$F/payload.json"
+out=$(nothty "$BIN" sign --offline --key "$T/k.pub" --payload "$F/payload.json" --json 2>/dev/null); rc=$?
+t_check "--json: the error on stdout names the reason public_key_given" /usr/bin/python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["reason"] == "public_key_given" and r["exit_code"] == int(sys.argv[2]) == 2, r
+assert "is a public key" in r["error"], r
+' "$out" "$rc"
 t_fails "sign --help documents COSIGN_PASSWORD" 0 "COSIGN_PASSWORD" "$BIN" sign --help
 t_done
