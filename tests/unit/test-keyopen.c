@@ -1,5 +1,6 @@
 /* sub_signing_key_open: the key file before the passphrase, each refusal with
- * its reason; $SUBSTRATE_PASSPHRASE before $COSIGN_PASSWORD. */
+ * its reason; $SUBSTRATE_PASSPHRASE before $COSIGN_PASSWORD; lib/admit without keys. */
+#include "substrate/admit.h"
 #include "substrate/fs.h"
 #include "substrate/sign.h"
 #include "unit.h"
@@ -78,4 +79,35 @@ TEST(keyopen_passphrase_order_and_wrong_passphrase) {
     CHECK_FAILS(sub_signing_key_open(&o, &k, &e), -EKEYREJECTED);
     CHECK(strstr(e.detail, "$COSIGN_PASSWORD") != NULL);
     env_restore();
+}
+
+/* lib/admit: without keys nothing can be admitted, and that is a setup
+ * mistake with its own reason, not a verdict on the image. */
+TEST(admit_refuses_missing_or_empty_trust_store) {
+    sub_err e = {0};
+    const char *dir = unit_tmpdir();
+    _cleanup_free_ char *none = sub_path_join(dir, "none");
+    sub_pubkey **keys = NULL;
+    size_t n = 0;
+    CHECK_FAILS(sub_admit_trusted_keys(none, &keys, &n, &e), -ENOENT);
+    CHECK_REASON(&e, SUB_R_NO_TRUST_STORE);
+    _cleanup_free_ char *empty = sub_path_join(dir, "empty");
+    CHECK_OK(sub_mkdir_p(empty, 0755, &e), &e);
+    CHECK_FAILS(sub_admit_trusted_keys(empty, &keys, &n, &e), -ENOKEY);
+    CHECK_REASON(&e, SUB_R_NO_TRUST_STORE);
+    CHECK_INT(sub_err_exit_code(&e), SUB_EXIT_USAGE);
+    CHECK(keys == NULL);
+    /* and sub_admit_image stops there, before any registry is contacted */
+    sub_ref ref = {.registry = "127.0.0.1:1", .repository = "hello",
+                   .digest = "sha256:9a119f34ac7d13e731bc3301479a2346da3b2f0427a9459c5a561e47b2844455"};
+    sub_admit_opts o = {.ref = &ref, .trust_dir = empty};
+    _cleanup_admission_ sub_admission ad = {0};
+    CHECK_FAILS(sub_admit_image(&o, &ad, &e), -ENOKEY);
+    CHECK_REASON(&e, SUB_R_NO_TRUST_STORE);
+    CHECK(ad.sig_rc != 0);
+    /* an image without a digest is refused */
+    ref.digest = NULL;
+    sub_admission ad2 = {0};
+    CHECK_FAILS(sub_admit_image(&o, &ad2, &e), -EINVAL);
+    sub_admission_free(&ad2);
 }

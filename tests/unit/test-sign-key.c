@@ -86,10 +86,11 @@ TEST(sign_key_old_cosign_label_loads) {
                 -EBADMSG);
     _cleanup_free_ char *pkcs8 = unit_read_shared(V "private-key.pkcs8.pem", NULL);
     CHECK_FAILS(sub_privkey_decrypt(pkcs8, strlen(pkcs8), pass, plen, "p.pem", &k2, &e), -EBADMSG);
-    CHECK(strstr(e.msg, "unencrypted") != NULL);
+    CHECK_REASON(&e, SUB_R_NOT_A_PRIVATE_KEY);
+    CHECK(strstr(e.msg, "unencrypted") != NULL); /* says what it is */
     _cleanup_free_ char *pub = unit_read_shared(V "cosign.pub", NULL);
     CHECK_FAILS(sub_privkey_decrypt(pub, strlen(pub), pass, plen, "c.pub", &k2, &e), -EBADMSG);
-    CHECK(strstr(e.msg, "public key") != NULL);
+    CHECK_REASON(&e, SUB_R_PUBLIC_KEY_GIVEN);
 }
 
 TEST(sign_key_wrong_passphrase_refused) {
