@@ -64,7 +64,7 @@ static void help(void) {
         "Progress goes to stderr.\n"
         "\n"
         "Environment: SUBSTRATE_STATE, SUBSTRATE_REGISTRY, SUBSTRATE_PASSPHRASE,\n"
-        "SUBSTRATE_REGISTRY_USER, SUBSTRATE_REGISTRY_PASSWORD.\n"
+        "COSIGN_PASSWORD, SUBSTRATE_REGISTRY_USER, SUBSTRATE_REGISTRY_PASSWORD.\n"
         "\n"
         "Exit codes: 0 all images released; 1 a check said no (two builds differ, the\n"
         "signature does not verify back); 2 usage or input error (bad version, dirty tree,\n"
