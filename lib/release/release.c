@@ -55,7 +55,7 @@ static int check_trusted(const sub_privkey *k, const char *keyp, sub_pubkey ***t
     _cleanup_free_ char *dir = sub_trust_dir();
     int r = sub_trust_load(dir, trusted, ntrusted, e);
     if (r < 0) {
-        if (r == -ENOENT) e->kind = SUB_KIND_INPUT;
+        if (r == -ENOENT && e) e->kind = SUB_KIND_INPUT;
         sub_err_prefix(e, "the signing key %s must be trusted", sub_privkey_id(k));
         return r;
     }
@@ -133,25 +133,26 @@ int sub_release_publish(const sub_release_opts *o, sub_reg *r, const sub_privkey
     img->identity = xasprintf("%s/%s", reg, name);
     const char *identity = img->identity;
     tagged t = {.o = o, .image = name};
-    if (sub_push_layout(r, img->first.layout_dir, img->digest, name, o->version, push_progress,
-                        &t, e) < 0) {
+    int rc = sub_push_layout(r, img->first.layout_dir, img->digest, name, o->version,
+                             push_progress, &t, e);
+    if (rc < 0) {
         sub_err_prefix(e, "pushing %s:%s to %s", name, o->version, reg);
-        return e->code;
+        return rc;
     }
     sub_cosign_sign_result *sr = &img->signed_by;
-    if (sub_cosign_sign_registry(r, name, identity, img->digest, k, sr, e) < 0) {
+    if ((rc = sub_cosign_sign_registry(r, name, identity, img->digest, k, sr, e)) < 0) {
         sub_err_prefix(e, "signing %s@%s", identity, img->digest);
-        return e->code;
+        return rc;
     }
     say(o, name, "%s by key %s: %s:%s (%zu signature%s)",
         sr->already_signed ? "already signed" : "signed", sr->key_id, identity, sr->sig_tag,
         sr->n_layers, sr->n_layers == 1 ? "" : "s");
     _cleanup_verify_result_ sub_cosign_verify_result vr = {0};
-    if (sub_cosign_verify_registry(r, name, img->digest, trusted, ntrusted, identity,
-                                   SUB_IDENTITY_EXACT, &vr, e) < 0) {
+    if ((rc = sub_cosign_verify_registry(r, name, img->digest, trusted, ntrusted, identity,
+                                         SUB_IDENTITY_EXACT, &vr, e)) < 0) {
         sub_err_prefix(e, "the signature of %s@%s does not verify back from the registry",
                        identity, img->digest);
-        return e->code;
+        return rc;
     }
     snprintf(img->verified_by, sizeof img->verified_by, "%s", vr.records[vr.verified].key_id);
     say(o, name, "verified from the registry: signed by key %s", img->verified_by);
@@ -166,11 +167,11 @@ int sub_release_publish(const sub_release_opts *o, sub_reg *r, const sub_privkey
     sub_release_provenance(&pv, &img->first, identity, img->digest, name, o->version,
                            o->builder_version ? o->builder_version : builder);
     sub_attest_result ar = {0};
-    if (sub_attest_registry(r, name, &pv, k, NULL, e) < 0 ||
-        sub_attest_verify_registry(r, name, img->digest, trusted, ntrusted, &ar, e) < 0) {
+    if ((rc = sub_attest_registry(r, name, &pv, k, NULL, e)) < 0 ||
+        (rc = sub_attest_verify_registry(r, name, img->digest, trusted, ntrusted, &ar, e)) < 0) {
         sub_attest_result_free(&ar);
         sub_err_prefix(e, "attaching the provenance of %s@%s", identity, img->digest);
-        return e->code;
+        return rc;
     }
     snprintf(img->provenance_by, sizeof img->provenance_by, "%s", ar.key_id);
     snprintf(img->provenance_commit, sizeof img->provenance_commit, "%s", ar.commit);

@@ -30,6 +30,38 @@ if [ "$rc" = 2 ] && grep -q "$T/k\.pub is a public key; signing needs the privat
     t_ok "a .pub given as the key names the private key to use"
 else t_not_ok "a .pub given as the key names the private key to use"; t_diag "exit $rc" "$out"; fi
 
+# At a terminal (a pseudo-terminal stands in): no prompt for a key file that
+# is not there; the error comes at once.
+pty_sign() { # key -> "exit N" and "prompted" when a passphrase prompt appeared
+    /usr/bin/python3 - "$BIN" "$1" "$F/payload.json" <<'PYEOF'
+import os, pty, select, signal, sys, time
+binp, key, payload = sys.argv[1:4]
+env = {k: v for k, v in os.environ.items() if k not in ("SUBSTRATE_PASSPHRASE", "COSIGN_PASSWORD")}
+pid, fd = pty.fork()
+if pid == 0:
+    os.execve(binp, [binp, "sign", "--offline", "--key", key, "--payload", payload], env)
+out, end, st = b"", time.time() + 10, None
+while time.time() < end:
+    r, _, _ = select.select([fd], [], [], 0.2)
+    if r:
+        try: d = os.read(fd, 4096)
+        except OSError: d = b""
+        out += d
+    p, s = os.waitpid(pid, os.WNOHANG)
+    if p:
+        st = s
+        break
+if st is None:  # still waiting (at a prompt): stop it
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+print("exit", "none" if st is None else os.waitstatus_to_exitcode(st),
+      "prompted" if b"Passphrase for" in out else "no-prompt")
+PYEOF
+}
+t_eq "at a terminal, a missing key file is refused without a passphrase prompt" \
+    "$(pty_sign "$T/nokey.key")" "exit 2 no-prompt"
+t_eq "  ... and so is a .pub given as the key" "$(pty_sign "$T/k.pub")" "exit 2 no-prompt"
+
 # registry mode opens the key the same way (before any registry is contacted)
 t_fails "sign REF: a .pub given as the key is refused the same way" 2 "is a public key; signing needs the private key" \
     nothty "$BIN" sign "127.0.0.1:1/hello@$D" --key "$T/k.pub"
