@@ -160,7 +160,8 @@ static void check_refusals(actx *a) {
     sub_build_opts o = {.repo = a->repo, .image = "hello", .version = "1.0.0+build", .rev = a->head,
                         .state_dir = a->state};
     int r = sub_build_image(&o, &res, &e);
-    record(a, "a semver '+' version is refused", r < 0 && e.reason == SUB_R_INVALID_TAG, "%s", e.msg);
+    record(a, "a semver '+' version is refused", r < 0 && e.reason == SUB_R_INVALID_TAG, "%s",
+           e.msg);
     o.version = "1.0.0";
     o.image = "no-such-image";
     r = sub_build_image(&o, &res, &e);

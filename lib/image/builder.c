@@ -306,7 +306,8 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
         sub_buf b = SUB_BUF_INIT;
         for (char **p = names; *p; p++) sub_buf_printf(&b, "%s%s", p == names ? "" : ", ", *p);
         list = sub_buf_detach(&b, NULL);
-        r = sub_err_setr(e, SUB_R_UNKNOWN_IMAGE, SUB_KIND_DEFAULT, -EINVAL, "unknown image \"%s\": commit %.12s has no %s (images there: %s)",
+        r = sub_err_setr(e, SUB_R_UNKNOWN_IMAGE, SUB_KIND_DEFAULT, -EINVAL,
+                         "unknown image \"%s\": commit %.12s has no %s (images there: %s)",
                         o->image, res->sha, spec_rel, *list ? list : "none");
         goto out;
     }

@@ -28,7 +28,8 @@ int sub_tag_validate(const char *tag, sub_err *e) {
     size_t n = strlen(tag);
     if (n == 0) return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL, "empty tag");
     if (n > 128)
-        return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL, "tag \"%.40s...\" is %zu characters long; the limit is 128",
+        return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL,
+                            "tag \"%.40s...\" is %zu characters long; the limit is 128",
                            tag, n);
     if (!(is_alnum(tag[0]) || tag[0] == '_'))
         return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL,

@@ -71,7 +71,8 @@ static int check_trusted(const sub_privkey *k, const char *keyp, sub_pubkey ***t
 int sub_release_signing_key(const sub_release_opts *o, bool *created, sub_privkey **k,
                             sub_pubkey ***trusted, size_t *ntrusted, sub_err *e) {
     bool platform = o->key_path == NULL;
-    _cleanup_free_ char *keyp = platform ? sub_platform_key_path(o->state_dir) : xstrdup(o->key_path);
+    _cleanup_free_ char *keyp =
+        platform ? sub_platform_key_path(o->state_dir) : xstrdup(o->key_path);
     int r;
     *created = false;
     if (platform) {

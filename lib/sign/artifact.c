@@ -420,12 +420,13 @@ json_t *sub_cosign_verify_result_json(const sub_cosign_verify_result *res, const
                           "verified_by",
                           ok ? json_string(res->records[res->verified].key_id) : json_null(),
                           "reason",
-                          ok ? json_null() : str_or_null(refusal ? sub_reason_to_string(refusal->reason) : NULL),
+                          ok || !refusal ? json_null()
+                                         : str_or_null(sub_reason_to_string(refusal->reason)),
                           "signature_tag", res->sig_tag, "signature_manifest",
                           str_or_null(res->sig_manifest), "layers", (json_int_t)res->n_layers,
                           "policy", sub_identity_policy_name(res->policy), "identity",
                           str_or_null(res->identity), "keys", ids, "signatures", sigs);
     if (!j) abort();
-    json_object_set_new(j, "message", ok ? json_null() : str_or_null(refusal ? refusal->msg : NULL));
+    json_object_set_new(j, "message", ok || !refusal ? json_null() : str_or_null(refusal->msg));
     return j;
 }

@@ -72,8 +72,8 @@ static int label_error(const char *what, const char *label, sub_err *e) {
     else
         hint = "expected \"" SUB_COSIGN_KEY_LABEL "\" (or the older \"" SUB_COSIGN_KEY_LABEL_OLD
                "\")";
-    return sub_err_setr(e, !strcmp(label, "PUBLIC KEY") ? SUB_R_PUBLIC_KEY_GIVEN : SUB_R_NOT_A_PRIVATE_KEY,
-                        SUB_KIND_INPUT, -EBADMSG, "%s is PEM \"%s\", not a cosign private key: %s",
+    sub_reason why = !strcmp(label, "PUBLIC KEY") ? SUB_R_PUBLIC_KEY_GIVEN : SUB_R_NOT_A_PRIVATE_KEY;
+    return sub_err_setr(e, why, SUB_KIND_INPUT, -EBADMSG, "%s is PEM \"%s\", not a cosign private key: %s",
                         what, label, hint);
 }
 

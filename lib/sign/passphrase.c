@@ -183,7 +183,8 @@ static int from_tty(const sub_pass_opts *o, char *buf, size_t *len, sub_err *e) 
             o->key_prefix ? xasprintf(", or create %s.pass (mode 0600)", o->key_prefix) : xstrdup("");
         return sub_err_setr(e, SUB_R_NO_PASSPHRASE, SUB_KIND_INPUT, -ENXIO,
                             "no passphrase for %s and no terminal to ask on: pass "
-                            "--passphrase-file FILE, set SUBSTRATE_PASSPHRASE (or COSIGN_PASSWORD)%s",
+                            "--passphrase-file FILE, set SUBSTRATE_PASSPHRASE (or "
+                            "COSIGN_PASSWORD)%s",
                             what, beside);
     }
     _cleanup_free_ char *p1 = xasprintf("Passphrase for %s: ", what);
