@@ -11,8 +11,12 @@ typedef struct sub_cmd {
     const char *issue; /* non-NULL: not available yet, lands with this issue */
 } sub_cmd;
 
-/* Print "substrate <cmd>: error: msg" (+ detail) and return the exit code. */
+/* Print "substrate <cmd>: error: msg" (+ detail) and return the exit code.
+ * With --json on the command line it also prints {"error", "detail",
+ * "reason" (sub_reason_to_string, null when none), "exit_code"} on stdout,
+ * unless cli_json_printed() said the command's own record is there. */
 int cli_fail(const char *cmd, const sub_err *e);
+void cli_json_printed(void);
 /* Print a usage error and return SUB_EXIT_USAGE. */
 int cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

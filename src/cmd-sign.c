@@ -56,15 +56,18 @@ static void usage(FILE *f) {
           "      --output-signature FILE  write the base64 signature here (default: stdout)\n"
           "  -h, --help                   show this help\n"
           "\n"
+          "The key file is checked first (it must be a cosign private key; a .pub is refused)\n"
+          "before any passphrase is looked for.\n"
           "Passphrase, first source found wins: --passphrase-file FILE; $SUBSTRATE_PASSPHRASE;\n"
-          "<key without .key>.pass (yours, mode 0600); a prompt on the terminal. With no\n"
-          "terminal the command fails at once.\n"
+          "$COSIGN_PASSWORD; <key without .key>.pass (yours, mode 0600); a prompt on the\n"
+          "terminal. With no terminal the command fails at once.\n"
           "\n"
           "Output (registry mode): \"Signed REF with key sha256:...\" and the signature tag\n"
           "REGISTRY/REPO:sha256-<hex>.sig with its manifest digest and number of signatures.\n"
           "\n"
           "Environment: SUBSTRATE_REGISTRY (the registry when REF names none),\n"
-          "SUBSTRATE_PASSPHRASE, SUBSTRATE_REGISTRY_USER, SUBSTRATE_REGISTRY_PASSWORD.\n"
+          "SUBSTRATE_PASSPHRASE, COSIGN_PASSWORD, SUBSTRATE_REGISTRY_USER,\n"
+          "SUBSTRATE_REGISTRY_PASSWORD.\n"
           "\n"
           "Exit codes: 0 signed (or already signed by this key); 2 usage or input error (REF\n"
           "without a digest, image not in the registry, wrong passphrase, bad key or payload);\n"
@@ -79,29 +82,13 @@ static void usage(FILE *f) {
           f);
 }
 
-/* Decrypt the key; a wrong passphrase stops everything before signing. */
+/* The key file, then its passphrase, then decrypt: a wrong passphrase stops
+ * everything before signing. */
 static int load_key(const char *keyp, const char *passfile, sub_privkey **out) {
     sub_err e = {0};
-    _cleanup_free_ char *prefix = sub_key_prefix(keyp);
-    _cleanup_free_ char *what = xasprintf("key %s", keyp);
-    sub_pass_opts po = {.file = passfile, .key_prefix = prefix, .what = what};
-    _cleanup_passphrase_ sub_passphrase pass = {0};
-    if (sub_passphrase_get(&po, &pass, &e) < 0) return cli_fail("sign", &e);
-    if (sub_privkey_load_file(keyp, pass.data, pass.len, out, &e) < 0) {
-        if (e.code == -EKEYREJECTED) {
-            /* name the key by id when its public half sits beside it */
-            _cleanup_free_ char *pubp = xasprintf("%s.pub", prefix);
-            _cleanup_pubkey_ sub_pubkey *pub = NULL;
-            if (sub_pubkey_load_file(pubp, &pub, NULL) == 0)
-                sub_err_detail(&e, "passphrase taken from %s; %s is key %s; nothing was signed "
-                                   "or pushed",
-                               pass.origin, pubp, sub_pubkey_id(pub));
-            else
-                sub_err_detail(&e, "passphrase taken from %s; nothing was signed or pushed",
-                               pass.origin);
-        }
-        return cli_fail("sign", &e);
-    }
+    sub_key_open_opts ko = {.path = keyp, .passphrase_file = passfile,
+                            .nothing_done = "nothing was signed or pushed"};
+    if (sub_signing_key_open(&ko, out, &e) < 0) return cli_fail("sign", &e);
     return SUB_EXIT_OK;
 }
 

@@ -4,6 +4,7 @@
 #include "substrate/config.h"
 #include "substrate/cosign-registry.h"
 #include "substrate/fs.h"
+#include "substrate/admit.h"
 #include "substrate/attest.h"
 #include "substrate/json.h"
 #include "substrate/ref.h"
@@ -91,7 +92,10 @@ static void usage(FILE *f) {
           "reason: no such image, no signature, no trusted key matched (made by another key,\n"
           "or signature or payload altered), layer digest mismatch, digest mismatch (a\n"
           "signature for another image), identity mismatch, malformed signature or malformed\n"
-          "payload.\n"
+          "payload. With --json, \"reason\" is a stable code for it (no_such_image,\n"
+          "no_signature, no_trusted_key, layer_digest_mismatch, digest_mismatch,\n"
+          "identity_mismatch, malformed_signature, malformed_payload, no_provenance,\n"
+          "bad_provenance) and \"message\" its text.\n"
           "\n"
           "Environment: SUBSTRATE_STATE (trust store), SUBSTRATE_REGISTRY (the registry when\n"
           "REF names none), SUBSTRATE_REGISTRY_USER, SUBSTRATE_REGISTRY_PASSWORD.\n"
@@ -130,25 +134,13 @@ static int read_signature(const char *path, char **out, sub_err *e) {
 /* Keys from --key files, else the trust store. */
 static int load_keys(char **keyfiles, sub_pubkey ***out, size_t *nout, sub_err *e) {
     size_t nkeys = strv_len(keyfiles);
-    sub_pubkey **keys = NULL;
-    if (nkeys) {
-        keys = xcalloc(nkeys + 1, sizeof *keys);
-        for (size_t i = 0; i < nkeys; i++)
-            if (sub_pubkey_load_file(keyfiles[i], &keys[i], e) < 0) {
-                sub_pubkeys_free(keys);
-                return e->code;
-            }
-    } else {
-        _cleanup_free_ char *dir = sub_trust_dir();
-        if (sub_trust_load(dir, &keys, &nkeys, e) < 0) return e->code;
-        if (nkeys == 0) {
+    if (!nkeys) return sub_admit_trusted_keys(NULL, out, nout, e);
+    sub_pubkey **keys = xcalloc(nkeys + 1, sizeof *keys);
+    for (size_t i = 0; i < nkeys; i++)
+        if (sub_pubkey_load_file(keyfiles[i], &keys[i], e) < 0) {
             sub_pubkeys_free(keys);
-            return sub_err_setk(e, SUB_KIND_INPUT, -ENOKEY,
-                                "the trust store %s holds no keys (*.pub): pass --key FILE.pub or "
-                                "add the public keys you trust with `substrate key trust FILE.pub`",
-                                dir);
+            return e->code;
         }
-    }
     *out = keys;
     *nout = nkeys;
     return 0;
@@ -157,6 +149,7 @@ static int load_keys(char **keyfiles, sub_pubkey ***out, size_t *nout, sub_err *
 static void print_json(json_t *j) {
     _cleanup_free_ char *s = sub_json_dump_pretty(j);
     fputs(s, stdout);
+    cli_json_printed(); /* the record carries the reason */
 }
 
 static int verify_offline(const sub_pubkey *const *keys, size_t nkeys, const char *payload_path,
@@ -218,12 +211,19 @@ static const char *unused_why(const sub_verify_record *x) {
     return "not checked";
 }
 
-/* With several REFs, the reason a REF could not be checked (for its JSON). */
-static char last_reason[sizeof(((sub_err *)0)->msg)];
+/* With several REFs, the refusal of a REF that could not be checked (for its JSON). */
+static sub_err last_refusal;
 
 static int vfail(const sub_err *e) {
-    snprintf(last_reason, sizeof last_reason, "%s", e->msg);
+    last_refusal = *e;
     return cli_fail("verify", e);
+}
+
+/* The refusal as JSON fields: "reason" (stable, snake_case) and "message". */
+static void set_refusal(json_t *j, const sub_err *e) {
+    json_object_set_new(j, "reason", e->reason ? sub_json_str(sub_reason_to_string(e->reason))
+                                               : json_null());
+    json_object_set_new(j, "message", sub_json_str(e->msg));
 }
 
 /* arr: with several REFs, the JSON record goes there instead of stdout. */
@@ -231,103 +231,81 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
                            sub_identity_policy policy, bool json, bool provenance, json_t *arr) {
     sub_err e = {0};
     _cleanup_ref_ sub_ref ref = {0};
-    snprintf(last_reason, sizeof last_reason, "invalid reference (see the error above)");
+    sub_err_setk(&last_refusal, SUB_KIND_INPUT, -EINVAL,
+                 "invalid reference (see the error above)");
     int prc = cli_parse_digest_ref("verify", "verify", refarg, &ref);
     if (prc) return prc;
     _cleanup_pubkeys_ sub_pubkey **keyv = NULL;
     size_t nkeys = 0;
-    if (load_keys(keyfiles, &keyv, &nkeys, &e) < 0) return vfail(&e);
-    const sub_pubkey *const *keys = (const sub_pubkey *const *)keyv;
-    _cleanup_free_ char *name = sub_ref_name(&ref);
-    if (policy == SUB_IDENTITY_EXACT && !identity) identity = name;
-    _cleanup_free_ char *image = xasprintf("%s@%s", name, ref.digest);
-
-    sub_reg_opts ro = {.host = ref.registry};
-    _cleanup_reg_ sub_reg *r = NULL;
-    if (sub_reg_new(&ro, &r, &e) < 0) return vfail(&e);
-    _cleanup_verify_result_ sub_cosign_verify_result res = {0};
-    int rr = sub_cosign_verify_registry(r, ref.repository, ref.digest, keys, nkeys, identity,
-                                        policy, &res, &e);
-    /* no signature tag: say so plainly when there is no image either */
-    bool no_image = false;
-    if (rr == -EKEYREJECTED && !res.found) {
-        sub_err he = {0};
-        no_image = sub_reg_manifest_head(r, ref.repository, ref.digest, NULL, NULL, NULL, &he) == 0;
-        if (no_image)
-            rr = sub_err_setk(&e, SUB_KIND_INPUT, -ENOENT,
-                              "no such image: %s is not in the registry at %s, so there is "
-                              "nothing to verify (check the digest: `substrate inspect "
-                              "%s:TAG` shows a tag's digest)",
-                              image, ref.registry, name);
-    }
-    bool verdict = rr == 0 || rr == -EKEYREJECTED || no_image;
-    /* --provenance: only once the signature holds */
-    sub_attest_result ar = {0};
-    sub_err pe = {0};
-    int pr = 0;
-    if (provenance && rr == 0)
-        pr = sub_attest_verify_registry(r, ref.repository, ref.digest, keys, nkeys, &ar, &pe);
+    if (keyfiles[0] && load_keys(keyfiles, &keyv, &nkeys, &e) < 0) return vfail(&e);
+    /* the deployment's check: signature, then (with --provenance) provenance */
+    sub_admit_opts ao = {.ref = &ref, .keys = (const sub_pubkey *const *)keyv, .nkeys = nkeys,
+                         .identity = identity, .policy = policy, .provenance = provenance};
+    _cleanup_admission_ sub_admission ad = {0};
+    int rr = sub_admit_image(&ao, &ad, &e);
+    const sub_cosign_verify_result *res = &ad.sig;
+    bool verdict = ad.sig_rc == 0 || ad.sig_rc == -EKEYREJECTED ||
+                   (ad.sig_rc == -ENOENT && ad.sig_err.reason == SUB_R_NO_SUCH_IMAGE);
     if (json && verdict) {
-        _cleanup_json_ json_t *j = sub_cosign_verify_result_json(&res, image, keys, nkeys, &e);
-        if (provenance && rr == 0) {
-            json_t *pj = sub_attest_result_json(&ar);
-            if (pr < 0) json_object_set_new(pj, "reason", sub_json_str(pe.msg));
+        _cleanup_json_ json_t *j =
+            sub_cosign_verify_result_json(res, ad.image, ad.keys, ad.nkeys, &ad.sig_err);
+        if (ad.provenance_checked) {
+            json_t *pj = sub_attest_result_json(&ad.prov);
+            if (ad.prov_rc < 0) set_refusal(pj, &ad.prov_err);
             json_object_set_new(j, "provenance", pj);
-            if (pr < 0) json_object_set_new(j, "verified", json_false());
+            if (ad.prov_rc < 0) {
+                json_object_set_new(j, "verified", json_false());
+                set_refusal(j, &e);
+            }
         }
         if (arr) json_array_append(arr, j);
         else print_json(j);
     }
-    if (provenance && rr == 0 && pr < 0) {
-        sub_attest_result_free(&ar);
-        sub_err_prefix(&pe, "%s: the signature verifies, but the provenance does not", image);
-        return vfail(&pe);
-    }
     if (rr < 0) {
-        if (!json && res.n_records > 1)
-            for (size_t i = 0; i < res.n_records; i++)
+        if (!json && ad.sig_rc < 0 && res->n_records > 1)
+            for (size_t i = 0; i < res->n_records; i++)
                 cli_line(stderr, "substrate verify: signature %zu/%zu (layer %s): %s", i + 1,
-                         res.n_records, res.records[i].layer_digest, res.records[i].reason);
+                         res->n_records, res->records[i].layer_digest, res->records[i].reason);
         return vfail(&e);
     }
-    if (json) {
-        sub_attest_result_free(&ar);
-        return SUB_EXIT_OK;
-    }
-    const sub_verify_record *ok = &res.records[res.verified];
+    if (json) return SUB_EXIT_OK;
+    _cleanup_free_ char *name = sub_ref_name(&ref);
+    const char *image = ad.image;
+    const sub_attest_result *ar = &ad.prov;
+    const sub_verify_record *ok = &res->records[res->verified];
     cli_line(stdout, "Verified OK: %s signed by key %s%s%s%s", image, ok->key_id,
              ok->key_source[0] ? " (" : "", ok->key_source, ok->key_source[0] ? ")" : "");
     cli_line(stdout, "  identity:  %s (%s)", ok->payload_reference, identity_note(ok));
-    if (res.n_records == 1)
-        cli_line(stdout, "  signature: %s:%s (manifest %s, layer %s)", name, res.sig_tag,
-                 res.sig_manifest, ok->layer_digest);
+    if (res->n_records == 1)
+        cli_line(stdout, "  signature: %s:%s (manifest %s, layer %s)", name, res->sig_tag,
+                 res->sig_manifest, ok->layer_digest);
     else
         cli_line(stdout, "  signature: %s:%s (manifest %s), signature %ld of %zu (layer %s)", name,
-                 res.sig_tag, res.sig_manifest, res.verified + 1, res.n_records, ok->layer_digest);
+                 res->sig_tag, res->sig_manifest, res->verified + 1, res->n_records,
+                 ok->layer_digest);
     /* The others do not change the verdict: one trusted signature is enough.
      * Signatures of the same payload share a layer digest: name them by
      * their place, and a layer digest only when it is another one. */
-    for (size_t i = 0; i < res.n_records; i++) {
-        const sub_verify_record *x = &res.records[i];
-        if ((long)i == res.verified) continue;
+    for (size_t i = 0; i < res->n_records; i++) {
+        const sub_verify_record *x = &res->records[i];
+        if ((long)i == res->verified) continue;
         bool same = !strcmp(x->layer_digest, ok->layer_digest);
         if (x->verified)
             cli_line(stdout, "  signature %zu of %zu%s%s%s: verifies too, by key %s", i + 1,
-                     res.n_records, same ? "" : " (layer ", same ? "" : x->layer_digest,
+                     res->n_records, same ? "" : " (layer ", same ? "" : x->layer_digest,
                      same ? "" : ")", x->key_id);
         else
             cli_line(stdout, "  signature %zu of %zu%s%s%s: not needed (%s: %s)", i + 1,
-                     res.n_records, same ? "" : " (layer ", same ? "" : x->layer_digest,
+                     res->n_records, same ? "" : " (layer ", same ? "" : x->layer_digest,
                      same ? "" : ")", sub_verify_failure_name(x->failure), unused_why(x));
     }
     if (provenance) {
-        cli_line(stdout, "  provenance: SLSA v1, verified by key %s", ar.key_id);
-        cli_line(stdout, "    source:  %s @ %s", ar.source, ar.commit);
-        cli_line(stdout, "    spec:    %s (%s)", ar.spec_path, ar.spec_digest);
+        cli_line(stdout, "  provenance: SLSA v1, verified by key %s", ar->key_id);
+        cli_line(stdout, "    source:  %s @ %s", ar->source, ar->commit);
+        cli_line(stdout, "    spec:    %s (%s)", ar->spec_path, ar->spec_digest);
         cli_line(stdout, "    build:   %s",
-                 ar.build_command && *ar.build_command ? ar.build_command : "(none)");
+                 ar->build_command && *ar->build_command ? ar->build_command : "(none)");
     }
-    sub_attest_result_free(&ar);
     return SUB_EXIT_OK;
 }
 
@@ -336,6 +314,7 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
 static int verify_many(char **refs, int n, char **keyfiles, const char *identity,
                        sub_identity_policy policy, bool json, bool provenance) {
     _cleanup_json_ json_t *arr = json ? json_array() : NULL;
+    if (json) cli_json_printed(); /* the array carries every refusal */
     int worst = SUB_EXIT_OK;
     for (int i = 0; i < n; i++) {
         size_t before = arr ? json_array_size(arr) : 0;
@@ -346,7 +325,7 @@ static int verify_many(char **refs, int n, char **keyfiles, const char *identity
             json_t *o = json_object();
             json_object_set_new(o, "digest_ref", sub_json_str(refs[i]));
             json_object_set_new(o, "verified", json_false());
-            json_object_set_new(o, "reason", sub_json_str(last_reason));
+            set_refusal(o, &last_refusal);
             json_object_set_new(o, "exit_code", json_integer(rc));
             json_array_append_new(arr, o);
         } else if (arr) {

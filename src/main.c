@@ -1,6 +1,7 @@
 /* substrate: multi-call binary. `substrate <command> [options]`. */
 #include "cli.h"
 #include "substrate/config.h"
+#include "substrate/json.h"
 #include "substrate/layout.h"
 #include "substrate/log.h"
 #include "substrate/ref.h"
@@ -90,6 +91,20 @@ static void usage(FILE *f) {
                "mismatch); 2 usage or input error; 3 environment or operational error.\n");
 }
 
+/* --json (or -o json) on the command line: errors also go to stdout as JSON,
+ * unless the command already printed its own record there. */
+static bool json_errors;
+
+void cli_json_printed(void) { json_errors = false; }
+
+static bool wants_json(int argc, char **argv) {
+    for (int i = 1; i < argc && strcmp(argv[i], "--"); i++)
+        if (!strcmp(argv[i], "--json") || !strcmp(argv[i], "-ojson") ||
+            (!strcmp(argv[i], "-o") && i + 1 < argc && !strcmp(argv[i + 1], "json")))
+            return true;
+    return false;
+}
+
 /* Every message may quote what a registry or a file said: escape control
  * characters (ESC, C1, newlines) so it cannot drive the terminal. */
 int cli_fail(const char *cmd, const sub_err *e) {
@@ -104,7 +119,19 @@ int cli_fail(const char *cmd, const sub_err *e) {
         sub_buf_free(&d);
     }
     int code = sub_err_exit_code(e);
-    return code ? code : SUB_EXIT_ENV;
+    code = code ? code : SUB_EXIT_ENV;
+    if (json_errors) {
+        _cleanup_json_ json_t *j = json_object();
+        json_object_set_new(j, "error", sub_json_str(e->msg[0] ? e->msg : "unknown error"));
+        json_object_set_new(j, "detail", e->detail[0] ? sub_json_str(e->detail) : json_null());
+        const char *reason = sub_reason_to_string(e->reason);
+        json_object_set_new(j, "reason", e->reason ? json_string(reason) : json_null());
+        json_object_set_new(j, "exit_code", json_integer(code));
+        _cleanup_free_ char *s = sub_json_dump_pretty(j);
+        if (s) fputs(s, stdout);
+        json_errors = false;
+    }
+    return code;
 }
 
 int cli_usage_error(const char *cmd, const char *fmt, ...) {
@@ -288,5 +315,6 @@ int main(int argc, char **argv) {
     const sub_cmd *c = find_cmd(name);
     if (!c) return unknown_command(name);
     current = c->name;
+    json_errors = wants_json(argc - 1, argv + 1);
     return c->run(argc - 1, argv + 1);
 }

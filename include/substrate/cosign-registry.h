@@ -111,11 +111,13 @@ static inline void sub_cosign_verify_result_freep(sub_cosign_verify_result *r) {
     sub_cosign_verify_result_free(r);
 }
 #define _cleanup_verify_result_ _cleanup_(sub_cosign_verify_result_freep)
-/* {"digest_ref", "digest", "verified", "verified_by", "reason", "signature_tag",
- *  "signature_manifest", "signature_layers", "policy", "identity", "keys",
- *  "signatures":[record...]} (new reference; never NULL, whatever bytes the
+/* {"digest_ref", "digest", "verified", "verified_by", "reason", "message",
+ *  "signature_tag", "signature_manifest", "signature_layers", "policy", "identity",
+ *  "keys", "signatures":[record...]} (new reference; never NULL, whatever bytes the
  * strings hold). image (digest_ref) names the image as the user wrote it. keys lists
- * the key ids tried. */
+ * the key ids tried. On a refusal, reason is refusal->reason as a stable
+ * string ("no_signature", "no_trusted_key": sub_reason_to_string) and
+ * message its text; both null when verified. */
 json_t *sub_cosign_verify_result_json(const sub_cosign_verify_result *res, const char *image,
                                       const sub_pubkey *const *keys, size_t nkeys,
                                       const sub_err *refusal);

@@ -124,7 +124,8 @@ int sub_privkey_decrypt(const char *pem, size_t len, const char *pass, size_t pa
  * Sources, first found wins:
  *   1. opts->file (--passphrase-file): the file's bytes, one trailing "\n"
  *      (or "\r\n") removed;
- *   2. $SUBSTRATE_PASSPHRASE (set, even if empty);
+ *   2. $SUBSTRATE_PASSPHRASE (set, even if empty), else $COSIGN_PASSWORD
+ *      (cosign's variable, so a cosign user's environment works as it is);
  *   3. <prefix>.pass beside the key: must be a regular file owned by us and
  *      not readable/writable by group or others (else refused, with the fix);
  *   4. a prompt on the controlling terminal (/dev/tty) with echo off, twice
@@ -175,6 +176,23 @@ int sub_key_files_absent(const char *prefix, sub_err *e);
 /* Read and decrypt a cosign key file with the given passphrase. */
 int sub_privkey_load_file(const char *path, const char *pass, size_t passlen, sub_privkey **out,
                           sub_err *e);
+
+/* Open a signing key as every signer does (sign, build-sign-push, the
+ * acceptance harness): first the file, which must exist, be readable and hold
+ * a cosign-encrypted private key (reasons SUB_R_NO_KEY_FILE,
+ * SUB_R_PUBLIC_KEY_GIVEN for a .pub, SUB_R_NOT_A_PRIVATE_KEY; input class),
+ * checked before any passphrase is looked for or prompted; then the
+ * passphrase (sub_passphrase_get's order, <prefix>.pass first with
+ * beside_first); then the decryption. A wrong passphrase is -EKEYREJECTED,
+ * reason SUB_R_WRONG_PASSPHRASE, its detail naming where the passphrase came
+ * from, the key id when <prefix>.pub sits beside the key, and nothing_done. */
+typedef struct sub_key_open_opts {
+    const char *path;            /* the .key file (required) */
+    const char *passphrase_file; /* --passphrase-file, or NULL */
+    bool beside_first;           /* the platform key: its .pass wins over the environment */
+    const char *nothing_done;    /* e.g. "nothing was signed or pushed" (may be NULL) */
+} sub_key_open_opts;
+int sub_signing_key_open(const sub_key_open_opts *o, sub_privkey **out, sub_err *e);
 
 /* ---- trust store -------------------------------------------------------- */
 
@@ -299,7 +317,9 @@ int sub_cosign_check_layer(const void *payload, size_t len, const char *layer_di
 const char *sub_identity_policy_name(sub_identity_policy p); /* "exact", "repo-prefix", "any-repo" */
 const char *sub_check_result_name(sub_check_result c);       /* "pass", "fail", ... */
 const char *sub_verify_failure_name(sub_verify_failure f);   /* "no-key-matched", ... */
+sub_reason sub_verify_failure_reason(sub_verify_failure f);   /* SUB_R_NO_TRUSTED_KEY, ... */
 /* The record as JSON (new reference, caller decrefs; never NULL):
- * {verified, failure, reason, layer, key: {id, source} | null,
+ * {verified, failure, reason (the stable reason code, "no_trusted_key"; null
+ *  when verified), message (rec->reason's text), layer, key: {id, source} | null,
  *  checks: [{check, result, ...}], payload: {sha256, digest, identity}}. */
 json_t *sub_verify_record_json(const sub_verify_record *rec);

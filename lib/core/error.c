@@ -23,6 +23,7 @@ static int vset(sub_err *e, sub_err_kind kind, int code, const char *fmt, va_lis
     if (!e) return code;
     e->code = code;
     e->kind = kind;
+    e->reason = SUB_R_NONE;
     fit(e->msg, sizeof e->msg, vsnprintf(e->msg, sizeof e->msg, fmt, ap));
     e->detail[0] = 0;
     return code;
@@ -42,6 +43,62 @@ int sub_err_setk(sub_err *e, sub_err_kind kind, int code, const char *fmt, ...) 
     int r = vset(e, kind, code, fmt, ap);
     va_end(ap);
     return r;
+}
+
+int sub_err_setr(sub_err *e, sub_reason reason, sub_err_kind kind, int code, const char *fmt,
+                 ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    int r = vset(e, kind, code, fmt, ap);
+    va_end(ap);
+    if (e) e->reason = reason;
+    return r;
+}
+
+int sub_err_reason(sub_err *e, sub_reason reason) {
+    if (!e) return -EIO;
+    e->reason = reason;
+    return e->code;
+}
+
+static const char *const reason_names[_SUB_R_MAX] = {
+    [SUB_R_NONE] = "none",
+    [SUB_R_NO_SIGNATURE] = "no_signature",
+    [SUB_R_NO_TRUSTED_KEY] = "no_trusted_key",
+    [SUB_R_MALFORMED_SIGNATURE] = "malformed_signature",
+    [SUB_R_MALFORMED_PAYLOAD] = "malformed_payload",
+    [SUB_R_DIGEST_MISMATCH] = "digest_mismatch",
+    [SUB_R_IDENTITY_MISMATCH] = "identity_mismatch",
+    [SUB_R_LAYER_MISMATCH] = "layer_digest_mismatch",
+    [SUB_R_SIGNATURES_REFUSED] = "signatures_refused",
+    [SUB_R_TOO_MANY_SIGNATURES] = "too_many_signatures",
+    [SUB_R_NO_PROVENANCE] = "no_provenance",
+    [SUB_R_BAD_PROVENANCE] = "bad_provenance",
+    [SUB_R_WRONG_PASSPHRASE] = "wrong_passphrase",
+    [SUB_R_NO_PASSPHRASE] = "no_passphrase",
+    [SUB_R_NO_KEY_FILE] = "no_key_file",
+    [SUB_R_PUBLIC_KEY_GIVEN] = "public_key_given",
+    [SUB_R_NOT_A_PRIVATE_KEY] = "not_a_private_key",
+    [SUB_R_KEY_NOT_TRUSTED] = "key_not_trusted",
+    [SUB_R_NO_TRUST_STORE] = "no_trust_store",
+    [SUB_R_NO_SUCH_IMAGE] = "no_such_image",
+    [SUB_R_UNKNOWN_IMAGE] = "unknown_image",
+    [SUB_R_UNKNOWN_REVISION] = "unknown_revision",
+    [SUB_R_INVALID_TAG] = "invalid_tag",
+    [SUB_R_DIRTY_TREE] = "dirty_tree",
+    [SUB_R_NOT_REPRODUCIBLE] = "not_reproducible",
+};
+
+const char *sub_reason_to_string(sub_reason r) {
+    if (r < 0 || r >= _SUB_R_MAX) return NULL;
+    return reason_names[r];
+}
+
+sub_reason sub_reason_from_string(const char *s) {
+    if (!s) return _SUB_R_INVALID;
+    for (int i = 0; i < _SUB_R_MAX; i++)
+        if (reason_names[i] && !strcmp(reason_names[i], s)) return (sub_reason)i;
+    return _SUB_R_INVALID;
 }
 
 int sub_err_ssl(sub_err *e, int code, const char *fmt, ...) {

@@ -275,7 +275,7 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     if ((r = sub_image_name_validate(o->image, e)) < 0) return r;
     sub_err te = {0};
     if (sub_tag_validate(o->version, &te) < 0)
-        return sub_err_set(e, -EINVAL, "--version: %s", te.msg);
+        return sub_err_setr(e, te.reason, SUB_KIND_DEFAULT, -EINVAL, "--version: %s", te.msg);
     if (o->rev && o->allow_dirty)
         return sub_err_set(e, -EINVAL,
                            "--allow-dirty builds the working tree as it is; it cannot be combined "
@@ -329,7 +329,8 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
         sub_buf b = SUB_BUF_INIT;
         for (char **p = names; *p; p++) sub_buf_printf(&b, "%s%s", p == names ? "" : ", ", *p);
         list = sub_buf_detach(&b, NULL);
-        r = sub_err_set(e, -EINVAL, "unknown image \"%s\": commit %.12s has no %s (images there: %s)",
+        r = sub_err_setr(e, SUB_R_UNKNOWN_IMAGE, SUB_KIND_DEFAULT, -EINVAL,
+                         "unknown image \"%s\": commit %.12s has no %s (images there: %s)",
                         o->image, res->sha, spec_rel, *list ? list : "none");
         goto out;
     }

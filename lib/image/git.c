@@ -109,7 +109,7 @@ int sub_git_resolve(const char *repo, const char *rev, char sha[41], sub_err *e)
     if (r < 0) return r;
     chomp(out);
     if (st != 0 || strlen(out) != 40)
-        return sub_err_set(e, -EINVAL,
+        return sub_err_setr(e, SUB_R_UNKNOWN_REVISION, SUB_KIND_DEFAULT, -EINVAL,
                            "unknown revision \"%s\": no such commit in %s (give a commit SHA "
                            "that exists in this repository)",
                            rev, repo);

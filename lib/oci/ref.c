@@ -26,23 +26,24 @@ static bool is_alnum(char c) { return isalnum((unsigned char)c) != 0; }
 
 int sub_tag_validate(const char *tag, sub_err *e) {
     size_t n = strlen(tag);
-    if (n == 0) return sub_err_set(e, -EINVAL, "empty tag");
+    if (n == 0) return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL, "empty tag");
     if (n > 128)
-        return sub_err_set(e, -EINVAL, "tag \"%.40s...\" is %zu characters long; the limit is 128",
+        return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL,
+                            "tag \"%.40s...\" is %zu characters long; the limit is 128",
                            tag, n);
     if (!(is_alnum(tag[0]) || tag[0] == '_'))
-        return sub_err_set(e, -EINVAL,
+        return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL,
                            "tag \"%s\" must start with a letter, digit or '_' (not '%c')", tag,
                            tag[0]);
     for (size_t i = 0; i < n; i++) {
         char c = tag[i];
         if (is_alnum(c) || c == '_' || c == '.' || c == '-') continue;
         if (c == '+')
-            return sub_err_set(e, -EINVAL,
+            return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL,
                                "tag \"%s\" contains '+': OCI tags cannot carry semver build "
                                "metadata; use '-' or '_' instead (e.g. \"%.*s_%s\")",
                                tag, (int)i, tag, tag + i + 1);
-        return sub_err_set(e, -EINVAL,
+        return sub_err_setr(e, SUB_R_INVALID_TAG, SUB_KIND_DEFAULT, -EINVAL,
                            "tag \"%s\" contains '%c'; tags may only use letters, digits, '_', '.' "
                            "and '-'",
                            tag, c);

@@ -167,7 +167,7 @@ int sub_cosign_sign_registry(sub_reg *r, const char *repo, const char *identity,
     rr = sub_reg_manifest_head(r, repo, image_digest, NULL, NULL, NULL, e);
     if (rr < 0) return rr;
     if (rr == 0)
-        return sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
+        return sub_err_setr(e, SUB_R_NO_SUCH_IMAGE, SUB_KIND_INPUT, -ENOENT,
                             "image %s@%s is not in the registry at %s: push it first (substrate "
                             "push / substrate build), then sign it",
                             repo, image_digest, sub_reg_host(r));
@@ -306,6 +306,13 @@ static int check_layer(sub_reg *r, const char *repo, const sub_desc *d,
     return 0;
 }
 
+/* The reason shared by every refused record, else SUB_R_SIGNATURES_REFUSED. */
+static sub_reason same_failure(const sub_cosign_verify_result *res) {
+    for (size_t i = 1; i < res->n_records; i++)
+        if (res->records[i].failure != res->records[0].failure) return SUB_R_SIGNATURES_REFUSED;
+    return sub_verify_failure_reason(res->records[0].failure);
+}
+
 int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_digest,
                                const sub_pubkey *const *keys, size_t nkeys, const char *identity,
                                sub_identity_policy policy, sub_cosign_verify_result *res,
@@ -340,7 +347,7 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
     sub_err ge = {0};
     rr = sub_reg_manifest_get(r, repo, res->sig_tag, &body, &len, &ctype, res->sig_manifest, &ge);
     if (rr == -ENOENT)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_NO_SIGNATURE, SUB_KIND_CHECK, -EKEYREJECTED,
                             "no signature: %s/%s@%s is not signed (no tag %s in its "
                             "repository)",
                             sub_reg_host(r), repo, image_digest, res->sig_tag);
@@ -352,7 +359,7 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
     _cleanup_manifest_ sub_manifest m = {0};
     sub_err pe = {0};
     if (sub_manifest_parse(body, len, ctype, &m, &pe) < 0 || m.kind != SUB_MANIFEST_IMAGE)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_NO_SIGNATURE, SUB_KIND_CHECK, -EKEYREJECTED,
                             "no signature: the signature artifact %s/%s:%s (%s) is not an image "
                             "manifest: %s",
                             sub_reg_host(r), repo, res->sig_tag, res->sig_manifest,
@@ -361,11 +368,11 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
     size_t nss = 0;
     for (size_t i = 0; i < m.n_layers; i++) nss += is_simplesigning(m.layers[i].media_type);
     if (nss == 0)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_NO_SIGNATURE, SUB_KIND_CHECK, -EKEYREJECTED,
                             "no signature: the signature artifact %s/%s:%s holds no %s layer",
                             sub_reg_host(r), repo, res->sig_tag, SUB_MT_COSIGN_SIMPLESIGNING);
     if (nss > SUB_COSIGN_MAX_SIGNATURES)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_TOO_MANY_SIGNATURES, SUB_KIND_CHECK, -EKEYREJECTED,
                             "the signature artifact %s:%s holds %zu signatures, more than the %d "
                             "checked; refused",
                             repo, res->sig_tag, nss, SUB_COSIGN_MAX_SIGNATURES);
@@ -378,13 +385,14 @@ int sub_cosign_verify_registry(sub_reg *r, const char *repo, const char *image_d
     }
     if (res->verified >= 0) return 0;
     if (res->n_records == 1)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED, "%s", res->records[0].reason);
+        return sub_err_setr(e, sub_verify_failure_reason(res->records[0].failure), SUB_KIND_CHECK,
+                            -EKEYREJECTED, "%s", res->records[0].reason);
     sub_buf b = SUB_BUF_INIT;
     for (size_t i = 0; i < res->n_records; i++)
         sub_buf_printf(&b, "%s%zu: %s", i ? "; " : "", i + 1,
                        sub_verify_failure_name(res->records[i].failure));
     _cleanup_free_ char *list = sub_buf_detach(&b, NULL);
-    return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+    return sub_err_setr(e, same_failure(res), SUB_KIND_CHECK, -EKEYREJECTED,
                         "none of the %zu signatures of %s/%s@%s verified (%s)", res->n_records,
                         sub_reg_host(r), repo, image_digest, list);
 }
@@ -415,7 +423,9 @@ json_t *sub_cosign_verify_result_json(const sub_cosign_verify_result *res, const
     json_object_set_new(j, "verified", json_boolean(ok));
     json_object_set_new(j, "verified_by",
                         ok ? sub_json_str(res->records[res->verified].key_id) : json_null());
-    json_object_set_new(j, "reason", ok ? json_null() : str_or_null(refusal ? refusal->msg : NULL));
+    json_object_set_new(j, "reason", ok || !refusal ? json_null()
+                                                    : str_or_null(sub_reason_to_string(refusal->reason)));
+    json_object_set_new(j, "message", ok || !refusal ? json_null() : str_or_null(refusal->msg));
     json_object_set_new(j, "signature_tag", sub_json_str(res->sig_tag));
     json_object_set_new(j, "signature_manifest", str_or_null(res->sig_manifest));
     json_object_set_new(j, "signature_layers", json_integer((json_int_t)res->n_layers));

@@ -131,7 +131,7 @@ int sub_dsse_verify(const sub_pubkey *const *keys, size_t nkeys, const void *env
                 return 0;
             }
     }
-    return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+    return sub_err_setr(e, SUB_R_NO_TRUSTED_KEY, SUB_KIND_CHECK, -EKEYREJECTED,
                         "no trusted key matched: none of the envelope's %zu signature(s) verifies "
                         "over its payload with the %zu trusted key(s)",
                         json_array_size(sigs), nkeys);
@@ -172,7 +172,7 @@ static int image_present(sub_reg *r, const char *repo, const char *digest, sub_e
     int rr = sub_reg_manifest_head(r, repo, digest, NULL, NULL, NULL, e);
     if (rr < 0) return rr;
     if (rr == 0)
-        return sub_err_setk(e, SUB_KIND_INPUT, -ENOENT,
+        return sub_err_setr(e, SUB_R_NO_SUCH_IMAGE, SUB_KIND_INPUT, -ENOENT,
                             "image %s@%s is not in the registry: push it before attesting it", repo,
                             digest);
     return 0;
@@ -302,7 +302,7 @@ int sign_check_statement(const char *body, size_t len, const char *image_digest,
         if (hex && !strcmp(hex, sub_digest_hex(image_digest))) names = true;
     }
     if (!names)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_DIGEST_MISMATCH, SUB_KIND_CHECK, -EKEYREJECTED,
                             "the provenance is about another image: no subject names %s",
                             image_digest);
     json_t *bd = json_object_get(pred, "buildDefinition");
@@ -343,7 +343,7 @@ static int find_provenance(sub_reg *r, const char *repo, const char *image_diges
     sub_err ge = {0};
     rr = sub_reg_manifest_get(r, repo, tag, &man, &mlen, NULL, NULL, &ge);
     if (rr == -ENOENT)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_NO_PROVENANCE, SUB_KIND_CHECK, -EKEYREJECTED,
                             "no provenance: %s has no attestation tag %s", repo, tag);
     if (rr < 0) {
         *e = ge;
@@ -353,7 +353,7 @@ static int find_provenance(sub_reg *r, const char *repo, const char *image_diges
     _cleanup_manifest_ sub_manifest m = {0};
     sub_err pe = {0};
     if (sub_manifest_parse(man, mlen, NULL, &m, &pe) < 0)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_NO_PROVENANCE, SUB_KIND_CHECK, -EKEYREJECTED,
                             "no provenance: the attestation manifest %s:%s is malformed: %s", repo,
                             tag, pe.msg);
     sub_err last = {0};
@@ -380,9 +380,9 @@ static int find_provenance(sub_reg *r, const char *repo, const char *image_diges
         return 0;
     }
     if (!res->n_layers)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_NO_PROVENANCE, SUB_KIND_CHECK, -EKEYREJECTED,
                             "no provenance: %s:%s holds no DSSE attestation layer", repo, tag);
-    return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+    return sub_err_setr(e, SUB_R_BAD_PROVENANCE, SUB_KIND_CHECK, -EKEYREJECTED,
                         "no attestation of %s@%s verifies (%zu examined): %s", repo, image_digest,
                         res->n_layers, last.msg);
 }

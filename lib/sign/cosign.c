@@ -134,6 +134,19 @@ const char *sub_verify_failure_name(sub_verify_failure f) {
     return "?";
 }
 
+sub_reason sub_verify_failure_reason(sub_verify_failure f) {
+    switch (f) {
+    case SUB_VERIFY_OK: return SUB_R_NONE;
+    case SUB_VERIFY_MALFORMED_SIGNATURE: return SUB_R_MALFORMED_SIGNATURE;
+    case SUB_VERIFY_NO_KEY_MATCHED: return SUB_R_NO_TRUSTED_KEY;
+    case SUB_VERIFY_MALFORMED_PAYLOAD: return SUB_R_MALFORMED_PAYLOAD;
+    case SUB_VERIFY_DIGEST_MISMATCH: return SUB_R_DIGEST_MISMATCH;
+    case SUB_VERIFY_IDENTITY_MISMATCH: return SUB_R_IDENTITY_MISMATCH;
+    case SUB_VERIFY_LAYER_MISMATCH: return SUB_R_LAYER_MISMATCH;
+    }
+    return SUB_R_NONE;
+}
+
 static int refuse(sub_verify_record *rec, sub_err *e, sub_verify_failure f, const char *fmt, ...)
     _printf_(4, 5);
 static int refuse(sub_verify_record *rec, sub_err *e, sub_verify_failure f, const char *fmt, ...) {
@@ -143,7 +156,8 @@ static int refuse(sub_verify_record *rec, sub_err *e, sub_verify_failure f, cons
     va_end(ap);
     rec->failure = f;
     rec->verified = false;
-    return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED, "%s", rec->reason);
+    return sub_err_setr(e, sub_verify_failure_reason(f), SUB_KIND_CHECK, -EKEYREJECTED, "%s",
+                        rec->reason);
 }
 
 static void record_init(sub_verify_record *rec, sub_identity_policy policy,
@@ -287,7 +301,7 @@ int sub_cosign_check_layer(const void *payload, size_t len, const char *layer_di
     r = sub_sha256_buf(payload, len, have, e);
     if (r < 0) return r;
     if (strcmp(have, layer_digest))
-        return sub_err_setk(e, SUB_KIND_CHECK, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_LAYER_MISMATCH, SUB_KIND_CHECK, -EKEYREJECTED,
                             "layer digest mismatch: the signature layer is %s but the payload "
                             "bytes hash to %s",
                             layer_digest, have);
@@ -366,7 +380,11 @@ json_t *sub_verify_record_json(const sub_verify_record *rec) {
     json_object_set_new(j, "verified", json_boolean(rec->verified));
     json_object_set_new(j, "failure", rec->verified ? json_null()
                                                     : json_string(sub_verify_failure_name(rec->failure)));
-    json_object_set_new(j, "reason", str_or_null(rec->reason));
+    json_object_set_new(
+        j, "reason",
+        rec->verified ? json_null()
+                      : json_string(sub_reason_to_string(sub_verify_failure_reason(rec->failure))));
+    json_object_set_new(j, "message", str_or_null(rec->reason));
     json_object_set_new(j, "layer", str_or_null(rec->layer_digest));
     json_object_set_new(j, "key", key);
     json_object_set_new(j, "checks", checks);

@@ -82,7 +82,8 @@ static int label_error(const char *what, const char *label, sub_err *e) {
     else
         hint = "expected \"" SUB_COSIGN_KEY_LABEL "\" (or the older \"" SUB_COSIGN_KEY_LABEL_OLD
                "\")";
-    return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG, "%s is PEM \"%s\", not a cosign private key: %s",
+    sub_reason why = !strcmp(label, "PUBLIC KEY") ? SUB_R_PUBLIC_KEY_GIVEN : SUB_R_NOT_A_PRIVATE_KEY;
+    return sub_err_setr(e, why, SUB_KIND_INPUT, -EBADMSG, "%s is PEM \"%s\", not a cosign private key: %s",
                         what, label, hint);
 }
 
@@ -188,7 +189,7 @@ int sub_privkey_decrypt(const char *pem, size_t len, const char *pass, size_t pa
     sodium_memzero(key, sizeof key);
     if (!open_ok) {
         sub_secret_free(der, derlen);
-        return sub_err_setk(e, SUB_KIND_INPUT, -EKEYREJECTED,
+        return sub_err_setr(e, SUB_R_WRONG_PASSPHRASE, SUB_KIND_INPUT, -EKEYREJECTED,
                             "cannot decrypt %s: wrong passphrase (the secretbox did not open; "
                             "or the key file was altered)",
                             what);

@@ -181,9 +181,10 @@ static int from_tty(const sub_pass_opts *o, char *buf, size_t *len, sub_err *e) 
     if (fd < 0) {
         _cleanup_free_ char *beside =
             o->key_prefix ? xasprintf(", or create %s.pass (mode 0600)", o->key_prefix) : xstrdup("");
-        return sub_err_setk(e, SUB_KIND_INPUT, -ENXIO,
+        return sub_err_setr(e, SUB_R_NO_PASSPHRASE, SUB_KIND_INPUT, -ENXIO,
                             "no passphrase for %s and no terminal to ask on: pass "
-                            "--passphrase-file FILE, set SUBSTRATE_PASSPHRASE%s",
+                            "--passphrase-file FILE, set SUBSTRATE_PASSPHRASE (or "
+                            "COSIGN_PASSWORD)%s",
                             what, beside);
     }
     _cleanup_free_ char *p1 = xasprintf("Passphrase for %s: ", what);
@@ -228,16 +229,19 @@ int sub_passphrase_get(const sub_pass_opts *o, sub_passphrase *out, sub_err *e) 
             goto done;
         }
     }
-    const char *env = getenv("SUBSTRATE_PASSPHRASE");
+    /* ours first; then cosign's, so a cosign user's environment just works */
+    const char *var = "SUBSTRATE_PASSPHRASE";
+    const char *env = getenv(var);
+    if (!env) env = getenv(var = "COSIGN_PASSWORD");
     if (env) {
+        _cleanup_free_ char *origin = xasprintf("$%s", var);
         len = strlen(env);
         if (len > SUB_SIGN_MAX_PASSPHRASE) {
-            r = sub_err_setk(e, SUB_KIND_INPUT, -E2BIG,
-                             "$SUBSTRATE_PASSPHRASE is longer than %d bytes",
+            r = sub_err_setk(e, SUB_KIND_INPUT, -E2BIG, "%s is longer than %d bytes", origin,
                              SUB_SIGN_MAX_PASSPHRASE);
             goto done;
         }
-        set_out(out, (char *)env, len, SUB_PASS_ENV, "$SUBSTRATE_PASSPHRASE");
+        set_out(out, (char *)env, len, SUB_PASS_ENV, origin);
         r = 0;
         goto done;
     }

@@ -35,7 +35,7 @@ int sub_trust_load(const char *dir, sub_pubkey ***keys, size_t *n, sub_err *e) {
     if (!d) {
         int err = errno;
         if (err == ENOENT)
-            return sub_err_setk(e, SUB_KIND_ENV, -ENOENT,
+            return sub_err_setr(e, SUB_R_NO_TRUST_STORE, SUB_KIND_ENV, -ENOENT,
                                 "the trust store %s does not exist: create it and copy the "
                                 "public keys (.pub) you trust into it, or pass --key",
                                 dir);

@@ -96,11 +96,18 @@ grep -q "build 2 of 2" "$T/j.err" && t_not_ok "--single-build builds once" || t_
 # ---- refusals, before anything is pushed ----------------------------------------
 echo scratch >"$R/untracked.txt"
 t_fails "a dirty tree is refused" 2 "uncommitted changes" bsp 2.0.0
+t_fails "  ... and --json names the reason" 2 '"reason": "dirty_tree"' bsp 2.0.0 --json
 rm -f "$R/untracked.txt"
 t_fails "a semver '+' version is refused" 2 "semver|'\+'" bsp 2.0.0+meta
 SUBSTRATE_PASSPHRASE=pw "$BIN" key generate "$T/untrusted" >/dev/null
 t_fails "an untrusted signing key is refused, naming its id and the fix" 2 \
     "not in the trust store.*key trust" env SUBSTRATE_PASSPHRASE=pw "$BIN" build-sign-push --repo "$R" 2.0.0 --key "$T/untrusted.key"
+out=$(env SUBSTRATE_PASSPHRASE=pw "$BIN" build-sign-push --repo "$R" 2.0.0 --key "$T/untrusted.key" --json 2>/dev/null)
+t_check "  ... and --json on stdout gives the reason key_not_trusted and exit code 2" $PY -c '
+import json, sys
+r = json.loads(sys.argv[1])
+assert r["reason"] == "key_not_trusted" and r["exit_code"] == 2 and "not in the trust store" in r["error"], r
+' "$out"
 t_fails "a wrong passphrase is refused" 2 "wrong passphrase" \
     env SUBSTRATE_PASSPHRASE=not-it "$BIN" build-sign-push --repo "$R" 2.0.0 --key "$T/untrusted.key"
 t_fails "a dead registry is an environment error, found before building" 3 "not reachable|registry start" \
@@ -115,6 +122,7 @@ EOF
 git -C "$R" add -A && git -C "$R" -c user.name=t -c user.email=t@t commit -qm "noisy image"
 t_fails "a non-reproducible image is refused, naming both digests" 1 \
     "noisy is not reproducible: two builds of commit [0-9a-f]{12} gave sha256:[0-9a-f]{64} and sha256:[0-9a-f]{64}" bsp 2.0.0 -q
+t_fails "  ... and --json gives the reason not_reproducible" 1 '"reason": "not_reproducible"' bsp 2.0.0 -q --json
 n=0
 for img in "${images[@]}" noisy; do tags "$img" | grep -qx 2.0.0 && n=$((n + 1)); done
 t_eq "  ... and nothing of 2.0.0 was pushed" "$n" 0

@@ -65,6 +65,14 @@ h2=$("$BIN" inspect "$REG/hello:2.0.0" --json 2>/dev/null | $PY -c 'import json,
 "$BIN" sign "$REG/hello@$h2" --key "$S/keys/cosign.key" >/dev/null 2>&1
 t_check "an image signed without provenance verifies without --provenance" "$BIN" verify "$REG/hello@$h2"
 t_fails "... and is refused with --provenance (no provenance)" 1 "no provenance" "$BIN" verify "$REG/hello@$h2" --provenance
+"$BIN" verify "$REG/hello@$h2" --provenance --json >"$T/np.json" 2>/dev/null
+t_check "  ... and --json gives the reason code no_provenance" $PY -c '
+import json, sys
+r = json.load(open(sys.argv[1]))
+assert r["verified"] is False and r["reason"] == "no_provenance", r
+assert r["provenance"]["reason"] == "no_provenance" and "no provenance" in r["provenance"]["message"], r
+assert r["signatures"][0]["verified"] is True, r
+' "$T/np.json"
 
 # provenance signed by a key the verifier does not trust: sign hello also with the fixture key,
 # then trust only the fixture key

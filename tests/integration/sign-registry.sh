@@ -189,13 +189,15 @@ ok, other = r["signatures"]
 assert [c["check"] for c in ok["checks"]] == ["layer", "signature", "digest", "identity"], ok
 assert all(c["result"] == "pass" for c in ok["checks"]), ok["checks"]
 assert other["verified"] is False and other["failure"] == "no-key-matched"
+assert other["reason"] == "no_trusted_key" and "no trusted key matched" in other["message"], other
 ' "$T/v.json" "$ID1" "$H"
 "$BIN" verify "$REG/job@$J" --key "$T/k1.pub" --json >"$T/v2.json" 2>/dev/null
 t_eq "--json refusal exits 1" "$?" 1
 t_check "  ... and its record says why" $PY -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
-assert r["verified"] is False and "no signature" in r["reason"] and r["signatures"] == [], r
+assert r["verified"] is False and r["reason"] == "no_signature" and r["signatures"] == [], r
+assert "no signature" in r["message"], r
 ' "$T/v2.json"
 
 # ---- skopeo copies the signature to another repository ------------------------
@@ -263,6 +265,8 @@ t_check "  ... and --json names both failures" $PY -c '
 import json, sys
 r = json.load(open(sys.argv[1]))
 assert [s["failure"] for s in r["signatures"]] == ["digest-mismatch", "malformed-payload"], r
+assert [s["reason"] for s in r["signatures"]] == ["digest_mismatch", "malformed_payload"], r
+assert r["reason"] == "signatures_refused" and "none of the 2 signatures" in r["message"], r
 ' "$T/c.json"
 
 # ---- issue 6 items 7 and 8: several REFs, docker://, -o json, no such image ------

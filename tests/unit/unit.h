@@ -52,3 +52,13 @@ const char *unit_tmpdir(void);
         if (_r != (code))                                                                          \
             unit_fail(__FILE__, __LINE__, "%s returned %d, expected %d", #expr, _r, (code));       \
     } while (0)
+/* The error carries this reason (and is an error at all). */
+#define CHECK_REASON(err, want)                                                                    \
+    do {                                                                                           \
+        const sub_err *_e = (err);                                                                 \
+        sub_reason _w = (want);                                                                    \
+        if (_e->code == 0 || _e->reason != _w)                                                     \
+            unit_fail(__FILE__, __LINE__, "%s: reason %s (code %d), expected %s: %s", #err,        \
+                      sub_reason_to_string(_e->reason), _e->code, sub_reason_to_string(_w),        \
+                      _e->msg);                                                                    \
+    } while (0)
