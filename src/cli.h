@@ -33,3 +33,5 @@ CMD(key);
 CMD(sign);
 CMD(verify);
 CMD(build_sign_push);
+CMD(login);
+CMD(logout);
