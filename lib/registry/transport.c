@@ -323,7 +323,7 @@ int reg_status_error(sub_reg *r, xfer *x, sub_err *e) {
     else code = -EIO;
     const char *hint = "";
     if (x->status >= 300 && x->status < 400)
-        hint = " (redirects are not followed: Substrate only talks to the local registry)";
+        hint = " (only blob downloads follow redirects)";
     else if (x->status >= 500) hint = " (see the registry's log: substrate registry status)";
     sub_err_setk(e, kind, code, "%s: the registry at %s answered HTTP %ld to %s %s%s", x->what,
                  r->host, x->status, x->method, x->url + strlen(r->base), hint);

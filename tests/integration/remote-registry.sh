@@ -201,7 +201,7 @@ unset SUBSTRATE_REGISTRY_TLS SUBSTRATE_CA_FILE
 # ===================== blob redirects =====================
 t_registry
 R3=$SUBSTRATE_REGISTRY
-for repo in r/img loop/img mredir/img; do
+for repo in r/img loop/img mredir/img insecure/img; do
     "$BIN" push --oci "$L:t" "$R3/$repo:v1" >/dev/null 2>&1 || { echo "Bail out! cannot push $repo"; exit 1; }
 done
 $PY "$TOOLS/blob-redirector.py" --registry "$R3" --log "$T/storage.log" >"$T/redir.out" 2>&1 &
@@ -221,6 +221,38 @@ t_fails "a redirect loop is cut after a few hops (exit 3)" 3 "redirected more th
     "$BIN" pull "$RF/loop/img:v1" --oci "$T/p7:x"
 t_fails "manifests do not follow redirects" 3 "HTTP 307" \
     "$BIN" pull "$RF/mredir/img:v1" --oci "$T/p8:x"
+# [::ffff:127.0.0.1] is loopback on the wire but not by Substrate's definition
+# (127.0.0.0/8, localhost, [::1]): it stands in for a remote host, safely.
+t_fails "a blob redirect to plain http on a non-loopback host is refused (exit 3)" 3 \
+    "refusing plain http to \[::ffff:127.0.0.1\]" \
+    "$BIN" pull "$RF/insecure/img:v1" --oci "$T/p9:x"
+t_fails "a token realm on plain http on a non-loopback host is refused" 3 \
+    "refusing plain http to \[::ffff:127.0.0.1\]:[0-9]+ \(for the registry at $RF\)" \
+    "$BIN" pull "$RF/badrealm/img:v1" --oci "$T/p10:x"
+t_eq "and nothing reached the storage port in plain http for those" \
+    "$(grep -c 'insecure/img\|badrealm' "$T/storage.log")" 0
 unset SUBSTRATE_REGISTRY_USER SUBSTRATE_REGISTRY_PASSWORD
+
+# ===================== proxies from the environment =====================
+$PY "$TOOLS/http-proxy.py" --target "${R3##*:}" --log "$T/proxy.log" >"$T/proxy.out" 2>&1 &
+ppid_=$!
+t_on_exit "kill $ppid_"
+if ! wait_line "$T/proxy.out"; then echo "Bail out! proxy did not start"; exit 1; fi
+read -r _ PP <"$T/proxy.out"
+RX="[::ffff:127.0.0.1]:${R3##*:}"
+t_check "a non-loopback registry (listed insecure) goes through http_proxy" \
+    env http_proxy=http://127.0.0.1:$PP SUBSTRATE_INSECURE_REGISTRIES="$RX" \
+    "$BIN" pull "$RX/r/img:v1" --oci "$T/p11:x"
+t_check "the proxy saw the absolute request for that registry" grep -q "GET http://\[::ffff:127.0.0.1\]:${R3##*:}/v2/" "$T/proxy.log"
+: >"$T/proxy.log"
+t_check "a loopback registry does not, with the same http_proxy" \
+    env http_proxy=http://127.0.0.1:$PP "$BIN" pull "$R3/r/img:v1" --oci "$T/p12:x"
+t_eq "the proxy saw nothing for the loopback registry" "$(wc -l <"$T/proxy.log")" 0
+: >"$T/proxy.log"
+t_fails "a non-loopback registry not listed insecure is spoken to over https (fails here: no TLS)" 3 \
+    "CONNECT tunnel failed|TLS|SSL|certificate" \
+    env https_proxy=http://127.0.0.1:$PP "$BIN" pull "$RX/r/img:v1" --oci "$T/p13:x"
+t_check "it asked https_proxy for a TLS tunnel, never for plain http" \
+    bash -c "grep -q '^CONNECT \[::ffff:127.0.0.1\]:${R3##*:} ' '$T/proxy.log' && ! grep -q '^GET' '$T/proxy.log'"
 
 t_done

@@ -7,7 +7,11 @@ Basic challenge), so a client has credentials in play. Blob GETs are answered
 of /v2/, manifests, tags) is forwarded to --registry (a plain-http
 docker-registry on loopback, no auth). Repositories named loop/... redirect
 blob GETs to themselves for ever; repositories named mredir/... answer
-manifest GETs with a 307 to the same path on the registry.
+manifest GETs with a 307 to the same path on the registry; insecure/... redirect
+blob GETs to plain http on [::ffff:127.0.0.1] (loopback, but not by Substrate's
+definition: a stand-in for a remote host, which the client must refuse before
+connecting); badrealm/... answer every request with a Bearer challenge whose
+realm is plain http on [::ffff:127.0.0.1].
 
 Storage port: serves blob bytes fetched from --registry, and appends one JSON
 line per request to --log: {"path", "authorization": true|false}. It must
@@ -70,6 +74,11 @@ def main():
 
     class Front(Base):
         def handle_any(self, head):
+            if self.path.startswith("/v2/badrealm/"):
+                return self.send(401, b"", [("WWW-Authenticate",
+                                             'Bearer realm="http://[::ffff:127.0.0.1]:%d/token",'
+                                             'service="x",scope="repository:badrealm/img:pull"'
+                                             % sport)], head)
             if "Authorization" not in self.headers:
                 return self.send(401, b'{"errors":[{"code":"UNAUTHORIZED","message":"login"}]}',
                                  [("WWW-Authenticate", 'Basic realm="front"'),
@@ -79,6 +88,8 @@ def main():
                 repo = m.group(1)
                 if repo.startswith("loop/"):
                     loc = "http://127.0.0.1:%d%s" % (self.server.server_address[1], self.path)
+                elif repo.startswith("insecure/"):
+                    loc = "http://[::ffff:127.0.0.1]:%d%s" % (sport, self.path)
                 else:
                     loc = "http://127.0.0.1:%d%s" % (sport, self.path)
                 return self.send(307, b"", [("Location", loc)], head)
