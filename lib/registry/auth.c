@@ -78,8 +78,7 @@ void reg_tokens_free(sub_reg *r) {
     for (size_t i = 0; i < REG_TOKEN_CACHE; i++) token_clear(&r->tokens[i]);
 }
 
-/* The live cache entry for key, or NULL (an expired one is dropped). */
-static reg_token *token_find(sub_reg *r, const char *key) {
+reg_token *reg_token_find(sub_reg *r, const char *key) {
     int64_t now = now_s();
     for (size_t i = 0; i < REG_TOKEN_CACHE; i++) {
         reg_token *t = &r->tokens[i];
@@ -91,11 +90,12 @@ static reg_token *token_find(sub_reg *r, const char *key) {
     return NULL;
 }
 
-static reg_token *token_put(sub_reg *r, const char *key, char *token, long ttl) {
+reg_token *reg_token_put(sub_reg *r, const char *key, char *token, long ttl) {
     reg_token *slot = NULL;
+    for (size_t i = 0; i < REG_TOKEN_CACHE && !slot; i++) /* the same scope: replace it */
+        if (r->tokens[i].key && !strcmp(r->tokens[i].key, key)) slot = &r->tokens[i];
     for (size_t i = 0; i < REG_TOKEN_CACHE && !slot; i++)
-        if (!r->tokens[i].key || (r->tokens[i].key && !strcmp(r->tokens[i].key, key)))
-            slot = &r->tokens[i];
+        if (!r->tokens[i].key) slot = &r->tokens[i];
     if (!slot) { /* full: drop the one that expires first */
         slot = &r->tokens[0];
         for (size_t i = 1; i < REG_TOKEN_CACHE; i++)
@@ -291,7 +291,7 @@ int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
             return rr;
         }
         _cleanup_free_ char *key = xasprintf("%s %s %s", c.realm, c.service, c.scope);
-        reg_token *t = token_find(r, key);
+        reg_token *t = reg_token_find(r, key);
         if (t && !(r->auth == AUTH_BEARER && r->token == t->token)) {
             r->auth = AUTH_BEARER; /* a cached token for this scope, not tried on this request */
             r->token = t->token;
@@ -320,7 +320,7 @@ int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
         char *tok = NULL;
         long ttl = TOKEN_DEFAULT_TTL;
         if ((rr = fetch_token(r, &c, &tok, &ttl, e)) < 0) return rr;
-        t = token_put(r, key, tok, ttl);
+        t = reg_token_put(r, key, tok, ttl);
         r->auth = AUTH_BEARER;
         r->token = t->token;
         *retry = true;

@@ -130,7 +130,11 @@ void reg_parse_challenge(const char *h, challenge *c);
 /* A 401 arrived. *retry = true when the request should be sent again with
  * the authentication now configured on r. */
 int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e);
-/* The bearer token cache (frees every entry). */
+/* The bearer token cache: the live entry for key ("realm service scope") or
+ * NULL (an expired one is dropped); store a token (taken) for ttl seconds,
+ * renewed a little early; free every entry. */
+reg_token *reg_token_find(sub_reg *r, const char *key);
+reg_token *reg_token_put(sub_reg *r, const char *key, char *token, long ttl);
 void reg_tokens_free(sub_reg *r);
 /* A token response ({"token"|"access_token", "expires_in"}): *token (caller
  * frees) and its lifetime in seconds (60 when not given). */

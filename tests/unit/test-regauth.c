@@ -7,6 +7,7 @@
 #include "unit.h"
 #include <stdlib.h>
 #include <sys/stat.h>
+#include <time.h>
 
 TEST(regauth_challenge_parsing) {
     challenge c;
@@ -172,4 +173,43 @@ TEST(regauth_store_and_remove) {
     CHECK(u == NULL && p == NULL && src == NULL);
     CHECK_INT(sub_reg_auth_store("h:1", "a:b", "p", NULL, &e), -EINVAL);
     unsetenv("REGISTRY_AUTH_FILE");
+}
+
+TEST(regauth_token_cache_per_scope_and_expiry) {
+    sub_err e = {0};
+    sub_reg *r = NULL;
+    unsetenv("SUBSTRATE_REGISTRY_USER");
+    sub_reg_opts o = {.host = "127.0.0.1:5000"};
+    setenv("REGISTRY_AUTH_FILE", "/nonexistent/auth.json", 1);
+    CHECK_OK(sub_reg_new(&o, &r, &e), &e);
+    unsetenv("REGISTRY_AUTH_FILE");
+    if (!r) return;
+    reg_token *a = reg_token_put(r, "realm svc repository:a:pull", xstrdup("tok-a"), 300);
+    reg_token *b = reg_token_put(r, "realm svc repository:b:pull", xstrdup("tok-b"), 2);
+    CHECK(a && b && a != b);
+    reg_token *t = reg_token_find(r, "realm svc repository:a:pull");
+    CHECK(t && !strcmp(t->token, "tok-a"));
+    t = reg_token_find(r, "realm svc repository:b:pull");
+    CHECK(t && !strcmp(t->token, "tok-b"));
+    CHECK(reg_token_find(r, "realm svc repository:c:pull") == NULL);
+    CHECK(reg_token_find(r, "realm svc repository:a:pull,push") == NULL);
+    /* a new token for the same scope replaces the old one in place */
+    reg_token *a2 = reg_token_put(r, "realm svc repository:a:pull", xstrdup("tok-a2"), 300);
+    CHECK(a2 == a);
+    t = reg_token_find(r, "realm svc repository:a:pull");
+    CHECK(t && !strcmp(t->token, "tok-a2"));
+    /* expiry: the 2 s token is gone after 2 s (the 300 s one would still be live) */
+    struct timespec ts = {2, 300 * 1000 * 1000};
+    nanosleep(&ts, NULL);
+    CHECK(reg_token_find(r, "realm svc repository:b:pull") == NULL);
+    t = reg_token_find(r, "realm svc repository:a:pull");
+    CHECK(t && !strcmp(t->token, "tok-a2"));
+    /* a full cache drops the entry that expires first, never a fresh one */
+    for (int i = 0; i < REG_TOKEN_CACHE + 4; i++) {
+        _cleanup_free_ char *k = xasprintf("realm svc repository:n%d:pull", i);
+        reg_token_put(r, k, xasprintf("tok-n%d", i), 600);
+    }
+    t = reg_token_find(r, "realm svc repository:n19:pull");
+    CHECK(t && !strcmp(t->token, "tok-n19"));
+    sub_reg_free(r);
 }
