@@ -247,6 +247,45 @@ out:
     return rr;
 }
 
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* "repository:x:push,pull repository:a:pull" -> "repository:a:pull repository:x:pull,push":
+ * actions and scopes sorted, so the same access gives the same cache key whatever order
+ * the registry listed them in (docker-registry's order varies from one answer to the next). */
+char *reg_scope_canonical(const char *scope) {
+    char *words[64], *acts[16];
+    size_t nw = 0;
+    _cleanup_free_ char *dup = xstrdup(scope ? scope : "");
+    for (char *sp, *w = strtok_r(dup, " ", &sp); w && nw < 64; w = strtok_r(NULL, " ", &sp)) {
+        char *colon = strrchr(w, ':');
+        if (!colon) {
+            words[nw++] = xstrdup(w);
+            continue;
+        }
+        *colon = 0;
+        size_t na = 0;
+        for (char *sa, *a = strtok_r(colon + 1, ",", &sa); a && na < 16;
+             a = strtok_r(NULL, ",", &sa))
+            acts[na++] = a;
+        qsort(acts, na, sizeof *acts, cmp_str);
+        sub_buf b = SUB_BUF_INIT;
+        sub_buf_printf(&b, "%s:", w);
+        for (size_t i = 0; i < na; i++)
+            if (!i || strcmp(acts[i], acts[i - 1]) != 0) sub_buf_printf(&b, "%s%s", i ? "," : "", acts[i]);
+        words[nw++] = sub_buf_detach(&b, NULL);
+    }
+    qsort(words, nw, sizeof *words, cmp_str);
+    sub_buf out = SUB_BUF_INIT;
+    sub_buf_puts(&out, "");
+    for (size_t i = 0; i < nw; i++) {
+        sub_buf_printf(&out, "%s%s", i ? " " : "", words[i]);
+        free(words[i]);
+    }
+    return sub_buf_detach(&out, NULL);
+}
+
 /* "pull" / "push" / "pull and push" for messages, from "repository:x:pull,push". */
 static const char *scope_words(const char *scope) {
     bool pull = strstr(scope, "pull") != NULL, push = strstr(scope, "push") != NULL;
@@ -290,13 +329,24 @@ int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
             reg_http_detail(x, e);
             return rr;
         }
-        _cleanup_free_ char *key = xasprintf("%s %s %s", c.realm, c.service, c.scope);
+        _cleanup_free_ char *scope = reg_scope_canonical(c.scope);
+        _cleanup_free_ char *key = xasprintf("%s %s %s", c.realm, c.service, scope);
         reg_token *t = reg_token_find(r, key);
         if (t && !(r->auth == AUTH_BEARER && r->token == t->token)) {
             r->auth = AUTH_BEARER; /* a cached token for this scope, not tried on this request */
             r->token = t->token;
             *retry = true;
             return 0;
+        }
+        if (t && r->token == t->token && x->token_fetched &&
+            strcasecmp(c.error, "insufficient_scope") != 0) {
+            rr = sub_err_setk(e, SUB_KIND_ENV, -EACCES,
+                              "the registry at %s refused the token its token service %s has "
+                              "just issued for scope \"%s\"%s%s: do the registry and the token "
+                              "service agree on the service name, issuer and signing certificate?",
+                              r->host, c.realm, scope, c.error[0] ? ": " : "", c.error);
+            reg_http_detail(x, e);
+            return rr;
         }
         if (t && strcasecmp(c.error, "insufficient_scope") != 0) {
             /* refused as invalid (expired early, revoked): drop it and get a new one;
@@ -321,6 +371,7 @@ int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
         long ttl = TOKEN_DEFAULT_TTL;
         if ((rr = fetch_token(r, &c, &tok, &ttl, e)) < 0) return rr;
         t = reg_token_put(r, key, tok, ttl);
+        x->token_fetched = true;
         r->auth = AUTH_BEARER;
         r->token = t->token;
         *retry = true;

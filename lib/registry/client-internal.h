@@ -85,6 +85,7 @@ typedef struct xfer {
     /* redirects (blob GETs only): where the last hop went; url stays the original */
     bool follow_redirects;
     char *hop_url;
+    bool token_fetched; /* auth.c fetched a token for this request */
 } xfer;
 
 /* ---- transport.c ---- */
@@ -130,6 +131,8 @@ void reg_parse_challenge(const char *h, challenge *c);
 /* A 401 arrived. *retry = true when the request should be sent again with
  * the authentication now configured on r. */
 int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e);
+/* A scope parameter with its actions and scopes sorted (caller frees). */
+char *reg_scope_canonical(const char *scope);
 /* The bearer token cache: the live entry for key ("realm service scope") or
  * NULL (an expired one is dropped); store a token (taken) for ttl seconds,
  * renewed a little early; free every entry. */

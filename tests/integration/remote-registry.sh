@@ -196,6 +196,18 @@ t_fails "a token service whose CA is not trusted is refused with a certificate e
     "token.*certificate could not be verified|certificate could not be verified" \
     env SUBSTRATE_CA_FILE="$C/wrong.crt" SUBSTRATE_REGISTRY_USER=alice SUBSTRATE_REGISTRY_PASSWORD=right-pw \
     "$BIN" pull "$R2/t/img@$D2" --oci "$T/p5:x"
+# a registry that does not trust the token service's signing certificate
+P4=$(t_free_port)
+start_registry mistrust "$P4" "auth:
+  token:
+    realm: \"https://127.0.0.1:$TP/token\"
+    service: substrate-test
+    issuer: substrate-test-issuer
+    rootcertbundle: \"$C/wrong.crt\""
+t_fails "a token the registry does not accept is reported as a registry/token-service mismatch" 3 \
+    "refused the token its token service https://127.0.0.1:$TP/token has just issued.*invalid_token" \
+    env SUBSTRATE_REGISTRY_USER=alice SUBSTRATE_REGISTRY_PASSWORD=right-pw \
+    "$BIN" pull "127.0.0.1:$P4/t/img:v1" --oci "$T/p15:x"
 unset SUBSTRATE_REGISTRY_TLS SUBSTRATE_CA_FILE
 
 # ===================== blob redirects =====================
@@ -221,6 +233,23 @@ t_fails "a redirect loop is cut after a few hops (exit 3)" 3 "redirected more th
     "$BIN" pull "$RF/loop/img:v1" --oci "$T/p7:x"
 t_fails "manifests do not follow redirects" 3 "HTTP 307" \
     "$BIN" pull "$RF/mredir/img:v1" --oci "$T/p8:x"
+t_fails "https to a plain-http registry: a TLS handshake error that names the fix (exit 3)" 3 \
+    "TLS handshake failed.*unset SUBSTRATE_REGISTRY_TLS" \
+    env SUBSTRATE_REGISTRY_TLS=1 "$BIN" pull "$R3/r/img:v1" --oci "$T/p14:x"
+t_fails "login to a registry that never asks for credentials stores them with a warning" 0 \
+    "did not ask for credentials, so they could not be checked" \
+    bash -c "printf 'x' | '$BIN' login '$R3' -u someone --password-stdin"
+t_fails "login without -u and without a terminal is a usage error" 2 "pass -u USER" \
+    setsid -w "$BIN" login "$R3" --password-stdin </dev/null
+t_fails "login without --password-stdin and without a terminal is a usage error" 2 \
+    "pass --password-stdin" setsid -w "$BIN" login "$R3" -u someone </dev/null
+t_fails "login of something that is not a registry address is a usage error" 2 "not a registry address" \
+    "$BIN" login "$R3/repo" -u a --password-stdin </dev/null
+for c in login logout; do
+    t_fails "$c --help documents usage, exit codes and examples" 0 'Exit codes:.*' \
+        bash -c "'$BIN' $c --help | tr '\n' ' ' | grep -E 'Usage: substrate $c.*Exit codes:.*Examples:'"
+done
+
 # [::ffff:127.0.0.1] is loopback on the wire but not by Substrate's definition
 # (127.0.0.0/8, localhost, [::1]): it stands in for a remote host, safely.
 t_fails "a blob redirect to plain http on a non-loopback host is refused (exit 3)" 3 \

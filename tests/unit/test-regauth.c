@@ -48,6 +48,23 @@ TEST(regauth_challenge_parsing) {
     CHECK_STREQ(c.scheme, "");
 }
 
+TEST(regauth_scope_canonical) {
+    /* docker-registry lists actions in map order: both orders must give one cache key */
+    _cleanup_free_ char *a = reg_scope_canonical("repository:t/x:push,pull");
+    _cleanup_free_ char *b = reg_scope_canonical("repository:t/x:pull,push");
+    CHECK_STREQ(a, "repository:t/x:pull,push");
+    CHECK_STREQ(b, a);
+    _cleanup_free_ char *c =
+        reg_scope_canonical("repository:z:pull repository:a:push,pull,pull registry:catalog:*");
+    CHECK_STREQ(c, "registry:catalog:* repository:a:pull,push repository:z:pull");
+    _cleanup_free_ char *d = reg_scope_canonical("repository:host:5000/x:pull"); /* ':' in name */
+    CHECK_STREQ(d, "repository:host:5000/x:pull");
+    _cleanup_free_ char *e = reg_scope_canonical("");
+    CHECK_STREQ(e, "");
+    _cleanup_free_ char *f = reg_scope_canonical(NULL);
+    CHECK_STREQ(f, "");
+}
+
 TEST(regauth_token_response) {
     sub_err e = {0};
     char *tok = NULL;
