@@ -142,7 +142,8 @@ int cmd_login(int argc, char **argv) {
     char ubuf[256];
     if (!user || !*user) {
         if (tty_line("Username: ", false, ubuf, sizeof ubuf) < 0)
-            return cli_usage_error("login", "no user given and no terminal to ask on: pass -u USER");
+            return cli_usage_error("login",
+                                   "no user given and no terminal to ask on: pass -u USER");
         user = ubuf;
         if (!*user) return cli_usage_error("login", "no user name entered");
     }

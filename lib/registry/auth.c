@@ -273,7 +273,8 @@ char *reg_scope_canonical(const char *scope) {
         sub_buf b = SUB_BUF_INIT;
         sub_buf_printf(&b, "%s:", w);
         for (size_t i = 0; i < na; i++)
-            if (!i || strcmp(acts[i], acts[i - 1]) != 0) sub_buf_printf(&b, "%s%s", i ? "," : "", acts[i]);
+            if (!i || strcmp(acts[i], acts[i - 1]) != 0)
+                sub_buf_printf(&b, "%s%s", i ? "," : "", acts[i]);
         words[nw++] = sub_buf_detach(&b, NULL);
     }
     qsort(words, nw, sizeof *words, cmp_str);
@@ -302,6 +303,11 @@ int reg_handle_challenge(sub_reg *r, xfer *x, bool *retry, sub_err *e) {
     challenge c;
     reg_parse_challenge(x->www_auth, &c);
     int rr;
+    if (!r->username && !r->creds_files_read) {
+        r->creds_files_read = true;
+        if ((rr = reg_creds_files(r->host, &r->username, &r->password, &r->cred_source, e)) < 0)
+            return rr;
+    }
     if (!strcasecmp(c.scheme, "Basic")) {
         if (!r->username) {
             rr = sub_err_setk(

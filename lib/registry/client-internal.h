@@ -37,6 +37,7 @@ struct sub_reg {
     char *username;
     char *password;
     char *cred_source; /* where username/password came from, for messages */
+    bool creds_files_read; /* the auth files were consulted (at the first 401) */
     long timeout_s;
     uint64_t max_blob;
     auth_mode auth;
@@ -145,9 +146,13 @@ int reg_parse_token_response(const char *body, size_t len, char **token, long *e
                              sub_err *e);
 
 /* ---- credentials.c ---- */
-/* Credentials for "host:port": SUBSTRATE_REGISTRY_USER/PASSWORD, then the
- * auth files (see registry.h). 0 with *user NULL when none; *source names
- * where they came from. Caller frees all three. */
+/* Credentials for "host:port": SUBSTRATE_REGISTRY_USER/PASSWORD (_env), the
+ * auth files (see registry.h; _files), or both in that order (_find). 0 with
+ * *user NULL when none; *source names where they came from. Caller frees all
+ * three. The files are read only when a registry asks for credentials, so a
+ * broken ~/.docker/config.json does not stop anonymous pulls. */
+int reg_creds_env(char **user, char **pass, char **source, sub_err *e);
+int reg_creds_files(const char *host, char **user, char **pass, char **source, sub_err *e);
 int reg_creds_find(const char *host, char **user, char **pass, char **source, sub_err *e);
 
 /* ---- manifest.c ---- */

@@ -130,7 +130,7 @@ static int creds_from_file(const char *path, const char *host, char **user, char
     return rr;
 }
 
-int reg_creds_find(const char *host, char **user, char **pass, char **source, sub_err *e) {
+int reg_creds_env(char **user, char **pass, char **source, sub_err *e) {
     *user = *pass = *source = NULL;
     const char *eu = getenv("SUBSTRATE_REGISTRY_USER");
     if (eu && *eu) {
@@ -144,8 +144,12 @@ int reg_creds_find(const char *host, char **user, char **pass, char **source, su
         *user = xstrdup(eu);
         *pass = xstrdup(ep);
         *source = xstrdup("SUBSTRATE_REGISTRY_USER/PASSWORD");
-        return 0;
     }
+    return 0;
+}
+
+int reg_creds_files(const char *host, char **user, char **pass, char **source, sub_err *e) {
+    *user = *pass = *source = NULL;
     char *files[3] = {sub_reg_auth_file(), NULL, NULL};
     const char *xdg = getenv("XDG_RUNTIME_DIR");
     if (xdg && *xdg) files[1] = xasprintf("%s/containers/auth.json", xdg);
@@ -164,6 +168,12 @@ int reg_creds_find(const char *host, char **user, char **pass, char **source, su
         return rr;
     }
     return 0;
+}
+
+int reg_creds_find(const char *host, char **user, char **pass, char **source, sub_err *e) {
+    int rr = reg_creds_env(user, pass, source, e);
+    if (rr < 0 || *user) return rr;
+    return reg_creds_files(host, user, pass, source, e);
 }
 
 /* Read the auth file to edit (an empty object when it does not exist). */

@@ -370,8 +370,8 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     const char *tls = reg_tls_problem(cc);
     if (tls) {
         rr = sub_err_setk(e, SUB_KIND_ENV, -EACCES,
-                          "%s: %s with the registry at %s%s: if it uses a private CA, trust it with "
-                          "SUBSTRATE_CA_FILE=ca.pem; if it speaks plain http, list it in "
+                          "%s: %s with the registry at %s%s: if it uses a private CA, trust "
+                          "it with SUBSTRATE_CA_FILE=ca.pem; if it speaks plain http, list it in "
                           "SUBSTRATE_INSECURE_REGISTRIES (or, on loopback, unset "
                           "SUBSTRATE_REGISTRY_TLS)",
                           x->what, tls, r->host, x->hop_url ? " (after a redirect)" : "");
@@ -681,8 +681,8 @@ int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
         user = xstrdup(o->username);
         pass = xstrdup(o->password);
         source = xstrdup("the given credentials");
-    } else if ((rr = reg_creds_find(o->host, &user, &pass, &source, e)) < 0) {
-        return rr;
+    } else if ((rr = reg_creds_env(&user, &pass, &source, e)) < 0) {
+        return rr; /* the auth files are read at the first 401 (auth.c) */
     }
     CURL *c = curl_easy_init();
     if (!c) return sub_err_set(e, -ENOMEM, "cannot create a curl handle");

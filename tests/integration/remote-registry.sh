@@ -224,6 +224,13 @@ if ! wait_line "$T/redir.out" || ! grep -q ready "$T/redir.out"; then
 fi
 read -r _ FP _ <"$T/redir.out"
 RF=127.0.0.1:$FP
+mkdir -p "$HOME/.docker"
+printf '{"auths": [' >"$HOME/.docker/config.json"
+t_check "a broken ~/.docker/config.json does not stop a registry that asks for no credentials" \
+    "$BIN" pull "$R3/r/img:v1" --oci "$T/p16:x"
+t_fails "it is named when a registry asks for credentials" 2 "$HOME/.docker/config.json" \
+    "$BIN" pull "$RF/r/img:v1" --oci "$T/p17:x"
+rm -f "$HOME/.docker/config.json"
 export SUBSTRATE_REGISTRY_USER=u SUBSTRATE_REGISTRY_PASSWORD=p
 t_check "pull follows blob redirects to another host:port" "$BIN" pull "$RF/r/img:v1" --oci "$T/p6:x"
 t_check "the blobs came from the storage port" grep -q '"/v2/r/img/blobs/sha256:' "$T/storage.log"

@@ -69,7 +69,8 @@ TEST(regauth_token_response) {
     sub_err e = {0};
     char *tok = NULL;
     long ttl = 0;
-    const char *a = "{\"token\":\"abc.def.ghi\",\"expires_in\":300,\"issued_at\":\"2026-01-01T00:00:00Z\"}";
+    const char *a = "{\"token\":\"abc.def.ghi\",\"expires_in\":300,"
+                    "\"issued_at\":\"2026-01-01T00:00:00Z\"}";
     CHECK_OK(reg_parse_token_response(a, strlen(a), &tok, &ttl, &e), &e);
     CHECK_STREQ(tok, "abc.def.ghi");
     CHECK_INT(ttl, 300);
