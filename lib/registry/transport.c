@@ -610,11 +610,12 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
             char *to = NULL;
             curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &to);
             if (!to || !*to) return reg_status_error(r, x, e);
-            if (++hops > SUB_REG_MAX_REDIRECTS)
+            if (++hops > SUB_REG_MAX_REDIRECTS) /* (no query: it may hold a signed grant) */
                 return sub_err_set(e, -ELOOP,
                                    "%s: the registry at %s redirected more than %d times; "
-                                   "last to %.200s",
-                                   x->what, r->host, SUB_REG_MAX_REDIRECTS, to);
+                                   "last to %.*s",
+                                   x->what, r->host, SUB_REG_MAX_REDIRECTS,
+                                   (int)(strcspn(to, "?#") < 200 ? strcspn(to, "?#") : 200), to);
             char *next = xstrdup(to); /* `to` belongs to the handle, reset next round */
             free(x->hop_url);
             x->hop_url = next;
