@@ -61,3 +61,5 @@ CMD(sign);
 CMD(attest);
 CMD(verify);
 CMD(build_sign_push);
+CMD(login);
+CMD(logout);

@@ -29,6 +29,8 @@ static const sub_cmd commands[] = {
     {"verify", cmd_verify, "verify an image's cosign signatures against trusted keys", NULL},
     {"attest", cmd_attest, "attest an image (cosign attest's layout); re-sign its provenance", NULL},
     {"build-sign-push", cmd_build_sign_push, "build (twice), push, sign and verify every platform image", NULL},
+    {"login", cmd_login, "check and store credentials for a registry", NULL},
+    {"logout", cmd_logout, "remove stored credentials for a registry", NULL},
     {"reconcile", not_yet, "render and (re)start a Tier-1 service from its manifest", "a later issue"},
     {"align", not_yet, "prove a running service matches its manifest (ALIGNED/DRIFT)", "a later issue"},
     {"sandbox", not_yet, "run a Tier-2 job in an ephemeral microVM", "a later issue"},

@@ -1,21 +1,42 @@
-/* OCI distribution-API client over libcurl (plain HTTP to the local registry;
- * https:// when the host is not loopback is reserved for later).
+/* OCI distribution-API client over libcurl, for the local registry and for
+ * remote ones (Harbor, cloud registries, a cluster-local registry).
  *
  * Integrity: every manifest and blob is hashed while it streams; content whose
  * digest differs from the one asked for (or the one the registry announced)
  * is an error (-EILSEQ, exit class "check") and is never returned or kept.
- * Sizes are capped. Authentication: anonymous, or HTTP basic when the registry
- * answers 401 with a Basic challenge and credentials are configured; the
- * challenge handling is shaped so a Bearer token flow can be added (a Bearer
- * challenge is, for now, a clear -ENOTSUP error).
+ * Sizes are capped.
  *
- * Network safety: only loopback hosts (sub_reg_new refuses others), no
- * proxies from the environment, no redirects followed, and an upload
- * Location that names another host:port is refused.
+ * Transport (one rule): a loopback registry (127.0.0.0/8, localhost, [::1])
+ * speaks plain http unless $SUBSTRATE_REGISTRY_TLS=1 (or opts.tls) asks for
+ * https; any other registry speaks https, with the certificate verified
+ * against the system CAs plus $SUBSTRATE_CA_FILE (opts.ca_file), unless its
+ * host:port (or host) is listed in $SUBSTRATE_INSECURE_REGISTRIES
+ * (comma-separated), which makes it plain http. The same rule applies to a
+ * token realm and to a blob redirect target: https, or http only to loopback
+ * or a listed host. Proxies come from http_proxy / https_proxy / no_proxy
+ * (libcurl's rules), except that a loopback host never goes through a proxy.
+ *
+ * Authentication: anonymous until the registry answers 401. A Basic challenge
+ * is answered with the configured credentials; a Bearer challenge
+ * (realm, service, scope) with a token fetched from the realm (anonymously,
+ * or with the credentials as HTTP basic), cached per scope until it expires
+ * (expires_in, 60 s by default). Credentials: opts.username/password, else
+ * $SUBSTRATE_REGISTRY_USER/PASSWORD, else the first auth file with an entry
+ * for the registry's host:port: $REGISTRY_AUTH_FILE (or, when unset,
+ * $SUBSTRATE_STATE/auth.json), ${XDG_RUNTIME_DIR}/containers/auth.json,
+ * ~/.docker/config.json ({"auths": {"host:port": {"auth": base64(user:pass)}}}).
+ *
+ * Redirects: only blob GETs follow them (307/302/303/301/308, at most
+ * SUB_REG_MAX_REDIRECTS hops; registries serve blobs from object storage, and
+ * the bytes are digest-checked anyway); credentials are never sent to
+ * another host:port. Manifests, uploads and everything else do not follow
+ * redirects, and an upload Location that names another host:port is refused.
  *
  * Errors: HTTP failures set e->http_status and put the registry's error JSON
  * (errors[].code: message) in e->detail. A refused connection says the
- * registry is not reachable and to run `substrate registry start`.
+ * registry is not reachable and to run `substrate registry start`; a
+ * certificate that does not verify is an environment error (exit 3) naming
+ * SUBSTRATE_CA_FILE.
  *
  * Ownership: sub_reg is opaque and freed with sub_reg_free(); strings returned
  * through char** are the caller's to free(). */
@@ -32,23 +53,30 @@
 
 typedef struct sub_reg sub_reg;
 
+#define SUB_REG_MAX_REDIRECTS 5
+
 typedef struct sub_reg_opts {
     const char *host;     /* "host:port" (required) */
-    const char *username; /* basic auth; NULL = from $SUBSTRATE_REGISTRY_USER */
-    const char *password; /* NULL = from $SUBSTRATE_REGISTRY_PASSWORD */
+    const char *username; /* NULL = $SUBSTRATE_REGISTRY_USER, then the auth files */
+    const char *password; /* NULL = $SUBSTRATE_REGISTRY_PASSWORD, then the auth files */
     long timeout_s;       /* per-request total timeout, except blob bodies (they are bound by
                              the stall limit and the deadline only); 0 = 300 */
     uint64_t max_blob;    /* 0 = SUB_REG_MAX_BLOB */
     long stall_s;         /* a transfer slower than SUB_REG_LOW_SPEED bytes/s for this many
                              seconds is stopped (-ETIMEDOUT, "stalled"); 0 = $SUBSTRATE_STALL_SECONDS,
                              or SUB_REG_STALL_S */
+    const char *ca_file;  /* PEM CA certificates trusted besides the system's;
+                             NULL = $SUBSTRATE_CA_FILE */
+    bool tls;             /* https even on loopback; false = $SUBSTRATE_REGISTRY_TLS=1 */
 } sub_reg_opts;
 
 #define SUB_REG_LOW_SPEED 1024 /* bytes/s */
 #define SUB_REG_STALL_S 30
 
-/* Refuses a host that is not on loopback (network safety: Substrate only
- * talks to its local registry), and a user without a password. */
+/* Chooses http or https by the rule above. Refuses a user without a
+ * password, an unreadable CA file, a malformed auth file, a bad
+ * SUBSTRATE_REGISTRY_TLS value and a bad SUBSTRATE_STALL_SECONDS. Nothing is
+ * sent yet. */
 int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e);
 void sub_reg_free(sub_reg *r);
 static inline void sub_reg_freep(sub_reg **r) {
@@ -69,6 +97,10 @@ void sub_reg_set_deadline(sub_reg *r, long seconds);
 
 /* The "host:port" this client talks to (borrowed). */
 const char *sub_reg_host(const sub_reg *r);
+/* "https" or "http". */
+const char *sub_reg_scheme(const sub_reg *r);
+/* Were credentials sent (as Basic, or to get a token) and accepted so far? */
+bool sub_reg_credentials_used(const sub_reg *r);
 
 /* GET /v2/: 0 when the registry answers as a distribution registry. */
 int sub_reg_ping(sub_reg *r, sub_err *e);
@@ -121,3 +153,22 @@ bool sub_reg_addr_is_loopback(const char *addr);
 
 /* GET /v2/<repo>/tags/list -> NULL-terminated vector (caller strv_free()s). */
 int sub_reg_tags(sub_reg *r, const char *repo, char ***tags, sub_err *e);
+
+/* ---- stored credentials (substrate login / logout) ---- */
+
+/* The file login writes and logout edits: $REGISTRY_AUTH_FILE, else
+ * $SUBSTRATE_STATE/auth.json. Caller frees. */
+char *sub_reg_auth_file(void);
+/* Credentials for host ("host:port") in an auth.json / docker config.json
+ * document. 1 found (*user, *pass set; caller frees), 0 no entry,
+ * < 0 malformed (what names the file in the message). Keys may carry a
+ * scheme and a path ("https://host:port/v1/"); the entry's "auth" is
+ * base64(user:password), or "username" and "password" fields. */
+int sub_reg_auth_parse(const char *json, size_t len, const char *what, const char *host,
+                       char **user, char **pass, sub_err *e);
+/* Store (replacing) host's credentials in sub_reg_auth_file(), mode 0600,
+ * keeping every other entry and key. *path_out (may be NULL) gets the file. */
+int sub_reg_auth_store(const char *host, const char *user, const char *pass, char **path_out,
+                       sub_err *e);
+/* Remove host's entry: 1 removed, 0 there was none. */
+int sub_reg_auth_remove(const char *host, char **path_out, sub_err *e);

@@ -78,6 +78,7 @@ int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint
     x.url = reg_url(r, "/v2/%s/blobs/%s", repo, digest);
     x.what = xasprintf("blob %s", digest);
     x.out_fd = fd;
+    x.follow_redirects = true; /* blobs may live in object storage; digest-checked below */
     x.out_max = expected_size ? expected_size : r->max_blob;
     x.out_expect = expected_size;
     x.hash_out = true;
@@ -117,6 +118,7 @@ int sub_reg_blob_get_buf(sub_reg *r, const char *repo, const char *digest, size_
     x.what = xasprintf("blob %s", digest);
     x.out_max = max ? max : 1;
     x.hash_out = true;
+    x.follow_redirects = true;
     rr = blob_get(r, &x, repo, digest, e);
     if (rr == 0) *out = sub_buf_detach(&x.mem, len);
     xfer_done(&x);
@@ -136,6 +138,7 @@ int reg_resolve_location(sub_reg *r, const char *repo, const char *loc, char **o
                                r->host);
     const char *rest = NULL;
     if (str_has_prefix(loc, "http://")) rest = loc + 7;
+    else if (str_has_prefix(loc, "https://")) rest = loc + 8;
     else if (str_has_prefix(loc, "//")) rest = loc + 2;
     if (rest) {
         size_t al = strcspn(rest, "/?#");
@@ -144,7 +147,7 @@ int reg_resolve_location(sub_reg *r, const char *repo, const char *loc, char **o
                                "the registry at %s asked us to upload to another address (%.*s); "
                                "refused: Substrate only sends data to the registry it was given",
                                r->host, (int)al, rest);
-        *out = xasprintf("%s%s", r->base, rest + al);
+        *out = xasprintf("%s%s", r->base, rest + al); /* on our scheme, whatever it said */
         return 0;
     }
     if (strstr(loc, "://"))

@@ -9,8 +9,9 @@
  * beyond that (a large blob that flows is never cut), other requests have
  * timeout_s; an overall deadline (sub_reg_set_deadline) stops everything.
  * Progress of blob bodies goes to the caller's callback; one debug log line
- * per request. Network safety: only loopback hosts, no proxies,
- * no redirects, upload locations must stay on the same host:port. */
+ * per request. The network policy (https or plain http, CA file, proxies) is
+ * reg_net_opts(); only blob GETs follow redirects, never with credentials to
+ * another host; upload locations must stay on the same host:port. */
 #include "client-internal.h"
 #include "substrate/fs.h"
 #include "substrate/json.h"
@@ -104,6 +105,7 @@ static void resp_reset(xfer *x) {
 void xfer_done(xfer *x) {
     resp_reset(x);
     free(x->url);
+    free(x->hop_url);
     free(x->what);
     sub_buf_free(&x->mem);
     sub_buf_free(&x->err_body);
@@ -369,7 +371,7 @@ int reg_status_error(sub_reg *r, xfer *x, sub_err *e) {
     else code = -EIO;
     const char *hint = "";
     if (x->status >= 300 && x->status < 400)
-        hint = " (redirects are not followed: Substrate only talks to the local registry)";
+        hint = " (only blob downloads follow redirects)";
     else if (x->status >= 500 && x->err_body.len &&
              memmem(x->err_body.data, x->err_body.len, "no space left on device", 23))
         hint = " (its storage is full: free space there, then push again)";
@@ -420,6 +422,17 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     if (x->in_errno)
         return sub_err_set(e, -x->in_errno, "cannot read the data to upload for %s: %s", x->what,
                            strerror(x->in_errno));
+    const char *tls = reg_tls_problem(cc);
+    if (tls) {
+        rr = sub_err_setk(e, SUB_KIND_ENV, -EACCES,
+                          "%s: %s with the registry at %s%s: if it uses a private CA, trust "
+                          "it with SUBSTRATE_CA_FILE=ca.pem; if it speaks plain http, list it in "
+                          "SUBSTRATE_INSECURE_REGISTRIES (or, on loopback, unset "
+                          "SUBSTRATE_REGISTRY_TLS)",
+                          x->what, tls, r->host, x->hop_url ? " (after a redirect)" : "");
+        sub_err_detail(e, "curl: %s", cerr);
+        return rr;
+    }
     switch (cc) {
     case CURLE_COULDNT_CONNECT:
         rr =
@@ -487,6 +500,95 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     return rr;
 }
 
+/* ---- network policy --------------------------------------------------------------------- */
+
+bool reg_insecure_listed(const char *addr) {
+    const char *list = getenv("SUBSTRATE_INSECURE_REGISTRIES");
+    if (!list || !*list || !addr) return false;
+    _cleanup_free_ char *host = NULL;
+    if (sub_reg_addr_split(addr, &host, NULL, NULL) < 0) return false;
+    for (const char *p = list; *p;) {
+        size_t n = strcspn(p, ", \t");
+        if (n) {
+            _cleanup_free_ char *item = xstrndup(p, n);
+            _cleanup_free_ char *ih = NULL;
+            int iport = 0;
+            if (!strcasecmp(item, addr)) return true;
+            /* a bare host (no port) lists every port of that host */
+            if (sub_reg_addr_split(item, &ih, &iport, NULL) == 0 && iport == 0 &&
+                !strcasecmp(ih, host))
+                return true;
+        }
+        p += n;
+        while (*p == ',' || *p == ' ' || *p == '\t') p++;
+    }
+    return false;
+}
+
+const char *reg_tls_problem(CURLcode cc) {
+    switch (cc) {
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return "the TLS certificate could not be verified (unknown CA, wrong host name or "
+               "expired)";
+    case CURLE_SSL_CACERT_BADFILE: return "the CA file could not be loaded";
+    case CURLE_SSL_CONNECT_ERROR: return "the TLS handshake failed";
+    case CURLE_SSL_CERTPROBLEM:
+    case CURLE_SSL_CIPHER:
+    case CURLE_SSL_ISSUER_ERROR:
+    case CURLE_SSL_PINNEDPUBKEYNOTMATCH:
+    case CURLE_SSL_INVALIDCERTSTATUS: return "TLS failed";
+    default: return NULL;
+    }
+}
+
+int reg_net_opts(sub_reg *r, CURL *c, const char *url, sub_err *e) {
+    CURLU *u = curl_url();
+    if (!u) return sub_err_set(e, -ENOMEM, "out of memory");
+    char *scheme = NULL, *host = NULL, *port = NULL, *addr = NULL;
+    int rr = 0;
+    if (curl_url_set(u, CURLUPART_URL, url, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_HOST, &host, 0) != CURLUE_OK ||
+        curl_url_get(u, CURLUPART_PORT, &port, CURLU_DEFAULT_PORT) != CURLUE_OK) {
+        rr = sub_err_set(e, -EPROTO, "not a usable URL: %.200s", url);
+        goto out;
+    }
+    addr = xasprintf("%s:%s", host, port);
+    bool lo = sub_reg_addr_is_loopback(addr);
+    if (!strcasecmp(scheme, "http")) {
+        if (!lo && !reg_insecure_listed(addr)) {
+            rr = sub_err_setk(e, SUB_KIND_ENV, -EPERM,
+                              "refusing plain http to %s (for the registry at %s): only loopback "
+                              "hosts and hosts listed in SUBSTRATE_INSECURE_REGISTRIES are "
+                              "reached without TLS",
+                              addr, r->host);
+            goto out;
+        }
+    } else if (strcasecmp(scheme, "https") != 0) {
+        rr = sub_err_setk(e, SUB_KIND_ENV, -EPERM,
+                          "refusing %s://%s (for the registry at %s): only https and http are "
+                          "spoken",
+                          scheme, addr, r->host);
+        goto out;
+    }
+    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, !strcasecmp(scheme, "http") ? "http" : "https");
+    if (lo) curl_easy_setopt(c, CURLOPT_PROXY, ""); /* loopback never goes through a proxy */
+    if (r->ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, r->ca_file);
+out:
+    free(addr);
+    curl_free(scheme);
+    curl_free(host);
+    curl_free(port);
+    curl_url_cleanup(u);
+    return rr;
+}
+
+/* Does url name r's own scheme://host:port (so credentials may go there)? */
+static bool same_origin(sub_reg *r, const char *url) {
+    size_t bl = strlen(r->base);
+    return !strncasecmp(url, r->base, bl) && (url[bl] == '/' || url[bl] == '?' || !url[bl]);
+}
+
 /* ---- perform ---------------------------------------------------------------------------- */
 
 static const char *url_path(sub_reg *r, const char *url) {
@@ -524,17 +626,22 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
     x->reg = r;
     if (r->deadline_ms && mono_ms() >= r->deadline_ms) return deadline_error(r, x, e);
     bool fresh = false; /* retrying on a new connection after a reused one died */
+    int hops = 0;
+    free(x->hop_url);
+    x->hop_url = NULL;
     for (int attempt = 0;; attempt++) {
         if ((rr = xfer_rewind(x, e)) < 0) return rr;
         curl_easy_reset(c);
         if (fresh) curl_easy_setopt(c, CURLOPT_FRESH_CONNECT, 1L);
         x->errbuf[0] = 0;
+        const char *url = x->hop_url ? x->hop_url : x->url;
+        /* credentials only to the registry itself, never to a redirect target elsewhere */
+        bool own = !x->hop_url || same_origin(r, x->hop_url);
         struct curl_slist *h = NULL;
-        curl_easy_setopt(c, CURLOPT_URL, x->url);
+        curl_easy_setopt(c, CURLOPT_URL, url);
+        if ((rr = reg_net_opts(r, c, url, e)) < 0) return rr;
         curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
-        curl_easy_setopt(c, CURLOPT_PROXY, ""); /* never a proxy from the environment */
-        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
-        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http");
+        curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L); /* redirects are followed below */
         /* A blob body may take long while it flows: only the stall limit
          * and the deadline bound it; every other request has a total timeout. */
         x->timeout_used = x->report ? 0 : r->timeout_s;
@@ -551,10 +658,13 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
         curl_easy_setopt(c, CURLOPT_HEADERDATA, x);
         curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, on_write);
         curl_easy_setopt(c, CURLOPT_WRITEDATA, x);
-        if (r->auth == AUTH_BASIC) {
+        if (own && r->auth == AUTH_BASIC) {
             curl_easy_setopt(c, CURLOPT_HTTPAUTH, (long)CURLAUTH_BASIC);
             curl_easy_setopt(c, CURLOPT_USERNAME, r->username);
             curl_easy_setopt(c, CURLOPT_PASSWORD, r->password);
+        } else if (own && r->auth == AUTH_BEARER && r->token) {
+            _cleanup_free_ char *a = xasprintf("Authorization: Bearer %s", r->token);
+            h = curl_slist_append(h, a);
         }
         h = curl_slist_append(h, "Expect:");
         if (x->accept) {
@@ -612,7 +722,25 @@ int reg_perform(sub_reg *r, xfer *x, sub_err *e) {
         long code = 0;
         curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
         x->status = code;
-        if (x->status != 401) return 0;
+        if (x->follow_redirects && !strcmp(x->method, "GET") &&
+            (code == 301 || code == 302 || code == 303 || code == 307 || code == 308)) {
+            char *to = NULL;
+            curl_easy_getinfo(c, CURLINFO_REDIRECT_URL, &to);
+            if (!to || !*to) return reg_status_error(r, x, e);
+            if (++hops > SUB_REG_MAX_REDIRECTS) /* (no query: it may hold a signed grant) */
+                return sub_err_set(e, -ELOOP,
+                                   "%s: the registry at %s redirected more than %d times; "
+                                   "last to %.*s",
+                                   x->what, r->host, SUB_REG_MAX_REDIRECTS,
+                                   (int)(strcspn(to, "?#") < 200 ? strcspn(to, "?#") : 200), to);
+            char *next = xstrdup(to); /* `to` belongs to the handle, reset next round */
+            free(x->hop_url);
+            x->hop_url = next;
+            fresh = false;
+            attempt--;
+            continue;
+        }
+        if (x->status != 401 || !own) return 0;
         bool retry;
         if ((rr = reg_handle_challenge(r, x, &retry, e)) < 0) return rr;
         if (!retry || attempt >= 1) return reg_status_error(r, x, e);
@@ -625,30 +753,55 @@ static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc;
 static void curl_init(void) { curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT); }
 
+/* SUBSTRATE_REGISTRY_TLS: "1" https even on loopback, "0" or unset the rule. */
+static int env_tls(bool *on, sub_err *e) {
+    const char *v = getenv("SUBSTRATE_REGISTRY_TLS");
+    *on = false;
+    if (!v || !*v || !strcmp(v, "0")) return 0;
+    if (!strcmp(v, "1")) {
+        *on = true;
+        return 0;
+    }
+    return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                        "SUBSTRATE_REGISTRY_TLS=%.40s: write 1 (https, also on loopback) or 0 "
+                        "(the default: https except for loopback and insecure-listed registries)",
+                        v);
+}
+
 int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
     if (!o || !o->host) return sub_err_set(e, -EINVAL, "no registry address given");
     int rr = sub_reg_addr_split(o->host, NULL, NULL, e);
     if (rr < 0) return rr;
-    if (!sub_reg_addr_is_loopback(o->host))
-        return sub_err_setk(
-            e, SUB_KIND_INPUT, -EPERM,
-            "registry %s is not on this machine: Substrate only talks to a loopback "
-            "registry (127.0.0.0/8, localhost or [::1]); set SUBSTRATE_REGISTRY, e.g. "
-            "127.0.0.1:5000",
-            o->host);
+    bool tls = o->tls;
+    if (!tls && (rr = env_tls(&tls, e)) < 0) return rr;
+    bool lo = sub_reg_addr_is_loopback(o->host);
+    if (!lo && !reg_insecure_listed(o->host)) tls = true;
+    const char *ca = o->ca_file ? o->ca_file : getenv("SUBSTRATE_CA_FILE");
+    if (ca && !*ca) ca = NULL;
+    if (ca) {
+        struct stat st;
+        if (stat(ca, &st) < 0 || !S_ISREG(st.st_mode) || access(ca, R_OK) < 0)
+            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                                "CA file %s (SUBSTRATE_CA_FILE) is not a readable file: give the "
+                                "PEM certificate(s) of the CA that signed the registry's "
+                                "certificate",
+                                ca);
+    }
     pthread_once(&curl_once, curl_init);
     if (curl_init_rc != CURLE_OK)
         return sub_err_set(e, -EIO, "cannot initialise libcurl: %s",
                            curl_easy_strerror(curl_init_rc));
-    const char *user = o->username ? o->username : getenv("SUBSTRATE_REGISTRY_USER");
-    const char *pass = o->password ? o->password : getenv("SUBSTRATE_REGISTRY_PASSWORD");
-    if (user && !*user) user = NULL;
-    if (user && !pass)
-        return sub_err_setk(
-            e, SUB_KIND_INPUT, -EINVAL,
-            "a registry user is set (SUBSTRATE_REGISTRY_USER=%s) but no password: set "
-            "SUBSTRATE_REGISTRY_PASSWORD too",
-            user);
+    _cleanup_free_ char *user = NULL, *pass = NULL, *source = NULL;
+    if (o->username && *o->username) {
+        if (!o->password)
+            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                                "a registry user is given (%s) but no password", o->username);
+        user = xstrdup(o->username);
+        pass = xstrdup(o->password);
+        source = xstrdup("the given credentials");
+    } else if ((rr = reg_creds_env(&user, &pass, &source, e)) < 0) {
+        return rr; /* the auth files are read at the first 401 (auth.c) */
+    }
     long stall = o->stall_s;
     const char *se = getenv("SUBSTRATE_STALL_SECONDS");
     if (stall <= 0 && se && *se) {
@@ -666,9 +819,12 @@ int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
     sub_reg *r = xcalloc(1, sizeof *r);
     r->curl = c;
     r->host = xstrdup(o->host);
-    r->base = xasprintf("http://%s", o->host);
-    r->username = user ? xstrdup(user) : NULL;
-    r->password = user ? xstrdup(pass) : NULL;
+    r->tls = tls;
+    r->base = xasprintf("%s://%s", tls ? "https" : "http", o->host);
+    r->ca_file = ca ? xstrdup(ca) : NULL;
+    r->username = TAKE_PTR(user);
+    r->password = TAKE_PTR(pass);
+    r->cred_source = TAKE_PTR(source);
     r->timeout_s = o->timeout_s > 0 ? o->timeout_s : 300;
     r->max_blob = o->max_blob ? o->max_blob : SUB_REG_MAX_BLOB;
     r->stall_s = stall > 0 ? stall : SUB_REG_STALL_S;
@@ -677,6 +833,7 @@ int sub_reg_new(const sub_reg_opts *o, sub_reg **out, sub_err *e) {
 }
 
 const char *sub_reg_host(const sub_reg *r) { return r->host; }
+const char *sub_reg_scheme(const sub_reg *r) { return r->tls ? "https" : "http"; }
 
 void sub_reg_set_progress(sub_reg *r, sub_reg_bytes_fn fn, void *ud) {
     r->progress = fn;
@@ -691,9 +848,12 @@ void sub_reg_set_deadline(sub_reg *r, long seconds) {
 void sub_reg_free(sub_reg *r) {
     if (!r) return;
     if (r->curl) curl_easy_cleanup(r->curl);
+    reg_tokens_free(r);
     free(r->host);
     free(r->base);
+    free(r->ca_file);
     free(r->username);
+    free(r->cred_source);
     if (r->password) {
         explicit_bzero(r->password, strlen(r->password));
         free(r->password);
