@@ -46,10 +46,15 @@ static void usage(FILE *f) {
           "      --passphrase-file FILE   passphrase source (see below)\n"
           "      --predicate FILE         a JSON object to attest (default: re-sign provenance)\n"
           "      --type URI               its predicateType (with --predicate)\n"
-          "      --json                   print the result as JSON\n"
+          "      --json, -o json          print the result as JSON: digest_ref, digest, key_id,\n"
+          "                               attestation_tag, attestation_ref, attestation_manifest,\n"
+          "                               statement_digest, predicate_type, resigned_from,\n"
+          "                               attestations, pushed\n"
           "  -h, --help                   show this help\n"
           "\n"
-          "Passphrase, first source found wins: --passphrase-file FILE; $SUBSTRATE_PASSPHRASE;\n"
+          "The key file is checked first (a missing file or a .pub is refused before any\n"
+          "passphrase is asked for). Passphrase, first source found wins: --passphrase-file\n"
+          "FILE; $SUBSTRATE_PASSPHRASE; $COSIGN_PASSWORD;\n"
           "<key without .key>.pass (yours, mode 0600); a prompt on the terminal. With no\n"
           "terminal the command fails at once.\n"
           "\n"
@@ -75,20 +80,13 @@ static void usage(FILE *f) {
           f);
 }
 
-/* Decrypt the key; a wrong passphrase stops everything before any I/O. */
+/* The key file first (a missing one, or a .pub, before any passphrase), then
+ * the passphrase and the decryption: a wrong one stops everything before any I/O. */
 static int load_key(const char *keyp, const char *passfile, sub_privkey **out) {
     sub_err e = {0};
-    _cleanup_free_ char *prefix = sub_key_prefix(keyp);
-    _cleanup_free_ char *what = xasprintf("key %s", keyp);
-    sub_pass_opts po = {.file = passfile, .key_prefix = prefix, .what = what};
-    _cleanup_passphrase_ sub_passphrase pass = {0};
-    if (sub_passphrase_get(&po, &pass, &e) < 0) return cli_fail("attest", &e);
-    if (sub_privkey_load_file(keyp, pass.data, pass.len, out, &e) < 0) {
-        if (e.code == -EKEYREJECTED)
-            sub_err_detail(&e, "passphrase taken from %s; nothing was attested or pushed",
-                           pass.origin);
-        return cli_fail("attest", &e);
-    }
+    sub_key_open_opts ko = {.path = keyp, .passphrase_file = passfile,
+                            .nothing_done = "nothing was attested or pushed"};
+    if (sub_signing_key_open(&ko, out, &e) < 0) return cli_fail("attest", &e);
     return SUB_EXIT_OK;
 }
 
@@ -97,26 +95,34 @@ static void print_result(const char *name, const char *digest, const sub_attest_
     _cleanup_free_ char *image = xasprintf("%s@%s", name, digest);
     _cleanup_free_ char *attref = xasprintf("%s:%s", name, res->att_tag);
     if (json) {
-        _cleanup_json_ json_t *j = json_pack(
-            "{s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:s, s:o, s:I, s:b}", "image", image, "digest",
-            digest, "key_id", res->key_id, "attestation_tag", res->att_tag, "attestation_ref",
-            attref, "attestation_manifest", res->att_manifest, "statement_digest",
-            res->statement_digest, "predicate_type", res->predicate_type, "resigned_from",
-            res->resigned_from[0] ? json_string(res->resigned_from) : json_null(), "attestations",
-            (json_int_t)res->n_layers, "pushed", !res->already);
+        _cleanup_json_ json_t *j = json_object();
+        json_object_set_new(j, "digest_ref", sub_json_str(image));
+        json_object_set_new(j, "digest", sub_json_str(digest));
+        json_object_set_new(j, "key_id", sub_json_str(res->key_id));
+        json_object_set_new(j, "attestation_tag", sub_json_str(res->att_tag));
+        json_object_set_new(j, "attestation_ref", sub_json_str(attref));
+        json_object_set_new(j, "attestation_manifest", sub_json_str(res->att_manifest));
+        json_object_set_new(j, "statement_digest", sub_json_str(res->statement_digest));
+        json_object_set_new(j, "predicate_type", sub_json_str(res->predicate_type));
+        json_object_set_new(j, "resigned_from",
+                            res->resigned_from[0] ? sub_json_str(res->resigned_from) : json_null());
+        json_object_set_new(j, "attestations", json_integer((json_int_t)res->n_layers));
+        json_object_set_new(j, "pushed", json_boolean(!res->already));
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
+        cli_json_printed();
         return;
     }
-    printf("%s %s with key %s\n", res->already ? "Already attested:" : "Attested", image,
+    cli_line(stdout, "%s %s with key %s", res->already ? "Already attested:" : "Attested", image,
            res->key_id);
-    printf("  attestation: %s (manifest %s, %zu attestation%s%s)\n", attref, res->att_manifest,
+    cli_line(stdout, "  attestation: %s (manifest %s, %zu attestation%s%s)", attref, res->att_manifest,
            res->n_layers, res->n_layers == 1 ? "" : "s",
            res->already ? "; this key's attestation of the statement was there, nothing pushed"
                         : "");
-    printf("  statement:   %s (predicateType %s)\n", res->statement_digest, res->predicate_type);
+    cli_line(stdout, "  statement:   %s (predicateType %s)", res->statement_digest, res->predicate_type);
     if (res->resigned_from[0])
-        printf("  re-signed:   the provenance verified with trusted key %s\n", res->resigned_from);
+        cli_line(stdout, "  re-signed:   the provenance verified with trusted key %s",
+                 res->resigned_from);
 }
 
 int cmd_attest(int argc, char **argv) {
@@ -128,21 +134,25 @@ int cmd_attest(int argc, char **argv) {
         {"predicate", required_argument, NULL, OPT_PREDICATE},
         {"type", required_argument, NULL, OPT_TYPE},
         {"json", no_argument, NULL, OPT_JSON},
+        CLI_OUTPUT_OPTION,
         {NULL, 0, NULL, 0},
     };
     const char *keyp = NULL, *passfile = NULL, *predicate = NULL, *type = NULL;
     bool json = false;
     int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': usage(stdout); return SUB_EXIT_OK;
+        case 'o':
+            if (cli_output_opt("attest", optarg, &json)) return SUB_EXIT_USAGE;
+            break;
         case OPT_KEY: keyp = optarg; break;
         case OPT_PASSFILE: passfile = optarg; break;
         case OPT_PREDICATE: predicate = optarg; break;
         case OPT_TYPE: type = optarg; break;
         case OPT_JSON: json = true; break;
-        default: return cli_usage_error("attest", "unknown or incomplete option");
+        default: return cli_bad_option("attest", argv, opts);
         }
     }
     if (optind + 1 != argc)
