@@ -12,6 +12,7 @@
 #include "substrate/json.h"
 #include "substrate/ref.h"
 #include "substrate/registry.h"
+#include "substrate/residue.h"
 #include "substrate/transfer.h"
 #include <getopt.h>
 #include <libgen.h>
@@ -254,7 +255,9 @@ int cmd_build_sign_push(int argc, char **argv) {
     _cleanup_free_ char *tmp = sub_path_join(state, "tmp");
     _cleanup_free_ char *work = NULL, *wa = NULL, *wb = NULL;
     json_t *arr = NULL;
-    if (sub_mkdtemp(tmp, "release-", &work, &e) < 0) {
+    /* release-<pid>-XXXXXX: removed on SIGINT/SIGTERM, swept once its pid is gone */
+    sub_residue_sweep(tmp, "release-", NULL);
+    if (sub_residue_mkdtemp(tmp, "release-", &work, &e) < 0) {
         rc = cli_fail(CMD_NAME, &e);
         goto done;
     }
@@ -373,7 +376,7 @@ int cmd_build_sign_push(int argc, char **argv) {
 
 done:
     if (arr) json_decref(arr);
-    if (work) sub_rm_rf(work, NULL);
+    if (work) sub_residue_remove(work);
     for (size_t i = 0; i < n; i++) {
         free(out[i].name);
         free(out[i].layout_dir);

@@ -3,6 +3,7 @@
 #include "substrate/config.h"
 #include "substrate/log.h"
 #include "substrate/ref.h"
+#include "substrate/residue.h"
 #include "version.h"
 #include <stdarg.h>
 #include <stdio.h>
@@ -110,6 +111,7 @@ int cmd_version(int argc, char **argv) {
 
 int main(int argc, char **argv) {
     sub_log_init();
+    sub_residue_install(); /* interrupted work leaves no temporaries behind */
     if (argc < 2) {
         usage(stderr);
         return SUB_EXIT_USAGE;

@@ -7,12 +7,19 @@
  * minimal environment, and the result is one layer (lib/image/layer.c), an
  * image config and an OCI manifest written into the OCI image layout
  * <state>/images/<name>/ under the ref name <version>.
- * Same commit + spec + version + host package versions -> same manifest digest. */
+ * Same commit + spec + version + host package versions -> same manifest digest.
+ *
+ * The export lives in <work_parent>/build-<pid>-XXXXXX (default parent
+ * <state>/tmp); it is removed when the build ends, on SIGINT/SIGTERM (with the
+ * build's children stopped first), and, if the build was killed, by the next
+ * build (see residue.h). */
 #pragma once
 #include "digest.h"
 #include "error.h"
 #include <stdbool.h>
 #include <stdint.h>
+
+#define SUB_BUILD_TMP_PREFIX "build-"
 
 typedef void (*sub_note_fn)(void *ud, const char *msg);
 

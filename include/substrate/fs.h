@@ -7,6 +7,9 @@
 
 /* write(2) all of data, retrying on EINTR; 0 or -errno. */
 int sub_write_all(int fd, const void *data, size_t len);
+/* The temporary files of the two calls below are named <path>.tmp-<pid>-XXXXXX
+ * (see residue.h). */
+#define SUB_FS_TMP ".tmp-"
 /* Write via temp file in the same directory + fsync + rename + fsync(dir).
  * Readers see either the old file or the complete new one, never a part. */
 int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);

@@ -8,6 +8,7 @@
 #include "substrate/manifest.h"
 #include "substrate/proc.h"
 #include "substrate/ref.h"
+#include "substrate/residue.h"
 #include "substrate/strbuf.h"
 #include <dirent.h>
 #include <limits.h>
@@ -277,7 +278,12 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     _cleanup_free_ char *tmp_parent = o->work_parent ? xstrdup(o->work_parent)
                                                      : sub_path_join(o->state_dir, "tmp");
     _cleanup_free_ char *work = NULL;
-    if ((r = sub_mkdtemp(tmp_parent, "build-", &work, e)) < 0) return r;
+    /* <tmp>/build-<pid>-XXXXXX: removed on SIGINT/SIGTERM; those of builds
+     * that were killed are swept here (residue.h) */
+    _cleanup_free_ char *state_tmp = sub_path_join(o->state_dir, "tmp");
+    sub_residue_sweep(state_tmp, SUB_BUILD_TMP_PREFIX, NULL);
+    if (o->work_parent) sub_residue_sweep(tmp_parent, SUB_BUILD_TMP_PREFIX, NULL);
+    if ((r = sub_residue_mkdtemp(tmp_parent, SUB_BUILD_TMP_PREFIX, &work, e)) < 0) return r;
     _cleanup_free_ char *src = sub_path_join(work, "src");
     _cleanup_free_ char *out = sub_path_join(work, "out");
     _cleanup_free_ char *layer_path = sub_path_join(work, "layer.tar.gz");
@@ -375,8 +381,12 @@ out:
     sub_buf_free(&host_inputs);
     sub_buf_free(&build_inputs);
     sub_imagespec_free(&spec);
-    if (o->keep_work) note(o, "kept the build tree at %s", work);
-    else sub_rm_rf(work, NULL);
+    if (o->keep_work) {
+        sub_residue_forget(work);
+        note(o, "kept the build tree at %s", work);
+    } else {
+        sub_residue_remove(work);
+    }
     if (r < 0) sub_build_result_free(res);
     return r;
 }
