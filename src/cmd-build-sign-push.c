@@ -334,7 +334,7 @@ int cmd_build_sign_push(int argc, char **argv) {
         say(&b, "%s: verified from the registry: signed by key %s", name, by);
         /* SLSA provenance, stored as `cosign attest` stores it, and checked back */
         const sub_build_result *fb = &out[i].first;
-        _cleanup_free_ char *builder = xasprintf("https://github.com/substrate-dev/substrate/substrate-build@%s", SUBSTRATE_VERSION);
+        _cleanup_free_ char *builder = xasprintf("%s@%s", SUB_SUBSTRATE_BUILDER_ID, SUBSTRATE_VERSION);
         sub_provenance pv = {.subject = identity, .digest = out[i].digest, .source = fb->source,
                              .commit = fb->sha, .revision = fb->revision, .image = name,
                              .version = version, .spec_path = fb->spec_path,

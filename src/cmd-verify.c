@@ -258,7 +258,8 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
         }
     if (provenance) {
         printf("  provenance: SLSA v1, verified by key %s\n", ar.key_id);
-        printf("    source:  %s @ %s\n", ar.source, ar.commit);
+        printf("    source:  %s @ %s\n", ar.source[0] ? ar.source : "(no source URI recorded)",
+               ar.commit);
         printf("    spec:    %s (%s)\n", ar.spec_path, ar.spec_digest);
         printf("    build:   %s\n", ar.build_command && *ar.build_command ? ar.build_command : "(none)");
     }

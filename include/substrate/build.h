@@ -20,6 +20,12 @@
 #include <stdint.h>
 
 #define SUB_BUILD_TMP_PREFIX "build-"
+/* Where the source URI of the images comes from, in the commit being built:
+ * the image spec's "source", else {"source": "https://..."} in this file, else
+ * none (no org.opencontainers.image.source label, no URI in the provenance).
+ * It is never made up, and never read from outside the commit (a git remote
+ * differs between clones, and the digest depends on the label). */
+#define SUB_BUILD_SOURCE_FILE "platform/source.json"
 
 typedef void (*sub_note_fn)(void *ud, const char *msg);
 
@@ -47,7 +53,7 @@ typedef struct sub_build_result {
     char *layout_dir;       /* owned */
     char *host_inputs;      /* owned: "pkg=version,..." or "" */
     char *build_inputs;     /* owned: toolchain "pkg=version,..." or "" */
-    char *source;           /* owned: the spec's source URL, or "" */
+    char *source;           /* owned: the source URI (SUB_BUILD_SOURCE_FILE), or "" when none */
     char *spec_path;        /* owned: platform/images/<name>/image.json */
     char spec_digest[SUB_DIGEST_MAX]; /* sha256 of that file in the export */
     char **build_command;   /* owned argv (NULL-terminated), NULL when the spec has none */
