@@ -51,7 +51,11 @@ int sub_layout_sweep(const char *dir) {
     static const char *const markers[] = {SUB_LAYOUT_TMP_PART, SUB_LAYOUT_TMP_BLOB, SUB_FS_TMP};
     for (size_t i = 0; i < ARRAY_SIZE(markers); i++)
         if ((r = sub_residue_sweep(blobs, markers[i], NULL)) > 0) n += r;
-    if ((r = sub_residue_sweep(dir, SUB_FS_TMP, NULL)) > 0) n += r;
+    /* in the layout's own directory only our two files' temporaries: it may
+     * hold files of the user's */
+    static const char *const own[] = {"index.json" SUB_FS_TMP, "oci-layout" SUB_FS_TMP};
+    for (size_t i = 0; i < ARRAY_SIZE(own); i++)
+        if ((r = sub_residue_sweep(dir, own[i], NULL)) > 0) n += r;
     return n;
 }
 

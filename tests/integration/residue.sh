@@ -81,13 +81,17 @@ t_on_exit "kill $live"
 live_part=$D/blobs/sha256/$(printf '%064d' 7).part-$live-abcdef
 live_tmp=$D/index.json.tmp-$live-abcdef
 dead_tmp=$D/index.json.tmp-$((BGPID))-abcdef
-echo partial >"$live_part"; echo x >"$live_tmp"; echo x >"$dead_tmp"
+users=$D/notes.tmp-$((BGPID))-abcdef # not ours: a layout dir may hold the user's files
+echo partial >"$live_part"; echo x >"$live_tmp"; echo x >"$dead_tmp"; echo x >"$users"
 out=$("$BIN" pull "$REG/test/big:v1" --oci "$D:big" 2>&1) || t_diag "$out"
 [ -n "$dead_part" ] && [ ! -e "$dead_part" ] && [ ! -e "$dead_tmp" ] &&
     t_ok "the next pull removes the leftovers of the dead pid" ||
     { t_not_ok "the next pull removes the leftovers of the dead pid"; t_diag "$(ls -la "$D" "$D/blobs/sha256")"; }
 [ -e "$live_part" ] && [ -e "$live_tmp" ] && t_ok "... and keeps those of a live process" ||
     t_not_ok "... and keeps those of a live process"
+[ -e "$users" ] && t_ok "... and a file of the user's in the layout dir" ||
+    t_not_ok "... and a file of the user's in the layout dir"
+rm -f "$users"
 rm -f "$live_part" "$live_tmp"
 out=$(umoci gc --layout "$D" 2>&1) && t_ok "umoci gc succeeds after the sweep" ||
     { t_not_ok "umoci gc succeeds after the sweep"; t_diag "$out"; }
