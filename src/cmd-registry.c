@@ -29,7 +29,11 @@ static void help(FILE *f) {
         "stop    Stop the registry this state directory started: the recorded pid is signalled\n"
         "        (SIGTERM, SIGKILL after 10 s) only if it is still docker-registry running with\n"
         "        our config; a stale pid file is removed and nothing is signalled.\n"
-        "status  Report whether the registry runs and answers.\n"
+        "        When no registry of this state directory runs but something holds the address\n"
+        "        (another state directory's registry, another program), nothing is stopped and\n"
+        "        stop fails (exit 3) naming it: its pid, and its state directory or config.\n"
+        "status  Report whether the registry runs and answers; when it does not, what holds\n"
+        "        $SUBSTRATE_REGISTRY instead (pid, program, state directory), if anything.\n"
         "\n"
         "Options:\n"
         "  --htpasswd FILE  (start) require HTTP basic auth with the users in FILE (bcrypt,\n"
@@ -47,7 +51,8 @@ static void help(FILE *f) {
         "  0  done (status: running and answering)\n"
         "  1  status: the registry is not running or does not answer\n"
         "  2  usage error, or an address that is not on loopback\n"
-        "  3  operational error: docker-registry missing, port in use, start failed\n"
+        "  3  operational error: docker-registry missing, port in use, start failed, or\n"
+        "     stop found the address held by a registry it does not own\n"
         "\n"
         "Examples:\n"
         "  SUBSTRATE_REGISTRY=127.0.0.1:5000 substrate registry start\n"
@@ -56,6 +61,18 @@ static void help(FILE *f) {
         "  substrate registry start --htpasswd users.htpasswd\n"
         "  substrate registry stop\n",
         f);
+}
+
+/* A JSON string of s, or null for "": bytes that are not UTF-8 (another
+ * program's command line) become '?' rather than failing the output. */
+static json_t *jstr(const char *s) {
+    if (!s[0]) return json_null();
+    json_t *j = json_string(s);
+    if (j) return j;
+    _cleanup_free_ char *c = xstrdup(s);
+    for (char *p = c; *p; p++)
+        if ((unsigned char)*p >= 0x80) *p = '?';
+    return json_string(c);
 }
 
 static int do_start(int argc, char **argv, sub_regsrv_opts *o) {
@@ -140,11 +157,25 @@ static int do_status(int argc, char **argv, sub_regsrv_opts *o) {
             json_pack("{s:b,s:b,s:s,s:s}", "running", st.running, "answering", st.answering,
                       "address", st.addr[0] ? st.addr : o->addr, "state_dir", dir);
         json_object_set_new(j, "pid", st.running ? json_integer(st.pid) : json_null());
+        json_t *h = json_null();
+        if (!st.running && st.other.held) {
+            h = json_pack("{s:b}", "answering", st.other.answering);
+            json_object_set_new(h, "pid", st.other.pid ? json_integer(st.other.pid) : json_null());
+            json_object_set_new(h, "program", jstr(st.other.program));
+            json_object_set_new(h, "cmdline", jstr(st.other.cmdline));
+            json_object_set_new(h, "config", jstr(st.other.config));
+            json_object_set_new(h, "state_dir", jstr(st.other.state_dir));
+        }
+        /* who holds the address when the registry of this state dir does not */
+        json_object_set_new(j, "port_holder", h);
         _cleanup_free_ char *s = sub_json_dump_pretty(j);
         fputs(s, stdout);
     } else if (st.running) {
         printf("registry: running (pid %d) at %s, %s\nstate:    %s\n", (int)st.pid, st.addr,
                st.answering ? "answering" : "NOT answering (see registry.log)", dir);
+    } else if (st.other.held) {
+        _cleanup_free_ char *who = sub_regsrv_holder_text(o->addr, &st.other);
+        printf("registry: not running from this state dir, but %s\nstate:    %s\n", who, dir);
     } else {
         printf("registry: not running (start it with `substrate registry start`)\nstate:    %s\n",
                dir);

@@ -301,7 +301,8 @@ static int verify_registry(const char *refarg, char **keyfiles, const char *iden
     }
     if (provenance) {
         cli_line(stdout, "  provenance: SLSA v1, verified by key %s", ar->key_id);
-        cli_line(stdout, "    source:  %s @ %s", ar->source, ar->commit);
+        cli_line(stdout, "    source:  %s @ %s", ar->source[0] ? ar->source : "(no source URI recorded)",
+                 ar->commit);
         cli_line(stdout, "    spec:    %s (%s)", ar->spec_path, ar->spec_digest);
         cli_line(stdout, "    build:   %s",
                  ar->build_command && *ar->build_command ? ar->build_command : "(none)");

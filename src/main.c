@@ -6,6 +6,7 @@
 #include "substrate/log.h"
 #include "substrate/ref.h"
 #include "substrate/strbuf.h"
+#include "substrate/residue.h"
 #include "version.h"
 #include <ctype.h>
 #include <getopt.h>
@@ -297,6 +298,7 @@ int main(int argc, char **argv) {
     }
     sub_log_set_sink(log_to_stderr);
     opterr = 0; /* unknown options are reported once, by cli_bad_option */
+    sub_residue_install(); /* interrupted work leaves no temporaries behind */
     if (argc < 2) {
         usage(stderr);
         return SUB_EXIT_USAGE;

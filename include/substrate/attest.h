@@ -25,7 +25,10 @@
 #define SUB_INTOTO_PAYLOAD_TYPE "application/vnd.in-toto+json"
 #define SUB_INTOTO_STATEMENT_V1 "https://in-toto.io/Statement/v1"
 #define SUB_SLSA_PROVENANCE_V1 "https://slsa.dev/provenance/v1"
-#define SUB_SUBSTRATE_BUILD_TYPE "https://github.com/substrate-dev/substrate/build-types/image/v1"
+/* Identifiers, not locations: this source has no public home to point at, so
+ * no URL is made up for it (the source URI of an image is in build.h). */
+#define SUB_SUBSTRATE_BUILD_TYPE "urn:substrate:build-type:image:v1"
+#define SUB_SUBSTRATE_BUILDER_ID "urn:substrate:builder:substrate-build"
 #define SUB_ATTEST_MAX_ENVELOPE (1u << 20)
 #define SUB_ATTEST_MAX_PREDICATE (512u << 10) /* a predicate file (the envelope base64s it) */
 #define SUB_ATTEST_TAG_MAX 160                /* "sha256-" + hex + ".att" */
@@ -33,7 +36,8 @@
 typedef struct sub_provenance {
     const char *subject;       /* "registry/repository" */
     const char *digest;        /* image manifest digest */
-    const char *source;        /* source repository URL (the spec's "source") */
+    const char *source;        /* source repository URI, or NULL/"" when none is configured
+                                  (then the statement names no URI, only the commit) */
     const char *commit;        /* full git SHA */
     const char *revision;      /* commit or commit-dirty */
     const char *image;         /* image name */

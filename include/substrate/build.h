@@ -7,12 +7,25 @@
  * minimal environment, and the result is one layer (lib/image/layer.c), an
  * image config and an OCI manifest written into the OCI image layout
  * <state>/images/<name>/ under the ref name <version>.
- * Same commit + spec + version + host package versions -> same manifest digest. */
+ * Same commit + spec + version + host package versions -> same manifest digest.
+ *
+ * The export lives in <work_parent>/build-<pid>-XXXXXX (default parent
+ * <state>/tmp); it is removed when the build ends, on SIGINT/SIGTERM (with the
+ * build's children stopped first), and, if the build was killed, by the next
+ * build (see residue.h). */
 #pragma once
 #include "digest.h"
 #include "error.h"
 #include <stdbool.h>
 #include <stdint.h>
+
+#define SUB_BUILD_TMP_PREFIX "build-"
+/* Where the source URI of the images comes from, in the commit being built:
+ * the image spec's "source", else {"source": "https://..."} in this file, else
+ * none (no org.opencontainers.image.source label, no URI in the provenance).
+ * It is never made up, and never read from outside the commit (a git remote
+ * differs between clones, and the digest depends on the label). */
+#define SUB_BUILD_SOURCE_FILE "platform/source.json"
 
 typedef void (*sub_note_fn)(void *ud, const char *msg);
 
@@ -40,7 +53,7 @@ typedef struct sub_build_result {
     char *layout_dir;       /* owned */
     char *host_inputs;      /* owned: "pkg=version,..." or "" */
     char *build_inputs;     /* owned: toolchain "pkg=version,..." or "" */
-    char *source;           /* owned: the spec's source URL, or "" */
+    char *source;           /* owned: the source URI (SUB_BUILD_SOURCE_FILE), or "" when none */
     char *spec_path;        /* owned: platform/images/<name>/image.json */
     char spec_digest[SUB_DIGEST_MAX]; /* sha256 of that file in the export */
     char **build_command;   /* owned argv (NULL-terminated), NULL when the spec has none */

@@ -7,6 +7,9 @@
 
 /* write(2) all of data, retrying on EINTR; 0 or -errno. */
 int sub_write_all(int fd, const void *data, size_t len);
+/* The temporary files of the two calls below are named <path>.tmp-<pid>-XXXXXX
+ * (see residue.h). */
+#define SUB_FS_TMP ".tmp-"
 /* Write via temp file in the same directory + fsync + rename + fsync(dir).
  * Readers see either the old file or the complete new one, never a part. */
 int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode, sub_err *e);
@@ -33,3 +36,35 @@ bool sub_path_exists(const char *p);
 bool sub_fs_nearly_full(const char *path);
 /* Readable message for an I/O errno, with a hint for ENOSPC/EROFS/EACCES. */
 const char *sub_io_hint(int err);
+
+/* ---- Work beneath a directory fd (openat2) -----------------------------------------------
+ * For writing into a tree we do not trust (unpacking a hostile layer into a
+ * rootfs, writing a bundle): every path is resolved by the kernel relative to
+ * rootfd, with magic links (/proc/self/fd/...) refused, so no "..", absolute
+ * path or symlink in the tree (or in the path given) can reach outside it,
+ * even if the tree changes while we work. Two modes:
+ *   SUB_RESOLVE_BENEATH  any escape is refused (-EXDEV, input class): "..",
+ *                        an absolute path or a symlink pointing out;
+ *   SUB_RESOLVE_IN_ROOT  rootfd acts as "/" (as a container sees its rootfs):
+ *                        ".." stops at it and absolute symlinks resolve inside
+ *                        it, so every path is contained, never refused.
+ * openat2 needs Linux 5.6; without it (-ENOSYS, e.g. an old kernel or a
+ * seccomp filter) the helpers fail with an environment error saying so, and
+ * never fall back to comparing path strings. A rename racing the lookup
+ * (-EAGAIN) is retried. Returned fds are O_CLOEXEC. */
+typedef enum {
+    SUB_RESOLVE_BENEATH,
+    SUB_RESOLVE_IN_ROOT,
+} sub_resolve;
+
+/* openat2(rootfd, path, flags | O_CLOEXEC, mode) in the given mode; the fd or -errno. */
+int sub_open_at(int rootfd, const char *path, int flags, mode_t mode, sub_resolve how, sub_err *e);
+/* mkdir -p of path beneath rootfd (components made with mode, existing
+ * directories and symlinks to directories inside the root are fine); the fd of
+ * the final directory (O_DIRECTORY) or -errno. */
+int sub_mkdir_p_at(int rootfd, const char *path, mode_t mode, sub_resolve how, sub_err *e);
+/* Write path beneath rootfd atomically: a temp file in its (existing) parent
+ * directory, fsync, renameat over path (a symlink at path is replaced, never
+ * followed), fsync of the parent. 0 or -errno. */
+int sub_write_file_at(int rootfd, const char *path, const void *data, size_t len, mode_t mode,
+                      sub_resolve how, sub_err *e);

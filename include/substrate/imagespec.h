@@ -5,7 +5,8 @@
  *   {
  *     "name": "hello",                         must equal the directory name
  *     "description": "one line",
- *     "source": "https://...",                 org.opencontainers.image.source
+ *     "source": "https://...",                 org.opencontainers.image.source (else
+ *                                              platform/source.json; see build.h)
  *     "build": ["make", "-s", "-f", "..."],    argv run in the export root (optional)
  *     "build_packages": ["gcc-12", "libc6-dev"], Debian packages the build uses
  *                                              (names as Debian policy spells them);

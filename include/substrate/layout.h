@@ -13,6 +13,13 @@
  * (sub_json_dump) under an exclusive flock on the layout directory, so
  * concurrent writers do not lose each other's entries.
  *
+ * Interruption: temp files carry the writer's pid (blobs/sha256/<hex>.part-<pid>-…
+ * while a pull downloads, .tmp-blob-<pid>-… while a blob is copied in,
+ * <file>.tmp-<pid>-… for small files). They are removed on SIGINT/SIGTERM by
+ * the CLI's handler, and those of dead pids by the next sub_layout_init
+ * (residue.h), so an interrupted pull or build leaves nothing `umoci gc`
+ * trips over.
+ *
  * Ownership: paths and strings passed in are borrowed; strings returned via
  * char** / char* are the caller's to free(). */
 #pragma once
@@ -29,6 +36,10 @@
  * Idempotent: an existing layout is left as it is (but its oci-layout file
  * must be valid). */
 int sub_layout_init(const char *dir, sub_err *e);
+/* Remove the temp files of dead writers (see above); returns how many. */
+int sub_layout_sweep(const char *dir);
+#define SUB_LAYOUT_TMP_PART ".part-"    /* a blob being downloaded (registry client) */
+#define SUB_LAYOUT_TMP_BLOB ".tmp-blob-" /* a blob being copied in */
 
 /* <dir>/blobs/<alg>/<hex>, or NULL when digest is not a valid digest (so a
  * hostile digest can never name a path outside the layout). Caller frees. */

@@ -1,5 +1,6 @@
 #define _XOPEN_SOURCE 700
 #include "substrate/fs.h"
+#include "substrate/residue.h"
 #include "substrate/strbuf.h"
 #include <fcntl.h>
 #include <ftw.h>
@@ -63,20 +64,24 @@ static int write_temp(const char *path, const void *data, size_t len, mode_t mod
                       sub_err *e) {
     _cleanup_free_ char *dcopy = xstrdup(path);
     const char *dir = dirname(dcopy);
-    char *t = xasprintf("%s.tmp.XXXXXX", path);
-    int fd = mkostemp(t, O_CLOEXEC); /* 0600: never visible with a wider mode */
+    /* <path>.tmp-<pid>-XXXXXX, 0600: never visible with a wider mode; removed if
+     * we are interrupted, swept by the next writer if we are killed (residue.h) */
+    char *t = xasprintf("%s" SUB_FS_TMP "%d-XXXXXX", path, (int)getpid());
+    int fd = mkostemp(t, O_CLOEXEC);
     if (fd < 0) {
         int err = errno;
         free(t);
         return sub_err_set(e, -err, "cannot create a file in %s: %s%s", dir, strerror(err),
                            sub_io_hint(err));
     }
+    sub_residue_add(t);
     int r = sub_write_all(fd, data, len);
     if (r == 0 && fchmod(fd, mode) < 0) r = -errno;
     if (r == 0 && fsync(fd) < 0) r = -errno;
     if (close(fd) < 0 && r == 0) r = -errno;
     if (r < 0) {
         unlink(t);
+        sub_residue_forget(t);
         free(t);
         return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
     }
@@ -92,8 +97,10 @@ int sub_write_file_atomic(const char *path, const void *data, size_t len, mode_t
     if (rename(tmp, path) < 0) {
         r = -errno;
         unlink(tmp);
+        sub_residue_forget(tmp);
         return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
     }
+    sub_residue_forget(tmp);
     _cleanup_free_ char *dcopy = xstrdup(path);
     sub_fsync_dir(dirname(dcopy));
     return 0;
@@ -105,6 +112,7 @@ int sub_write_file_new(const char *path, const void *data, size_t len, mode_t mo
     if (r < 0) return r;
     r = link(tmp, path) < 0 ? -errno : 0;
     unlink(tmp);
+    sub_residue_forget(tmp);
     if (r == -EEXIST)
         return sub_err_setk(e, SUB_KIND_INPUT, -EEXIST,
                             "%s already exists; refusing to overwrite it (move it away or choose "

@@ -1,4 +1,5 @@
 #include "substrate/proc.h"
+#include "substrate/residue.h"
 #include "substrate/strbuf.h"
 #include <fcntl.h>
 #include <signal.h>
@@ -148,6 +149,9 @@ int sub_spawn(char *const argv[], const sub_proc_opts *o, pid_t *pid, sub_err *e
                                strerror(err));
         return sub_err_set(e, -err, "cannot run %s (%s): %s", argv[0], stage, strerror(err));
     }
+    /* stopped before our temporaries are removed on SIGINT/SIGTERM (residue.h);
+     * a daemon in its own session is not ours to stop */
+    if (!o->new_session) sub_residue_add_child(p);
     *pid = p;
     return 0;
 }
@@ -158,6 +162,7 @@ int sub_wait(pid_t pid, int *status, sub_err *e) {
         if (errno == EINTR) continue;
         return sub_err_set(e, -errno, "waitpid %d: %m", (int)pid);
     }
+    sub_residue_forget_child(pid);
     if (status) *status = WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
     return 0;
 }

@@ -8,7 +8,9 @@
 #include "substrate/manifest.h"
 #include "substrate/proc.h"
 #include "substrate/ref.h"
+#include "substrate/residue.h"
 #include "substrate/strbuf.h"
+#include <ctype.h>
 #include <dirent.h>
 #include <limits.h>
 #include <stdarg.h>
@@ -161,6 +163,67 @@ static int resolve_inside(const char *root, const char *rel, const char *what, c
     return 0;
 }
 
+/* A source URI as a label and provenance may carry it: scheme://rest, printable
+ * ASCII, no credentials. */
+static int check_source_uri(const char *where, const char *v, sub_err *e) {
+    const char *p = v;
+    while (*p && (isalnum((unsigned char)*p) || strchr("+.-", *p))) p++;
+    if (p == v || !isalpha((unsigned char)*v) || strncmp(p, "://", 3) != 0 || !p[3])
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                            "%s: \"%s\" is not a URI of the form scheme://host/path", where, v);
+    for (const char *c = v; *c; c++)
+        if ((unsigned char)*c <= ' ' || (unsigned char)*c >= 0x7f)
+            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                                "%s: the source URI contains a space or a control or non-ASCII "
+                                "character",
+                                where);
+    const char *host = p + 3;
+    size_t hl = strcspn(host, "/?#");
+    if (memchr(host, '@', hl))
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                            "%s: the source URI carries user information (credentials?); name "
+                            "the repository without it",
+                            where);
+    return 0;
+}
+
+/* The image's source URI (*out, or NULL when none is configured): the spec's
+ * "source", else "source" in the commit's platform/source.json; never made up,
+ * never taken from outside the commit (the digest depends on it). */
+static int resolve_source(const char *src, const sub_imagespec *spec, char **out, sub_err *e) {
+    int r;
+    *out = NULL;
+    for (size_t i = 0; spec->label_keys && spec->label_keys[i]; i++)
+        if (!strcmp(spec->label_keys[i], "org.opencontainers.image.source"))
+            return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                                "image %s: config.labels sets org.opencontainers.image.source; the "
+                                "builder sets it from \"source\" (in the image spec, or in "
+                                "%s for every image): move it there",
+                                spec->name, SUB_BUILD_SOURCE_FILE);
+    if (spec->source) {
+        _cleanup_free_ char *where = xasprintf("image %s: \"source\"", spec->name);
+        if ((r = check_source_uri(where, spec->source, e)) < 0) return r;
+        *out = xstrdup(spec->source);
+        return 0;
+    }
+    _cleanup_free_ char *p = sub_path_join(src, SUB_BUILD_SOURCE_FILE);
+    struct stat st;
+    if (lstat(p, &st) < 0) return 0; /* not configured: left out */
+    _cleanup_free_ char *real = NULL;
+    if ((r = resolve_inside(src, SUB_BUILD_SOURCE_FILE, SUB_BUILD_SOURCE_FILE, &real, e)) < 0)
+        return r;
+    _cleanup_json_ json_t *j = NULL;
+    if ((r = sub_json_load_file(real, 65536, &j, e)) < 0) return r;
+    static const char *const keys[] = {"source", NULL};
+    const char *v = NULL;
+    if ((r = sub_json_check_keys(j, SUB_BUILD_SOURCE_FILE, keys, e)) < 0 ||
+        (r = sub_json_get_str(j, SUB_BUILD_SOURCE_FILE, "source", true, &v, e)) < 0)
+        return r;
+    if ((r = check_source_uri(SUB_BUILD_SOURCE_FILE, v, e)) < 0) return r;
+    *out = xstrdup(v);
+    return 0;
+}
+
 static json_t *strv_json(char **v) {
     json_t *a = json_array();
     for (char **p = v; p && *p; p++) json_array_append_new(a, json_string(*p));
@@ -202,7 +265,7 @@ static int run_build(const sub_build_opts *o, const sub_imagespec *s, const char
 
 /* Put the layer, the config and the manifest into the layout, then tag it. */
 static int write_image(const sub_build_opts *o, const sub_imagespec *spec, const char *spec_rel,
-                       const char *layer_path, const sub_layer_result *lr, const char *host_inputs,
+                       const char *source, const char *layer_path, const sub_layer_result *lr, const char *host_inputs,
                        const char *build_inputs, sub_build_result *res, sub_err *e) {
     int r;
     res->layout_dir = xasprintf("%s/images/%s", o->state_dir, spec->name);
@@ -219,7 +282,7 @@ static int write_image(const sub_build_opts *o, const sub_imagespec *spec, const
     json_object_set_new(labels, "org.opencontainers.image.revision", json_string(res->revision));
     json_object_set_new(labels, "org.opencontainers.image.version", json_string(o->version));
     json_object_set_new(labels, "org.opencontainers.image.created", json_string(created));
-    if (spec->source) json_object_set_new(labels, "org.opencontainers.image.source", json_string(spec->source));
+    if (source) json_object_set_new(labels, "org.opencontainers.image.source", json_string(source));
     if (spec->description)
         json_object_set_new(labels, "org.opencontainers.image.description", json_string(spec->description));
     json_object_set_new(labels, "dev.substrate.image", json_string(spec->name));
@@ -298,7 +361,12 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     _cleanup_free_ char *tmp_parent = o->work_parent ? xstrdup(o->work_parent)
                                                      : sub_path_join(o->state_dir, "tmp");
     _cleanup_free_ char *work = NULL;
-    if ((r = sub_mkdtemp(tmp_parent, "build-", &work, e)) < 0) return r;
+    /* <tmp>/build-<pid>-XXXXXX: removed on SIGINT/SIGTERM; those of builds
+     * that were killed are swept here (residue.h) */
+    _cleanup_free_ char *state_tmp = sub_path_join(o->state_dir, "tmp");
+    sub_residue_sweep(state_tmp, SUB_BUILD_TMP_PREFIX, NULL);
+    if (o->work_parent) sub_residue_sweep(tmp_parent, SUB_BUILD_TMP_PREFIX, NULL);
+    if ((r = sub_residue_mkdtemp(tmp_parent, SUB_BUILD_TMP_PREFIX, &work, e)) < 0) return r;
     _cleanup_free_ char *src = sub_path_join(work, "src");
     _cleanup_free_ char *out = sub_path_join(work, "out");
     _cleanup_free_ char *layer_path = sub_path_join(work, "layer.tar.gz");
@@ -312,6 +380,7 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     _cleanup_free_ char *spec_rel = xasprintf("platform/images/%s/image.json", o->image);
     _cleanup_free_ char *spec_path = sub_path_join(src, spec_rel);
     _cleanup_free_ char *spec_real = NULL;
+    _cleanup_free_ char *source = NULL;
 
     if ((r = sub_mkdir_p(src, 0755, e)) < 0 || (r = sub_mkdir_p(out, 0755, e)) < 0) goto out;
     if (dirty) {
@@ -338,6 +407,8 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     if ((r = resolve_inside(src, spec_rel, "image spec", &spec_real, e)) < 0) goto out;
     if ((r = sub_imagespec_load(spec_real, o->image, &spec, e)) < 0) goto out;
     if ((r = sub_sha256_file(spec_real, res->spec_digest, NULL, e)) < 0) goto out;
+    /* before the build command runs: it must not choose the source */
+    if ((r = resolve_source(src, &spec, &source, e)) < 0) goto out;
     if ((r = run_build(o, &spec, src, out, res->revision, res->commit_time, e)) < 0) goto out;
 
     /* host inputs: files taken from the host and the build toolchain */
@@ -395,12 +466,12 @@ int sub_build_image(const sub_build_opts *o, sub_build_result *res, sub_err *e) 
     sub_layer_result lr;
     if ((r = sub_layer_write(entries, n_entries, res->commit_time, layer_path, &lr, e)) < 0) goto out;
 
-    if ((r = write_image(o, &spec, spec_rel, layer_path, &lr, sub_buf_str(&host_inputs),
+    if ((r = write_image(o, &spec, spec_rel, source, layer_path, &lr, sub_buf_str(&host_inputs),
                          sub_buf_str(&build_inputs), res, e)) < 0)
         goto out;
     res->host_inputs = sub_buf_detach(&host_inputs, NULL);
     res->build_inputs = sub_buf_detach(&build_inputs, NULL);
-    res->source = xstrdup(spec.source ? spec.source : "");
+    res->source = xstrdup(source ? source : "");
     res->spec_path = xstrdup(spec_rel);
     for (char **p = spec.build; p && *p; p++) strv_push(&res->build_command, *p);
     note(o, "built %s:%s %s", spec.name, o->version, res->manifest_digest);
@@ -413,8 +484,12 @@ out:
     sub_buf_free(&host_inputs);
     sub_buf_free(&build_inputs);
     sub_imagespec_free(&spec);
-    if (o->keep_work) note(o, "kept the build tree at %s", work);
-    else sub_rm_rf(work, NULL);
+    if (o->keep_work) {
+        sub_residue_forget(work);
+        note(o, "kept the build tree at %s", work);
+    } else {
+        sub_residue_remove(work);
+    }
     if (r < 0) sub_build_result_free(res);
     return r;
 }

@@ -3,6 +3,7 @@
 #include "substrate/fs.h"
 #include "substrate/json.h"
 #include "substrate/manifest.h"
+#include "substrate/residue.h"
 #include "substrate/strbuf.h"
 #include <ctype.h>
 #include <fcntl.h>
@@ -44,10 +45,25 @@ static int check_oci_layout_file(const char *dir, sub_err *e) {
     return 0;
 }
 
+int sub_layout_sweep(const char *dir) {
+    _cleanup_free_ char *blobs = sub_path_join(dir, "blobs/sha256");
+    int n = 0, r;
+    static const char *const markers[] = {SUB_LAYOUT_TMP_PART, SUB_LAYOUT_TMP_BLOB, SUB_FS_TMP};
+    for (size_t i = 0; i < ARRAY_SIZE(markers); i++)
+        if ((r = sub_residue_sweep(blobs, markers[i], NULL)) > 0) n += r;
+    /* in the layout's own directory only our two files' temporaries: it may
+     * hold files of the user's */
+    static const char *const own[] = {"index.json" SUB_FS_TMP, "oci-layout" SUB_FS_TMP};
+    for (size_t i = 0; i < ARRAY_SIZE(own); i++)
+        if ((r = sub_residue_sweep(dir, own[i], NULL)) > 0) n += r;
+    return n;
+}
+
 int sub_layout_init(const char *dir, sub_err *e) {
     _cleanup_free_ char *blobs = sub_path_join(dir, "blobs/sha256");
     int r = sub_mkdir_p(blobs, 0755, e);
     if (r < 0) return r;
+    sub_layout_sweep(dir); /* leftovers of killed pulls and builds (residue.h) */
     _cleanup_free_ char *lay = sub_path_join(dir, "oci-layout");
     if (sub_path_exists(lay)) {
         if ((r = check_oci_layout_file(dir, e)) < 0) return r;
@@ -259,10 +275,11 @@ int sub_layout_put_blob_file(const char *dir, const char *src, const char *expec
     if ((r = sub_mkdir_p(bdir, 0755, e)) < 0) return r;
     _cleanup_close_ int in = open(src, O_RDONLY | O_CLOEXEC);
     if (in < 0) return sub_err_set(e, -errno, "cannot open %s: %m", src);
-    _cleanup_free_ char *tmp = xasprintf("%s/.tmp-blob-XXXXXX", bdir);
+    _cleanup_free_ char *base = sub_path_join(bdir, SUB_LAYOUT_TMP_BLOB);
+    _cleanup_free_ char *tmp = NULL;
     _cleanup_free_ char *p = NULL;
-    _cleanup_close_ int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) return io_err(e, errno, "create a temporary file in", bdir);
+    _cleanup_close_ int fd = sub_residue_mkstemp(base, &tmp, e);
+    if (fd < 0) return fd;
     sub_sha256 h = {0};
     if ((r = sub_sha256_init(&h, e)) < 0) goto fail;
     char buf[65536];
@@ -297,12 +314,14 @@ int sub_layout_put_blob_file(const char *dir, const char *src, const char *expec
         r = io_err(e, errno, "rename a blob into", p);
         goto fail;
     }
+    sub_residue_forget(tmp);
     sub_fsync_dir(bdir);
     if (digest_out) memcpy(digest_out, d, strlen(d) + 1);
     return 0;
 fail:
     sub_sha256_free(&h);
     unlink(tmp);
+    sub_residue_forget(tmp);
     return r;
 }
 

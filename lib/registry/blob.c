@@ -3,6 +3,8 @@
  * POST+PUT monolithic upload whose Location must stay on the registry. */
 #include "client-internal.h"
 #include "substrate/fs.h"
+#include "substrate/layout.h"
+#include "substrate/residue.h"
 #include <fcntl.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -66,13 +68,12 @@ int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint
         return sub_err_set(
             e, -EFBIG, "blob %s is %llu bytes, larger than the limit of %llu bytes; refused",
             digest, (unsigned long long)expected_size, (unsigned long long)r->max_blob);
-    _cleanup_free_ char *tmp = xasprintf("%s.part-XXXXXX", path);
-    int fd = mkostemp(tmp, O_CLOEXEC);
-    if (fd < 0) {
-        int err = errno;
-        return sub_err_set(e, -err, "cannot create a temporary file beside %s: %s%s", path,
-                           strerror(err), sub_io_hint(err));
-    }
+    /* <path>.part-<pid>-XXXXXX: removed if we are interrupted, swept by the
+     * next pull if we are killed (residue.h) */
+    _cleanup_free_ char *tmp = NULL;
+    _cleanup_free_ char *base = xasprintf("%s" SUB_LAYOUT_TMP_PART, path);
+    int fd = sub_residue_mkstemp(base, &tmp, e);
+    if (fd < 0) return fd;
     xfer x;
     xfer_init(&x, "GET");
     x.url = reg_url(r, "/v2/%s/blobs/%s", repo, digest);
@@ -104,6 +105,7 @@ int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint
         _cleanup_free_ char *d = xstrdup(path);
         sub_fsync_dir(dirname(d));
     }
+    sub_residue_forget(tmp);
     xfer_done(&x);
     return rr;
 }

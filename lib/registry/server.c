@@ -6,11 +6,14 @@
 #include "substrate/strbuf.h"
 #include <arpa/inet.h>
 #include <curl/curl.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -277,6 +280,164 @@ static void log_tail(const char *log, sub_err *e) {
     sub_err_detail(e, "%s says: %s", log, p);
 }
 
+/* ---- who holds a port ------------------------------------------------------------------- */
+
+/* The inode of a socket listening on port (on ip4, or on the wildcard), from
+ * /proc/net/tcp or tcp6; 0 when none. v6 matches "::" and "::1" (and a
+ * v4-mapped ip4). */
+static unsigned long listening_inode(const char *table, bool v6, const struct in_addr *ip4,
+                                     int port) {
+    _cleanup_fclose_ FILE *f = fopen(table, "re");
+    if (!f) return 0;
+    char line[512];
+    if (!fgets(line, sizeof line, f)) return 0; /* header */
+    while (fgets(line, sizeof line, f)) {
+        char local[64];
+        unsigned st = 0;
+        unsigned long inode = 0;
+        if (sscanf(line, " %*s %63s %*s %x %*s %*s %*s %*u %*u %lu", local, &st, &inode) != 3)
+            continue;
+        char *colon = strrchr(local, ':');
+        if (!colon || st != 0x0A) continue; /* TCP_LISTEN */
+        *colon = 0;
+        if ((int)strtoul(colon + 1, NULL, 16) != port) continue;
+        bool match;
+        if (!v6) {
+            struct in_addr a = {.s_addr = (uint32_t)strtoul(local, NULL, 16)};
+            match = a.s_addr == INADDR_ANY || a.s_addr == ip4->s_addr;
+        } else {
+            /* four host-order 32-bit words, as the kernel prints them */
+            char mapped[33];
+            snprintf(mapped, sizeof mapped, "0000000000000000FFFF0000%08X", ip4->s_addr);
+            match = !strcmp(local, "00000000000000000000000000000000") ||
+                    !strcmp(local, "00000000000000000000000001000000") ||
+                    !strcasecmp(local, mapped);
+        }
+        if (match) return inode;
+    }
+    return 0;
+}
+
+/* The pid with an fd on socket:[inode], or 0 (none we may look at). */
+static pid_t socket_owner(unsigned long inode) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    char want[64];
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    pid_t found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(proc))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0) continue;
+        char fdp[64];
+        snprintf(fdp, sizeof fdp, "/proc/%ld/fd", pid);
+        DIR *fds = opendir(fdp);
+        if (!fds) continue;
+        struct dirent *fe;
+        while ((fe = readdir(fds))) {
+            char target[64];
+            ssize_t n = readlinkat(dirfd(fds), fe->d_name, target, sizeof target - 1);
+            if (n <= 0) continue;
+            target[n] = 0;
+            if (!strcmp(target, want)) {
+                found = (pid_t)pid;
+                break;
+            }
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+    return found;
+}
+
+static void describe_process(sub_port_holder *h) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/comm", (int)h->pid);
+    _cleanup_free_ char *comm = NULL;
+    if (sub_read_file(p, 256, &comm, NULL, NULL) == 0)
+        snprintf(h->program, sizeof h->program, "%.*s", (int)strcspn(comm, "\n"), comm);
+    snprintf(p, sizeof p, "/proc/%d/cmdline", (int)h->pid);
+    _cleanup_free_ char *s = NULL;
+    size_t len = 0;
+    if (sub_read_file(p, 65536, &s, &len, NULL) < 0) return;
+    sub_buf b = SUB_BUF_INIT;
+    const char *argv[3] = {NULL, NULL, NULL};
+    int argc = 0;
+    for (size_t off = 0; off < len; argc++) {
+        const char *a = s + off;
+        if (argc < 3) argv[argc] = a;
+        if (b.len) sub_buf_putc(&b, ' ');
+        for (const char *c = a; *c; c++) /* never print control characters */
+            sub_buf_putc(&b, (unsigned char)*c < 0x20 || *c == 0x7f ? '?' : *c);
+        off += strlen(a) + 1;
+    }
+    snprintf(h->cmdline, sizeof h->cmdline, "%s", sub_buf_str(&b));
+    sub_buf_free(&b);
+    const char *base = argv[0] ? strrchr(argv[0], '/') : NULL;
+    base = base ? base + 1 : argv[0];
+    if (!streq(base, PROGRAM) || !streq(argv[1], "serve") || !argv[2]) return;
+    _cleanup_free_ char *cfg = NULL;
+    if (argv[2][0] == '/') cfg = xstrdup(argv[2]);
+    else { /* relative to its working directory */
+        char cwdl[64], cwd[PATH_MAX];
+        snprintf(cwdl, sizeof cwdl, "/proc/%d/cwd", (int)h->pid);
+        ssize_t n = readlink(cwdl, cwd, sizeof cwd - 1);
+        if (n <= 0) return;
+        cwd[n] = 0;
+        cfg = sub_path_join(cwd, argv[2]);
+    }
+    if (strlen(cfg) >= sizeof h->config) return;
+    memcpy(h->config, cfg, strlen(cfg) + 1);
+    static const char suffix[] = "/registry/config.yml";
+    size_t cl = strlen(cfg);
+    if (cl > strlen(suffix) && !strcmp(cfg + cl - strlen(suffix), suffix))
+        snprintf(h->state_dir, sizeof h->state_dir, "%.*s", (int)(cl - strlen(suffix)), cfg);
+}
+
+int sub_regsrv_port_holder(const char *addr, sub_port_holder *h, sub_err *e) {
+    memset(h, 0, sizeof *h);
+    int r = check_addr(addr, e);
+    if (r < 0) return r;
+    sub_err pe = {0};
+    if (check_port_free(addr, &pe) == -EADDRINUSE) h->held = true;
+    _cleanup_free_ char *host = NULL;
+    int port = 0;
+    if ((r = sub_reg_addr_split(addr, &host, &port, e)) < 0) return r;
+    struct in_addr ip4 = {.s_addr = htonl(INADDR_LOOPBACK)};
+    if (!strchr(host, ':') && strcmp(host, "localhost") != 0) inet_pton(AF_INET, host, &ip4);
+    unsigned long inode = listening_inode("/proc/net/tcp", false, &ip4, port);
+    if (!inode) inode = listening_inode("/proc/net/tcp6", true, &ip4, port);
+    if (inode) h->held = true;
+    if (!h->held) return 0;
+    h->answering = answering(addr, true);
+    if (inode && (h->pid = socket_owner(inode)) > 0) describe_process(h);
+    return 0;
+}
+
+char *sub_regsrv_holder_text(const char *addr, const sub_port_holder *h) {
+    const char *what = h->answering ? "a registry answers" : "a program that is not a registry listens";
+    if (!h->held) return xasprintf("nothing listens on %s", addr);
+    if (!h->pid)
+        return xasprintf("%s on %s, run by a process we cannot see (another user's? `ss -ltnp` "
+                         "as root names it); stop it, or use another SUBSTRATE_REGISTRY port",
+                         what, addr);
+    if (h->state_dir[0])
+        return xasprintf("%s on %s: %s (pid %d) of the state dir %s; to stop it, run "
+                         "`SUBSTRATE_STATE=%s substrate registry stop`",
+                         what, addr, h->program[0] ? h->program : PROGRAM, (int)h->pid,
+                         h->state_dir, h->state_dir);
+    if (h->config[0])
+        return xasprintf("%s on %s: %s (pid %d) run with the config %s, not started by "
+                         "Substrate; stop it with `kill %d`",
+                         what, addr, h->program[0] ? h->program : PROGRAM, (int)h->pid, h->config,
+                         (int)h->pid);
+    return xasprintf("%s on %s: %s (pid %d: %s); stop it with `kill %d`, or use another "
+                     "SUBSTRATE_REGISTRY port",
+                     what, addr, h->program[0] ? h->program : "?", (int)h->pid, h->cmdline,
+                     (int)h->pid);
+}
+
 /* ---- config ----------------------------------------------------------------------------- */
 
 static void yaml_str(sub_buf *b, const char *s) {
@@ -381,6 +542,8 @@ int sub_regsrv_status_get(const sub_regsrv_opts *o, sub_regsrv_status *st, sub_e
     }
     if (st->running && st->addr[0])
         st->answering = answering(st->addr, recorded_htpasswd(p.config));
+    if (!st->running && check_addr(o->addr, NULL) == 0)
+        sub_regsrv_port_holder(o->addr, &st->other, NULL);
     return 0;
 }
 
@@ -517,27 +680,40 @@ int sub_regsrv_start(const sub_regsrv_opts *o, bool *already, pid_t *pid_out, su
     return 0;
 }
 
+/* Nothing of ours ran: fine when nothing holds the address either; when
+ * something else does, the caller asked for a stop that did not happen. */
+static int stop_nothing(const sub_regsrv_opts *o, sub_err *e) {
+    sub_port_holder h;
+    if (!o->addr || check_addr(o->addr, NULL) < 0 || sub_regsrv_port_holder(o->addr, &h, NULL) < 0 ||
+        !h.held)
+        return 0;
+    _cleanup_free_ char *who = sub_regsrv_holder_text(o->addr, &h);
+    return sub_err_setk(e, SUB_KIND_ENV, -EADDRINUSE,
+                        "nothing was stopped: no registry of the state dir %s runs, but %s",
+                        o->state_dir, who);
+}
+
 int sub_regsrv_stop(const sub_regsrv_opts *o, bool *was_running, sub_err *e) {
     if (was_running) *was_running = false;
     _cleanup_(paths_free) paths p = {0};
     int r = paths_get(o->state_dir, false, &p, e);
     if (r < 0) return r;
-    if (!sub_path_exists(p.dir)) return 0;
+    if (!sub_path_exists(p.dir)) return stop_nothing(o, e);
     _cleanup_close_ int lk = lock_dir(p.dir, e);
     if (lk < 0) return lk;
     pid_t pid = 0;
     int pr = read_pid(p.pid, &pid);
-    if (pr == 0) return 0;
+    if (pr == 0) return stop_nothing(o, e);
     if (pr < 0) {
         unlink(p.pid);
-        return 0;
+        return stop_nothing(o, e);
     }
     /* Pin the process, then check it is ours: a pid reused after the check
      * cannot be signalled through the pidfd. */
     _cleanup_close_ int pidfd = pidfd_open_(pid);
     if (!is_our_registry(pid, p.config)) {
         unlink(p.pid); /* stale pid file: gone, or a pid reused by another program */
-        return 0;
+        return stop_nothing(o, e);
     }
     if (was_running) *was_running = true;
     if ((r = terminate(pidfd, pid, e)) < 0) return r;

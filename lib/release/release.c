@@ -1,6 +1,7 @@
 /* The release pipeline (see release.h): build twice, compare, push, sign,
  * verify back, attest provenance, verify back. */
 #include "substrate/release.h"
+#include "substrate/residue.h"
 #include "substrate/config.h"
 #include "substrate/fs.h"
 #include "substrate/git.h"
@@ -162,8 +163,7 @@ int sub_release_publish(const sub_release_opts *o, sub_reg *r, const sub_privkey
     _cleanup_free_ char *builder =
         o->builder_version
             ? NULL
-            : xasprintf("https://github.com/substrate-dev/substrate/substrate-build@%s",
-                        SUBSTRATE_VERSION);
+            : xasprintf("%s@%s", SUB_SUBSTRATE_BUILDER_ID, SUBSTRATE_VERSION);
     sub_provenance pv;
     sub_release_provenance(&pv, &img->first, identity, img->digest, name, o->version,
                            o->builder_version ? o->builder_version : builder);
@@ -240,7 +240,9 @@ int sub_release_run(const sub_release_opts *o, sub_release *res, sub_err *e) {
     for (size_t i = 0; i < res->n; i++) res->images[i].name = xstrdup(names[i]);
     _cleanup_free_ char *tmp = sub_path_join(o->state_dir, "tmp");
     _cleanup_free_ char *work = NULL;
-    if ((r = sub_mkdtemp(tmp, "release-", &work, e)) < 0) return r;
+    /* release-<pid>-XXXXXX: removed on SIGINT/SIGTERM, swept once its pid is gone */
+    sub_residue_sweep(tmp, "release-", NULL);
+    if ((r = sub_residue_mkdtemp(tmp, "release-", &work, e)) < 0) return r;
     /* two export parents at different depths: paths must not leak into the image */
     _cleanup_free_ char *wa = sub_path_join(work, "first");
     _cleanup_free_ char *wb = sub_path_join(work, "second/at/another/depth");
@@ -253,6 +255,6 @@ int sub_release_run(const sub_release_opts *o, sub_release *res, sub_err *e) {
         r = sub_release_publish(o, reg, k, tk, ntrusted, &res->images[i], e);
         if (r == 0 && o->released) o->released(o->ud, &res->images[i]);
     }
-    sub_rm_rf(work, NULL);
+    sub_residue_remove(work);
     return r;
 }

@@ -39,10 +39,12 @@ int sub_provenance_statement(const sub_provenance *p, char **out, size_t *len, s
     json_t *cmd = json_array();
     for (char *const *a = p->build_command; a && *a; a++) json_array_append_new(cmd, json_string(*a));
     json_t *deps = json_array();
-    const char *source = p->source && *p->source ? p->source : "unknown";
-    json_array_append_new(deps, json_pack("{s:s++, s:{s:s}, s:{s:s}}", "uri", "git+", source, "",
-                                          "digest", "gitCommit", p->commit, "annotations", "role",
-                                          "source"));
+    /* no configured source: no URI at all (never a made-up one), the commit still names it */
+    const char *source = p->source && *p->source ? p->source : NULL;
+    json_t *srcdep = json_pack("{s:{s:s}, s:{s:s}}", "digest", "gitCommit", p->commit,
+                               "annotations", "role", "source");
+    if (source) json_object_set_new(srcdep, "uri", json_sprintf("git+%s", source));
+    json_array_append_new(deps, srcdep);
     add_packages(deps, p->host_inputs, "host-input");
     add_packages(deps, p->build_inputs, "toolchain");
     _cleanup_json_ json_t *st = json_pack(
@@ -52,7 +54,7 @@ int sub_provenance_statement(const sub_provenance *p, char **out, size_t *len, s
         "_type", SUB_INTOTO_STATEMENT_V1, "subject", "name", p->subject, "digest", "sha256",
         sub_digest_hex(p->digest), "predicateType", SUB_SLSA_PROVENANCE_V1, "predicate",
         "buildDefinition", "buildType", SUB_SUBSTRATE_BUILD_TYPE, "externalParameters", "source",
-        "uri", source, "digest", "gitCommit", p->commit, "revision", p->revision ? p->revision : p->commit,
+        "uri", source ? source : "", "digest", "gitCommit", p->commit, "revision", p->revision ? p->revision : p->commit,
         "image", p->image ? p->image : "", "version", p->version ? p->version : "", "spec",
         p->spec_path ? p->spec_path : "", "specDigest", p->spec_digest ? p->spec_digest : "",
         "internalParameters", "buildCommand", cmd, "sourceDateEpoch",
@@ -60,6 +62,10 @@ int sub_provenance_statement(const sub_provenance *p, char **out, size_t *len, s
         "export=git archive", "resolvedDependencies", deps, "runDetails", "builder", "id",
         p->builder_version ? p->builder_version : "substrate");
     if (!st) abort();
+    if (!source) {
+        json_t *bd = json_object_get(json_object_get(st, "predicate"), "buildDefinition");
+        json_object_del(json_object_get(json_object_get(bd, "externalParameters"), "source"), "uri");
+    }
     *out = sub_json_dump(st, len);
     return 0;
 }
@@ -532,7 +538,7 @@ json_t *sub_attest_result_json(const sub_attest_result *res) {
     json_object_set_new(j, "attestations_examined", json_integer((json_int_t)res->n_layers));
     if (res->verified) {
         json_object_set_new(j, "key_id", sub_json_str(res->key_id));
-        json_object_set_new(j, "source", sub_json_str(res->source));
+        json_object_set_new(j, "source", res->source[0] ? sub_json_str(res->source) : json_null());
         json_object_set_new(j, "commit", sub_json_str(res->commit));
         json_object_set_new(j, "spec", sub_json_str(res->spec_path));
         json_object_set_new(j, "spec_digest", sub_json_str(res->spec_digest));

@@ -53,6 +53,23 @@ t_eq "status --json: address" "$(json_field address <<<"$js")" "$SUBSTRATE_REGIS
 # --- another state dir on the same port: the port is taken ---
 t_fails "a second registry on a port in use fails clearly (exit 3)" 3 "port [0-9]+ on 127.0.0.1 is already in use" \
     env SUBSTRATE_STATE="$T/other" "$BIN" registry start
+# status and stop from the other state dir say whose registry answers there
+t_fails "status from another state dir names the registry on the port: pid and state dir (exit 1)" 1 \
+    "not running from this state dir, but a registry answers on $SUBSTRATE_REGISTRY: docker-registry \(pid $pid\) of the state dir $SUBSTRATE_STATE" \
+    env SUBSTRATE_STATE="$T/other" "$BIN" registry status
+ojs=$(SUBSTRATE_STATE="$T/other" "$BIN" registry status --json)
+holder() { $PY -c 'import json,sys; print(json.load(sys.stdin)["port_holder"][sys.argv[1]])' "$1" <<<"$ojs"; }
+t_eq "status --json from another state dir: port_holder.pid" "$(holder pid)" "$pid"
+t_eq "status --json from another state dir: port_holder.state_dir" "$(holder state_dir)" "$SUBSTRATE_STATE"
+t_eq "status --json from another state dir: port_holder.config" "$(holder config)" "$SUBSTRATE_STATE/registry/config.yml"
+t_fails "stop from another state dir stops nothing and fails (exit 3), saying what to run" 3 \
+    "nothing was stopped: .*docker-registry \(pid $pid\) of the state dir $SUBSTRATE_STATE; to stop it, run .SUBSTRATE_STATE=$SUBSTRATE_STATE substrate registry stop." \
+    env SUBSTRATE_STATE="$T/other" "$BIN" registry stop
+t_check "  ... and the registry of the first state dir still runs" pid_alive "$pid"
+mkdir -p "$T/other2/registry"; echo "$pid" >"$T/other2/registry/registry.pid"
+t_fails "stop from a state dir whose pid file names that registry does not signal it (exit 3)" 3 \
+    "nothing was stopped: .*pid $pid" env SUBSTRATE_STATE="$T/other2" "$BIN" registry stop
+t_check "  ... and it still runs" pid_alive "$pid"
 
 # --- stop ---
 t_fails "stop stops it" 0 "registry stopped \(pid $pid\)" "$BIN" registry stop
@@ -79,6 +96,13 @@ t_fails "start on a port another program listens on fails with exit 3" 3 \
     env SUBSTRATE_STATE="$T/busy" SUBSTRATE_REGISTRY=127.0.0.1:$port "$BIN" registry start
 t_check "the other program was left alone" pid_alive "$lpid"
 t_check "no pid file was recorded" test ! -e "$T/busy/registry/registry.pid"
+t_fails "status names a program that is not a registry holding the port (pid, command)" 1 \
+    "but a program that is not a registry listens on 127.0.0.1:$port: python3 \(pid $lpid: .*python3 -c" \
+    env SUBSTRATE_STATE="$T/busy" SUBSTRATE_REGISTRY=127.0.0.1:$port "$BIN" registry status
+t_fails "stop with the port held by another program fails (exit 3) and names it" 3 \
+    "nothing was stopped: .*python3 \(pid $lpid" \
+    env SUBSTRATE_STATE="$T/busy" SUBSTRATE_REGISTRY=127.0.0.1:$port "$BIN" registry stop
+t_check "  ... and leaves it alone" pid_alive "$lpid"
 kill "$lpid"; wait "$lpid" 2>/dev/null
 
 # --- a stale pid file naming another program: never killed ---
