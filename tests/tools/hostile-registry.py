@@ -19,6 +19,9 @@ misbehaves:
   big-manifest          a 5 MiB manifest, with Content-Length
   big-manifest-chunked  a 5 MiB manifest, chunked (no length up front)
   mismatched-type       the manifest is served as an index Content-Type
+  wrong-child-size      "v1" is an image index whose one child descriptor gives
+                        the child manifest's size plus one (the child itself is
+                        served honestly by digest)
   bearer                every request gets 401 with a Bearer challenge
 
 Pushes (blob uploads, manifest PUTs) are accepted into memory, digest-checked;
@@ -29,6 +32,11 @@ the upload Location depends on the repository:
   rooted-location       a path-only Location ("/v2/.../uploads/<uuid>")
   offsite-upload        an absolute Location naming another host (127.0.0.2:9,
                         still loopback): a client must refuse to follow it
+  offport-upload        an absolute Location on this host but another port
+                        (this port + 1): refused the same way
+  prefix-port-upload    an absolute Location on this host whose port is this
+                        port without its last digit (a prefix of the real
+                        "host:port"): refused the same way
   lying-put             manifest PUTs answer with a wrong Docker-Content-Digest
   anything else         an absolute Location on this registry
 
@@ -86,6 +94,9 @@ OTHER = canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
 BIG_BLOB = manifest(layer_size=BIG)
 ZERO_SIZE = manifest(layer_size=0)
 HUGE_MANIFEST = manifest(pad=5 << 20)
+BAD_CHILD_INDEX = canon({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                         "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha(GOOD), "size": len(GOOD) + 1,
+                                        "platform": {"architecture": "amd64", "os": "linux"}}]})
 
 STORE = {}  # pushed blobs and manifests: (repo, digest) -> bytes
 STORE_LOCK = threading.Lock()
@@ -176,6 +187,11 @@ class Handler(BaseHTTPRequestHandler):
         elif repo == "big-manifest-chunked":
             if ref == "v1":
                 return self._chunked(OCI_MANIFEST, len(HUGE_MANIFEST), HUGE_MANIFEST[:65536])
+        elif repo == "wrong-child-size":
+            if ref in ("v1", sha(BAD_CHILD_INDEX)):
+                return self._send(BAD_CHILD_INDEX, OCI_INDEX, digest=sha(BAD_CHILD_INDEX))
+            if ref == sha(GOOD):
+                return self._send(GOOD, OCI_MANIFEST, digest=sha(GOOD))
         elif repo == "mismatched-type":
             if ref in ("v1", sha(GOOD)):
                 return self._send(GOOD, OCI_INDEX, digest=sha(GOOD))
@@ -199,6 +215,10 @@ class Handler(BaseHTTPRequestHandler):
             loc = "/v2/%s/blobs/uploads/%s" % (repo, uid)
         elif repo == "offsite-upload":
             loc = "http://127.0.0.2:9/v2/%s/blobs/uploads/%s" % (repo, uid)
+        elif repo == "offport-upload":
+            loc = "http://127.0.0.1:%d/v2/%s/blobs/uploads/%s" % (self.server.server_address[1] + 1, repo, uid)
+        elif repo == "prefix-port-upload":
+            loc = "http://127.0.0.1:%s/v2/%s/blobs/uploads/%s" % (str(self.server.server_address[1])[:-1], repo, uid)
         else:
             loc = "http://127.0.0.1:%d/v2/%s/blobs/uploads/%s" % (self.server.server_address[1], repo, uid)
         self.send_response(202)
@@ -287,7 +307,8 @@ def main():
         with open(a.info + ".tmp", "w") as f:
             json.dump({"port": port, "manifest": sha(GOOD), "claimed": sha(OTHER),
                        "layer": sha(LAYER), "config": sha(CONFIG),
-                       "big_blob_manifest": sha(BIG_BLOB)}, f)
+                       "big_blob_manifest": sha(BIG_BLOB), "good_size": len(GOOD),
+                       "bad_child_index": sha(BAD_CHILD_INDEX)}, f)
         os.rename(a.info + ".tmp", a.info)
     with open(a.port_file + ".tmp", "w") as f:
         f.write("%d\n" % port)
