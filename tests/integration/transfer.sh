@@ -348,6 +348,8 @@ if wait_file "$T/hostile.port"; then
         "is 9663676416 bytes, larger than the limit of 8589934592 bytes" "$H/big-blob:v1"
     hostile "a blob streaming more bytes than its descriptor says is refused" 1 \
         "sent more than the [0-9]+ bytes its descriptor says" "$H/overlong-blob:v1"
+    hostile "a blob announced (Content-Length) longer than its descriptor is refused before its body" 1 \
+        "announced $((256 * 1024 + 1)) bytes, but its descriptor says $((256 * 1024))" "$H/long-length-blob:v1"
     hostile "a descriptor claiming 0 bytes for a non-empty blob is refused (exit 1)" 1 \
         "layer sha256:[0-9a-f]+ .*says 0 bytes" "$H/zero-size:v1"
     hostile "a manifest larger than 4 MiB (with Content-Length) is refused" 3 \

@@ -16,6 +16,8 @@ misbehaves:
                         itself is served honestly: its bytes match its digest)
   overlong-blob         the layer is streamed (chunked) with more bytes than its
                         descriptor says
+  long-length-blob      the layer is served with a Content-Length (and body) one
+                        byte longer than its descriptor says
   big-manifest          a 5 MiB manifest, with Content-Length
   big-manifest-chunked  a 5 MiB manifest, chunked (no length up front)
   mismatched-type       the manifest is served as an index Content-Type
@@ -283,6 +285,8 @@ class Handler(BaseHTTPRequestHandler):
         if repo == "big-blob":
             # only reached by a client that ignored the descriptor's size
             return self._chunked("application/octet-stream", 64 << 20)
+        if repo == "long-length-blob":
+            return self._send(LAYER + b"\0", "application/octet-stream", digest=ref)
         if repo == "overlong-blob":
             return self._chunked("application/octet-stream", len(LAYER) * 4, LAYER)
         return self._send(LAYER, "application/octet-stream", digest=ref)
