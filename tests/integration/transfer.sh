@@ -252,6 +252,17 @@ else
     t_skip "no index entry on a full disk" "no tmpfs"
 fi
 
+# From a cut-proxy log: "CUTS BYTES", the connections cut and the bytes the client
+# sent on connections opened after the first cut (a replay shows in both).
+cuts_and_later() {
+    sleep 0.2 # the proxy logs a close once its threads see it
+    local seen
+    seen=$(awk '/^cut /{cuts++; cut[$2]=1} /^closed / && !($2 in cut) && c {later += $3}
+                /^cut /{c=1} END{print cuts+0, later+0}' "$1" 2>/dev/null)
+    echo "${seen:-no log}"
+    [ "$seen" = "1 0" ] || sed 's/^/# proxy: /' "$1" >&2
+}
+
 # ---- a push whose connection is cut part-way ----
 RPORT=${REG##*:}
 $PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --port-file "$T/cut.port" --log "$T/cut.events" \
@@ -265,11 +276,7 @@ if wait_file "$T/cut.port"; then
         "$BIN" push --oci "$L:t" "127.0.0.1:$CPORT/test/cut:v1"
     # counted at the proxy, not read from the message: one connection was cut, and no
     # other one carried a byte after it (the cut upload was not sent again)
-    sleep 0.2 # the proxy logs a close once its threads see it
-    seen=$(awk '/^cut /{cuts++; cut[$2]=1} /^closed / && !($2 in cut) && c {later += $3}
-                /^cut /{c=1} END{print cuts+0, later+0}' "$T/cut.events" 2>/dev/null)
-    t_eq "  ... and the cut upload is not replayed: one cut, no byte sent after it" "${seen:-no log}" "1 0"
-    [ "${seen:-no log}" = "1 0" ] || t_diag "$(cat "$T/cut.events" 2>&1)"
+    t_eq "  ... and the cut upload is not replayed: one cut, no byte sent after it" "$(cuts_and_later "$T/cut.events")" "1 0"
     t_fails "no tag appears after the cut push" 2 "no such manifest" "$BIN" inspect "test/cut:v1"
     t_eq "a later push through the direct port succeeds" \
         "$("$BIN" push --oci "$L:t" test/cut:v1 2>&1)" "$REG/test/cut:v1 $REG/test/cut@$MD"
@@ -278,6 +285,24 @@ else
     t_not_ok "cut-proxy started"
 fi
 kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+
+# ---- a push whose connection dies unanswered once the whole upload went out ----
+# (libcurl itself resends a request on a reused connection that died before an answer)
+$PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --swallow --port-file "$T/quiet.port" \
+    --log "$T/quiet.events" >"$T/quiet.log" 2>&1 &
+qpid=$!
+t_on_exit "kill $qpid"
+if wait_file "$T/quiet.port"; then
+    QPORT=$(cat "$T/quiet.port")
+    t_fails "a push whose connection dies unanswered after the upload was sent fails clearly (exit 3)" 3 \
+        "connection to the registry at 127.0.0.1:$QPORT was lost" \
+        "$BIN" push --oci "$L:t" "127.0.0.1:$QPORT/test/quiet:v1"
+    t_eq "  ... and the upload is not sent again, not even by libcurl: one cut, no byte after it" \
+        "$(cuts_and_later "$T/quiet.events")" "1 0"
+else
+    t_not_ok "cut-proxy --swallow started"
+fi
+kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
 
 # ---- connection refused ----
 FREE=$(t_free_port)

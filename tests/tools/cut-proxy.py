@@ -6,7 +6,13 @@ a connection has carried more than --after bytes from the client, both sides
 of it are closed abruptly (the rest of that data is never forwarded). Later
 connections are cut the same way.
 
+With --swallow the cut is quiet: what the client sends beyond BYTES is read
+and thrown away until it has been silent for half a second, and only then is
+the connection closed, without an answer (so the client sent its whole
+request and sees the connection die while it waits for the reply).
+
 Usage: cut-proxy.py --target PORT --after BYTES --port-file FILE [--port N] [--log FILE]
+                    [--swallow]
 The listening port is written to --port-file once the socket listens. With
 --log, one line per event is appended to FILE: "connect N" when connection N
 is accepted, "cut N" when it is cut, "closed N BYTES" when it ends, with the
@@ -32,6 +38,24 @@ def log(event, n, extra=""):
             f.write("%s %d%s\n" % (event, n, extra))
 
 
+SWALLOW = False
+
+
+def swallow(src):
+    """Read and drop what the client sends until it is silent for 0.5 s."""
+    n = 0
+    src.settimeout(0.5)
+    try:
+        while True:
+            data = src.recv(65536)
+            if not data:
+                break
+            n += len(data)
+    except OSError:  # the timeout, or the client gave up
+        pass
+    return n
+
+
 def pump(src, dst, budget, state):
     got = 0
     try:
@@ -47,6 +71,8 @@ def pump(src, dst, budget, state):
                         dst.sendall(data[:room])
                     state["sent"] = budget
                     log("cut", state["n"])
+                    if SWALLOW:
+                        got += swallow(src)
                     break  # cut
                 state["sent"] += len(data)
             dst.sendall(data)
@@ -87,9 +113,10 @@ def main():
     ap.add_argument("--port", type=int, default=0)
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log")
+    ap.add_argument("--swallow", action="store_true")
     a = ap.parse_args()
-    global LOG
-    LOG = a.log
+    global LOG, SWALLOW
+    LOG, SWALLOW = a.log, a.swallow
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     ls.bind(("127.0.0.1", a.port))
