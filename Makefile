@@ -37,7 +37,7 @@ DEPS      := $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
 
 VERSION := $(shell cat VERSION)
 
-.PHONY: all check test unit bench clean deps asan
+.PHONY: all check test unit bench clean deps asan mutation
 all: $(BUILD)/substrate $(BUILD)/unit-tests
 
 $(BUILD)/gen/version.h: VERSION
@@ -74,6 +74,11 @@ test: check
 
 bench: all
 	bench/run
+
+# One-line mutants of the security decisions, each must fail its suites
+# (tests/mutation/mutants.txt; slow, not part of `make check`).
+mutation: all
+	tests/mutation/run
 
 deps:
 	scripts/install-deps

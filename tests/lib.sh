@@ -9,10 +9,11 @@ export SUBSTRATE_TOP=$TOP
 T=$(mktemp -d /tmp/substrate-it.XXXXXX)
 export SUBSTRATE_STATE=$T/state
 _t_n=0
+_t_failed=0
 _t_cleanups=()
 
 t_ok() { _t_n=$((_t_n+1)); echo "ok $_t_n - $*"; }
-t_not_ok() { _t_n=$((_t_n+1)); echo "not ok $_t_n - $*"; }
+t_not_ok() { _t_n=$((_t_n+1)); _t_failed=$((_t_failed+1)); echo "not ok $_t_n - $*"; }
 t_skip() { _t_n=$((_t_n+1)); echo "ok $_t_n - $1 # SKIP $2"; }
 t_diag() { printf '%s\n' "$@" | sed 's/^/# /'; }
 
@@ -45,7 +46,11 @@ t_cleanup() {
 trap t_cleanup EXIT
 trap 'exit 130' INT TERM
 
-t_done() { echo "1..$_t_n"; }
+# The plan; the script exits 1 when any point was "not ok".
+t_done() {
+    echo "1..$_t_n"
+    [ "$_t_failed" = 0 ] || { echo "# $_t_failed of $_t_n failed"; exit 1; }
+}
 
 # A free TCP port on loopback.
 t_free_port() {

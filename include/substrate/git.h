@@ -14,8 +14,8 @@ int sub_git_default_repo(char **top, sub_err *e);
 int sub_git_resolve(const char *repo, const char *rev, char sha[41], sub_err *e);
 /* Committer time (unix seconds) of sha. */
 int sub_git_commit_time(const char *repo, const char *sha, int64_t *t, sub_err *e);
-/* true when tracked files differ from HEAD or untracked, not-ignored files exist;
- * *summary (may be NULL) gets a short listing (caller frees). */
+/* true when tracked files differ from HEAD (modified, staged, deleted); untracked
+ * files do not count, since a build of the commit cannot see them. *summary (may be NULL) gets a short listing (caller frees). */
 int sub_git_is_dirty(const char *repo, bool *dirty, char **summary, sub_err *e);
 /* Extract `git archive sha` into dir (must exist, empty). */
 int sub_git_export(const char *repo, const char *sha, const char *dir, sub_err *e);

@@ -130,10 +130,13 @@ int sub_git_commit_time(const char *repo, const char *sha, int64_t *t, sub_err *
     return 0;
 }
 
+/* Only tracked changes (modified, staged, deleted, renamed files) make a tree
+ * dirty: a build of the commit exports the commit's bytes, which an untracked
+ * file cannot change, so a scratch file lying around must not block it. */
 int sub_git_is_dirty(const char *repo, bool *dirty, char **summary, sub_err *e) {
     _cleanup_free_ char *out = NULL;
     int st;
-    int r = git(repo, &out, &st, e, "status", "--porcelain", "--untracked-files=normal", NULL);
+    int r = git(repo, &out, &st, e, "status", "--porcelain", "--untracked-files=no", NULL);
     if (r < 0) return r;
     if (st != 0) return sub_err_set(e, -EIO, "git status failed in %s", repo);
     *dirty = out[0] != 0;

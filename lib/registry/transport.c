@@ -248,6 +248,11 @@ static size_t on_read(char *buf, size_t sz, size_t nm, void *ud) {
 static int on_seek(void *ud, curl_off_t off, int origin) {
     xfer *x = ud;
     if (off != 0 || origin != SEEK_SET) return CURL_SEEKFUNC_CANTSEEK;
+    /* libcurl rewinds to send the request again itself when a reused connection
+     * dies before an answer: once body bytes went out that replays an upload the
+     * registry saw part of. Refused (CURLE_SEND_FAIL_REWIND, reported as a lost
+     * connection); reg_perform() decides about retries. */
+    if (x->body_off || x->in_off) return CURL_SEEKFUNC_FAIL;
     if (x->body) {
         x->body_off = 0;
         return CURL_SEEKFUNC_OK;
@@ -486,6 +491,7 @@ static int curl_error(sub_reg *r, xfer *x, CURLcode cc, sub_err *e) {
     case CURLE_SEND_ERROR:
     case CURLE_RECV_ERROR:
     case CURLE_GOT_NOTHING:
+    case CURLE_SEND_FAIL_REWIND: /* lost after body bytes went out: not replayed (on_seek) */
         rr = sub_err_set(e, -ECONNRESET,
                          "%s: the connection to the registry at %s was lost during %s; nothing was "
                          "committed, try again",

@@ -30,6 +30,10 @@ EOF
 }
 index_count() { $PY -c 'import json,sys; print(len(json.load(open(sys.argv[1]+"/index.json"))["manifests"]))' "$1"; }
 blob_count() { if [ -d "$1/blobs" ]; then find "$1/blobs" -type f | wc -l; else echo 0; fi; }
+# Entries in DIR/index.json: 0 when there is none; "unreadable" when it cannot be parsed.
+kept_entries() {
+    if [ -e "$1/index.json" ]; then index_count "$1" 2>/dev/null || echo "unreadable index.json"; else echo 0; fi
+}
 # Validate a JSON document against an OCI image-spec schema (draft-04, refs by file name).
 schema_check() {
     $PY - "$SCHEMAS" "$1" "$2" <<'EOF'
@@ -204,6 +208,27 @@ t_fails "push of an index whose child descriptor has the wrong size is refused (
     "manifest $MD has $MSIZE bytes, but index $BADIDX says $((MSIZE + 1))" \
     "$BIN" push --oci "$L:badsize" test/badidx:v1
 t_fails "  ... and no tag appears" 2 "no such manifest" "$BIN" inspect test/badidx:v1
+# a manifest whose layer descriptor gives a size the blob in the layout does not have
+BADBLOB=$($PY - "$L" "$MD" <<'EOF'
+import hashlib, json, os, sys
+d, md = sys.argv[1], sys.argv[2]
+m = json.load(open(os.path.join(d, "blobs/sha256", md.split(":")[1])))
+m["layers"][-1]["size"] += 1
+b = json.dumps(m, sort_keys=True, separators=(",", ":")).encode()
+h = hashlib.sha256(b).hexdigest()
+open(os.path.join(d, "blobs/sha256", h), "wb").write(b)
+top = json.load(open(os.path.join(d, "index.json")))
+top["manifests"].append({"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": "sha256:" + h,
+                         "size": len(b), "annotations": {"org.opencontainers.image.ref.name": "badblob"}})
+json.dump(top, open(os.path.join(d, "index.json"), "w"))
+print("sha256:" + h)
+EOF
+)
+LSIZE=$(stat -c %s "$L/blobs/sha256/${LAYER#sha256:}")
+t_fails "push of a layout whose layer is not the size its descriptor says is refused (exit 1)" 1 \
+    "layer $LAYER has $LSIZE bytes, but manifest $BADBLOB says $((LSIZE + 1))" \
+    "$BIN" push --oci "$L:badblob" test/badblob:v1
+t_fails "  ... and no tag appears" 2 "no such manifest" "$BIN" inspect test/badblob:v1
 t_eq "the registry serves exactly the index bytes we pushed" \
     "sha256:$(skopeo inspect --raw --tls-verify=false "docker://$REG/test/multi:v1" | sha256sum | cut -d' ' -f1)" "$IDX"
 t_fails "inspect of the index lists the child manifest and its platform" 0 "$MD +[0-9]+ +linux/amd64" \
@@ -306,10 +331,21 @@ EOF
 t_fails "push of a layout blob whose bytes changed is a digest mismatch (exit 1), proven on the file" 1 \
     "digest mismatch uploading .*expected $LAYER, but the file hashes to sha256:" \
     "$BIN" push --oci "$T/Lbad:t" test/badlayer:v1
+# From a cut-proxy log: "CUTS BYTES", the connections cut and the bytes the client
+# sent on connections opened after the first cut (a replay shows in both).
+cuts_and_later() {
+    sleep 0.2 # the proxy logs a close once its threads see it
+    local seen
+    seen=$(awk '/^cut /{cuts++; cut[$2]=1} /^closed / && !($2 in cut) && c {later += $3}
+                /^cut /{c=1} END{print cuts+0, later+0}' "$1" 2>/dev/null)
+    echo "${seen:-no log}"
+    [ "$seen" = "1 0" ] || sed 's/^/# proxy: /' "$1" >&2
+}
 
 # ---- a push whose connection is cut part-way ----
 RPORT=${REG##*:}
-$PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --port-file "$T/cut.port" >"$T/cut.log" 2>&1 &
+$PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --port-file "$T/cut.port" --log "$T/cut.events" \
+    >"$T/cut.log" 2>&1 &
 cpid=$!
 t_on_exit "kill $cpid"
 if wait_file "$T/cut.port"; then
@@ -317,6 +353,9 @@ if wait_file "$T/cut.port"; then
     t_fails "a push through a connection cut after 300 kB fails clearly (exit 3)" 3 \
         "connection to the registry at 127.0.0.1:$CPORT was lost" \
         "$BIN" push --oci "$L:t" "127.0.0.1:$CPORT/test/cut:v1"
+    # counted at the proxy, not read from the message: one connection was cut, and no
+    # other one carried a byte after it (the cut upload was not sent again)
+    t_eq "  ... and the cut upload is not replayed: one cut, no byte sent after it" "$(cuts_and_later "$T/cut.events")" "1 0"
     t_fails "no tag appears after the cut push" 2 "no such manifest" "$BIN" inspect "test/cut:v1"
     t_eq "a later push through the direct port succeeds" \
         "$("$BIN" push --oci "$L:t" test/cut:v1 2>>"$T/progress.log")" "$REG/test/cut:v1 $REG/test/cut@$MD"
@@ -325,6 +364,24 @@ else
     t_not_ok "cut-proxy started"
 fi
 kill "$cpid" 2>/dev/null; wait "$cpid" 2>/dev/null
+
+# ---- a push whose connection dies unanswered once the whole upload went out ----
+# (libcurl itself resends a request on a reused connection that died before an answer)
+$PY "$TOOLS/cut-proxy.py" --target "$RPORT" --after 300000 --swallow --port-file "$T/quiet.port" \
+    --log "$T/quiet.events" >"$T/quiet.log" 2>&1 &
+qpid=$!
+t_on_exit "kill $qpid"
+if wait_file "$T/quiet.port"; then
+    QPORT=$(cat "$T/quiet.port")
+    t_fails "a push whose connection dies unanswered after the upload was sent fails clearly (exit 3)" 3 \
+        "connection to the registry at 127.0.0.1:$QPORT was lost" \
+        "$BIN" push --oci "$L:t" "127.0.0.1:$QPORT/test/quiet:v1"
+    t_eq "  ... and the upload is not sent again, not even by libcurl: one cut, no byte after it" \
+        "$(cuts_and_later "$T/quiet.events")" "1 0"
+else
+    t_not_ok "cut-proxy --swallow started"
+fi
+kill "$qpid" 2>/dev/null; wait "$qpid" 2>/dev/null
 
 # ---- connection refused ----
 FREE=$(t_free_port)
@@ -379,7 +436,7 @@ if wait_file "$T/hostile.port"; then
     hostile() { # DESC CODE PATTERN REF
         local dir=$T/h-$RANDOM$RANDOM
         t_fails "$1" "$2" "$3" "$BIN" pull "$4" --oci "$dir:x"
-        t_eq "  ... and nothing is kept ($4)" "$(blob_count "$dir") $(index_count "$dir" 2>/dev/null || echo 0)" "0 0"
+        t_eq "  ... and nothing is kept ($4)" "$(blob_count "$dir") $(kept_entries "$dir")" "0 0"
     }
     t_fails "the hostile registry's honest repository pulls fine (the harness works)" 0 "$H/good@sha256:" \
         "$BIN" pull "$H/good:v1" --oci "$T/h-good:x"
@@ -395,12 +452,18 @@ if wait_file "$T/hostile.port"; then
         "is 9663676416 bytes, larger than the limit of 8589934592 bytes" "$H/big-blob:v1"
     hostile "a blob streaming more bytes than its descriptor says is refused" 1 \
         "sent more than the [0-9]+ bytes its descriptor says" "$H/overlong-blob:v1"
+    hostile "a blob announced (Content-Length) longer than its descriptor is refused before its body" 1 \
+        "announced $((256 * 1024 + 1)) bytes, but its descriptor says $((256 * 1024))" "$H/long-length-blob:v1"
     hostile "a descriptor claiming 0 bytes for a non-empty blob is refused (exit 1)" 1 \
         "layer sha256:[0-9a-f]+ .*says 0 bytes" "$H/zero-size:v1"
     hostile "a manifest larger than 4 MiB (with Content-Length) is refused" 3 \
         "manifest big-manifest:v1 from $H is [0-9]+ bytes, larger than the limit of 4194304" "$H/big-manifest:v1"
     hostile "a manifest larger than 4 MiB (chunked) is refused" 3 \
         "larger than the limit of 4194304 bytes" "$H/big-manifest-chunked:v1"
+    GSIZE=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["good_size"])' "$T/hostile.json")
+    hostile "an index whose child descriptor gives the wrong size is refused (exit 1)" 1 \
+        "manifest sha256:[0-9a-f]{64} has $GSIZE bytes, but index sha256:[0-9a-f]{64} says $((GSIZE + 1))" \
+        "$H/wrong-child-size:v1"
     hostile "a manifest served with a Content-Type that contradicts it is refused" 2 \
         "does not match the Content-Type" "$H/mismatched-type:v1"
     # (token auth works since issue 6: remote-registry.sh; here the realm does not answer)
@@ -415,6 +478,13 @@ if wait_file "$T/hostile.port"; then
     t_fails "an upload Location on another host is refused, nothing sent there (exit 3)" 3 \
         "asked us to upload to another address \(127.0.0.2:9\); refused" \
         "$BIN" push --oci "$L:t" "$H/offsite-upload:v1"
+    HPORT=${H##*:}
+    t_fails "an upload Location on another port of the same host is refused (exit 3)" 3 \
+        "asked us to upload to another address \(127.0.0.1:$((HPORT + 1))\); refused" \
+        "$BIN" push --oci "$L:t" "$H/offport-upload:v1"
+    t_fails "an upload Location whose port is a prefix of the registry's is refused (exit 3)" 3 \
+        "asked us to upload to another address \(127.0.0.1:${HPORT%?}\); refused" \
+        "$BIN" push --oci "$L:t" "$H/prefix-port-upload:v1"
     t_fails "a registry reporting another digest for the pushed manifest is caught (exit 1)" 1 \
         "digest mismatch after pushing manifest lying-put:v1: expected $MD" \
         "$BIN" push --oci "$L:t" "$H/lying-put:v1"

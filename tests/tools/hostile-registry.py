@@ -16,9 +16,14 @@ misbehaves:
                         itself is served honestly: its bytes match its digest)
   overlong-blob         the layer is streamed (chunked) with more bytes than its
                         descriptor says
+  long-length-blob      the layer is served with a Content-Length (and body) one
+                        byte longer than its descriptor says
   big-manifest          a 5 MiB manifest, with Content-Length
   big-manifest-chunked  a 5 MiB manifest, chunked (no length up front)
   mismatched-type       the manifest is served as an index Content-Type
+  wrong-child-size      "v1" is an image index whose one child descriptor gives
+                        the child manifest's size plus one (the child itself is
+                        served honestly by digest)
   bearer                every request gets 401 with a Bearer challenge
   fanout                tag v1 is an index of 200 identical children, nested 4
                         levels deep (the innermost children are the good
@@ -54,6 +59,11 @@ the upload Location depends on the repository:
   rooted-location       a path-only Location ("/v2/.../uploads/<uuid>")
   offsite-upload        an absolute Location naming another host (127.0.0.2:9,
                         still loopback): a client must refuse to follow it
+  offport-upload        an absolute Location on this host but another port
+                        (this port + 1): refused the same way
+  prefix-port-upload    an absolute Location on this host whose port is this
+                        port without its last digit (a prefix of the real
+                        "host:port"): refused the same way
   lying-put             manifest PUTs answer with a wrong Docker-Content-Digest
   moving-tag            a signature or attestation tag (*.sig, *.att) moves
                         between a client's read and its write: a GET finds no
@@ -117,6 +127,9 @@ OTHER = canon({"schemaVersion": 2, "mediaType": OCI_MANIFEST,
 BIG_BLOB = manifest(layer_size=BIG)
 ZERO_SIZE = manifest(layer_size=0)
 HUGE_MANIFEST = manifest(pad=5 << 20)
+BAD_CHILD_INDEX = canon({"schemaVersion": 2, "mediaType": OCI_INDEX,
+                         "manifests": [{"mediaType": OCI_MANIFEST, "digest": sha(GOOD), "size": len(GOOD) + 1,
+                                        "platform": {"architecture": "amd64", "os": "linux"}}]})
 
 
 def index_of(child, n, mt=OCI_MANIFEST):
@@ -326,6 +339,11 @@ class Handler(BaseHTTPRequestHandler):
         elif repo == "drip-manifest":
             if ref in ("v1", sha(GOOD)):
                 return self._drip(GOOD, OCI_MANIFEST, 1)
+        elif repo == "wrong-child-size":
+            if ref in ("v1", sha(BAD_CHILD_INDEX)):
+                return self._send(BAD_CHILD_INDEX, OCI_INDEX, digest=sha(BAD_CHILD_INDEX))
+            if ref == sha(GOOD):
+                return self._send(GOOD, OCI_MANIFEST, digest=sha(GOOD))
         elif repo == "mismatched-type":
             if ref in ("v1", sha(GOOD)):
                 return self._send(GOOD, OCI_INDEX, digest=sha(GOOD))
@@ -349,6 +367,10 @@ class Handler(BaseHTTPRequestHandler):
             loc = "/v2/%s/blobs/uploads/%s" % (repo, uid)
         elif repo == "offsite-upload":
             loc = "http://127.0.0.2:9/v2/%s/blobs/uploads/%s" % (repo, uid)
+        elif repo == "offport-upload":
+            loc = "http://127.0.0.1:%d/v2/%s/blobs/uploads/%s" % (self.server.server_address[1] + 1, repo, uid)
+        elif repo == "prefix-port-upload":
+            loc = "http://127.0.0.1:%s/v2/%s/blobs/uploads/%s" % (str(self.server.server_address[1])[:-1], repo, uid)
         else:
             loc = "http://127.0.0.1:%d/v2/%s/blobs/uploads/%s" % (self.server.server_address[1], repo, uid)
         self.send_response(202)
@@ -421,6 +443,8 @@ class Handler(BaseHTTPRequestHandler):
             return self._drip(LAYER, "application/octet-stream", 1)
         if repo == "trickle":
             return self._drip(LAYER, "application/octet-stream", 8192)
+        if repo == "long-length-blob":
+            return self._send(LAYER + b"\0", "application/octet-stream", digest=ref)
         if repo == "overlong-blob":
             return self._chunked("application/octet-stream", len(LAYER) * 4, LAYER)
         return self._send(LAYER, "application/octet-stream", digest=ref)
@@ -447,7 +471,8 @@ def main():
                        "layer": sha(LAYER), "config": sha(CONFIG),
                        "big_blob_manifest": sha(BIG_BLOB), "fanout": [sha(b) for b in FANOUT],
                        "configured_manifest": sha(image(CONFIGURED)), "configured_config": sha(CONFIGURED),
-                       "escape_config_manifest": sha(image(ESC_CONFIG))}, f)
+                       "escape_config_manifest": sha(image(ESC_CONFIG)), "good_size": len(GOOD),
+                       "bad_child_index": sha(BAD_CHILD_INDEX)}, f)
         os.rename(a.info + ".tmp", a.info)
     with open(a.port_file + ".tmp", "w") as f:
         f.write("%d\n" % port)

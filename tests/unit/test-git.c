@@ -79,3 +79,46 @@ TEST(git_refusal_of_another_users_repository_is_explained) {
         CHECK(chdir(cwd) == 0);
     }
 }
+
+/* Only tracked changes make a tree dirty: an untracked file cannot change
+ * what a build of the commit exports, so it must not block one. */
+TEST(git_dirty_means_tracked_changes_only) {
+    sub_err e = {0};
+    const char *dir = unit_tmpdir();
+    _cleanup_free_ char *repo = sub_path_join(dir, "repo");
+    _cleanup_free_ char *file = sub_path_join(repo, "f.txt");
+    _cleanup_free_ char *scratch = sub_path_join(repo, "scratch.txt");
+    CHECK_OK(sub_mkdir_p(repo, 0755, &e), &e);
+    git_in(repo, "init", "-q", NULL, NULL);
+    CHECK_OK(sub_write_file_atomic(file, "a\n", 2, 0644, &e), &e);
+    git_in(repo, "add", "f.txt", NULL, NULL);
+    git_in(repo, "commit", "-qm", "x", NULL);
+    bool dirty = true;
+    CHECK_OK(sub_git_is_dirty(repo, &dirty, NULL, &e), &e);
+    CHECK(!dirty);
+
+    /* an untracked file: still clean */
+    CHECK_OK(sub_write_file_atomic(scratch, "tmp\n", 4, 0644, &e), &e);
+    dirty = true;
+    CHECK_OK(sub_git_is_dirty(repo, &dirty, NULL, &e), &e);
+    CHECK(!dirty);
+
+    /* a tracked file modified (not staged): dirty, and the summary names it */
+    CHECK_OK(sub_write_file_atomic(file, "b\n", 2, 0644, &e), &e);
+    _cleanup_free_ char *summary = NULL;
+    dirty = false;
+    CHECK_OK(sub_git_is_dirty(repo, &dirty, &summary, &e), &e);
+    CHECK(dirty);
+    CHECK(summary && strstr(summary, "f.txt") && !strstr(summary, "scratch.txt"));
+
+    /* staged, then the tracked file deleted: dirty both times */
+    git_in(repo, "add", "f.txt", NULL, NULL);
+    dirty = false;
+    CHECK_OK(sub_git_is_dirty(repo, &dirty, NULL, &e), &e);
+    CHECK(dirty);
+    git_in(repo, "commit", "-qm", "y", NULL);
+    CHECK(unlink(file) == 0);
+    dirty = false;
+    CHECK_OK(sub_git_is_dirty(repo, &dirty, NULL, &e), &e);
+    CHECK(dirty);
+}

@@ -95,6 +95,33 @@ TEST(ref_name_length_capped) {
     CHECK(strstr(e.msg, "limit is 255") != NULL);
 }
 
+/* The limit is exact: a name (registry/repository) of 255 characters is
+ * accepted, one of 256 refused. */
+TEST(ref_name_length_boundary) {
+    char buf[300];
+    memcpy(buf, "127.0.0.1:5000/", 15);
+    memset(buf + 15, 'a', 240);
+    buf[255] = 0;
+    CHECK_INT(strlen(buf), 255);
+    sub_err e = {0};
+    _cleanup_ref_ sub_ref ok = {0};
+    CHECK_OK(sub_ref_parse(buf, NULL, &ok, &e), &e);
+    CHECK(ok.repository && strlen(ok.repository) == 240);
+    /* with a tag the name is still 255 */
+    memcpy(buf + 255, ":v1", 4);
+    _cleanup_ref_ sub_ref tagged = {0};
+    CHECK_OK(sub_ref_parse(buf, NULL, &tagged, &e), &e);
+    buf[255] = 'a';
+    buf[256] = 0;
+    sub_ref r = {0};
+    CHECK_FAILS(sub_ref_parse(buf, NULL, &r, &e), -EINVAL);
+    CHECK(strstr(e.msg, "256 characters") && strstr(e.msg, "limit is 255"));
+    /* the same with a default registry: counted with it */
+    _cleanup_ref_ sub_ref viadef = {0};
+    CHECK_OK(sub_ref_parse(buf + 15 + 1, "127.0.0.1:5000", &viadef, &e), &e);
+    CHECK_FAILS(sub_ref_parse(buf + 15, "127.0.0.1:5000", &r, &e), -EINVAL);
+}
+
 TEST(ref_roundtrip_string) {
     sub_err e = {0};
     _cleanup_ref_ sub_ref r = {0};

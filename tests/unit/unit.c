@@ -15,6 +15,9 @@ static size_t ncases;
 static int cur_failed;
 static const char *cur_skip;
 static char *cur_tmp;
+/* parts of the current test skipped (unit_skip_part): one SKIP point each */
+static const char *part_what[8], *part_why[8];
+static size_t nparts;
 
 void unit_register(const char *name, unit_fn fn) {
     if (ncases >= ARRAY_SIZE(cases)) abort();
@@ -32,6 +35,12 @@ void unit_fail(const char *file, int line, const char *fmt, ...) {
 }
 
 void unit_skip(const char *reason) { cur_skip = reason; }
+
+void unit_skip_part(const char *what, const char *reason) {
+    if (nparts >= ARRAY_SIZE(part_what)) abort();
+    part_what[nparts] = what;
+    part_why[nparts++] = reason;
+}
 
 static const char *top(void) {
     const char *t = getenv("SUBSTRATE_TOP");
@@ -94,13 +103,18 @@ int main(int argc, char **argv) {
         if (!sel) continue;
         cur_failed = 0;
         cur_skip = NULL;
+        nparts = 0;
         cases[i].fn();
         n++;
-        if (cur_skip) printf("ok %zu - %s # SKIP %s\n", n, cases[i].name, cur_skip);
-        else if (cur_failed) {
+        /* a skip never hides checks that already failed */
+        if (cur_failed) {
+            if (cur_skip) printf("# (it then asked to skip: %s)\n", cur_skip);
             printf("not ok %zu - %s\n", n, cases[i].name);
             failed++;
-        } else printf("ok %zu - %s\n", n, cases[i].name);
+        } else if (cur_skip) printf("ok %zu - %s # SKIP %s\n", n, cases[i].name, cur_skip);
+        else printf("ok %zu - %s\n", n, cases[i].name);
+        for (size_t k = 0; k < nparts; k++)
+            printf("ok %zu - %s: %s # SKIP %s\n", ++n, cases[i].name, part_what[k], part_why[k]);
         if (cur_tmp) {
             if (!getenv("UNIT_KEEP")) sub_rm_rf(cur_tmp, NULL);
             free(cur_tmp);

@@ -8,7 +8,12 @@
 typedef void (*unit_fn)(void);
 void unit_register(const char *name, unit_fn fn);
 void unit_fail(const char *file, int line, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Skip the whole test (TAP "ok N # SKIP reason"); checks that failed before
+ * it still make the test "not ok". */
 void unit_skip(const char *reason);
+/* Skip one part of a test (e.g. a root-only block) while the rest runs: an
+ * extra "ok N - test: what # SKIP reason" point after the test's own. */
+void unit_skip_part(const char *what, const char *reason);
 /* Absolute path of a file in the source tree / shared vectors. Caller frees. */
 char *unit_src(const char *rel);
 char *unit_shared(const char *rel);
