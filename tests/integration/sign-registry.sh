@@ -315,8 +315,9 @@ assert isinstance(r, list) and len(r) == 4, r
 assert [x["exit_code"] for x in r] == [0, 1, 2, 2], r
 assert [x["verified"] for x in r] == [True, False, False, False], r
 assert r[0]["digest_ref"] == sys.argv[2] and r[0]["verified_by"] == sys.argv[3], r[0]
-assert "no signature" in r[1]["reason"] and "no such image" in r[2]["reason"], r
-assert r[3]["digest_ref"] == sys.argv[4] + "/hello:1.0.0" and r[3]["reason"], r[3]
+assert r[1]["reason"] == "no_signature" and "no signature" in r[1]["message"], r
+assert r[2]["reason"] == "no_such_image" and "no such image" in r[2]["message"], r
+assert r[3]["digest_ref"] == sys.argv[4] + "/hello:1.0.0" and r[3]["message"], r[3]
 ' "$T/m.json" "$HREF" "$ID1" "$REG"
 
 # ---- trust store ---------------------------------------------------------------
