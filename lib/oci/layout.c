@@ -395,7 +395,9 @@ int sub_layout_resolve(const char *dir, const char *ref_name, char digest_out[SU
         const char *n = entry_name(it);
         const char *d = json_string_value(json_object_get(it, "digest"));
         if (n) sub_buf_printf(&names, "%s%s", names.len ? ", " : "", n);
-        if (streq(n, ref_name) || (by_digest && streq(d, ref_name))) {
+        /* a digest selects by digest only: an entry *named* "sha256:<A>"
+         * that holds another image must not answer for A */
+        if (by_digest ? streq(d, ref_name) : streq(n, ref_name)) {
             if (!hit || !streq(d, json_string_value(json_object_get(hit, "digest")))) nhits++;
             if (!hit) hit = it;
         }

@@ -6,11 +6,11 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-static char dir[64];
-static char index_path[96];
+static char dir[256];
+static char index_path[320];
 
 static void cleanup(void) {
-    char p[96];
+    char p[320];
     unlink(index_path);
     snprintf(p, sizeof p, "%s/oci-layout", dir);
     unlink(p);
@@ -24,10 +24,13 @@ static void put(const char *path, const void *data, size_t size) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!dir[0]) {
-        snprintf(dir, sizeof dir, "/tmp/substrate-fuzz-layout.XXXXXX");
+        /* under $TMPDIR: tests/fuzz/replay points it at a directory it
+         * removes, so a crash (no atexit) leaves nothing behind */
+        const char *tmp = getenv("TMPDIR");
+        snprintf(dir, sizeof dir, "%s/substrate-fuzz-layout.XXXXXX", tmp && *tmp ? tmp : "/tmp");
         if (!mkdtemp(dir)) abort();
         atexit(cleanup);
-        char p[96];
+        char p[320];
         snprintf(p, sizeof p, "%s/oci-layout", dir);
         put(p, "{\"imageLayoutVersion\":\"1.0.0\"}", 30);
         snprintf(index_path, sizeof index_path, "%s/index.json", dir);

@@ -386,3 +386,20 @@ TEST(layout_concurrent_init_and_tag_keep_every_entry) {
     CHECK_INT(failed, 0);
     CHECK_INT(lost, 0);
 }
+
+/* Found with tests/fuzz (layout): an entry *named* "sha256:<A>" but holding
+ * image B answered a request for digest A with B. A digest selects by digest. */
+TEST(layout_resolve_by_digest_ignores_names_that_look_like_digests) {
+    sub_err e = {0};
+    const char *dir = unit_tmpdir();
+    CHECK_OK(sub_layout_init(dir, &e), &e);
+    char m1[SUB_DIGEST_MAX], m2[SUB_DIGEST_MAX], d[SUB_DIGEST_MAX];
+    size_t s1, s2;
+    make_image(dir, "one", m1, &s1);
+    make_image(dir, "two", m2, &s2);
+    CHECK_OK(sub_layout_tag(dir, m1, SUB_MT_OCI_MANIFEST, m2, s2, &e), &e); /* B named "A" */
+    CHECK_INT(sub_layout_resolve(dir, m1, d, NULL, NULL, &e), -ENOENT);
+    CHECK_OK(sub_layout_tag(dir, "v1", SUB_MT_OCI_MANIFEST, m1, s1, &e), &e);
+    CHECK_OK(sub_layout_resolve(dir, m1, d, NULL, NULL, &e), &e);
+    CHECK_STREQ(d, m1);
+}
