@@ -16,6 +16,7 @@
 static void help(FILE *f) {
     fputs(
         "Usage: substrate pull REF --oci DIR[:NAME] [--json] [--quiet] [--timeout DUR]\n"
+        "                          [--trust-layout]\n"
         "\n"
         "Fetch the image REF from the registry into the OCI image layout DIR (created when\n"
         "missing) and print its digest reference, REGISTRY/REPO@sha256:....\n"
@@ -25,6 +26,11 @@ static void help(FILE *f) {
         "size. Nothing unverified is kept: a blob is renamed into DIR only once it matched,\n"
         "and the index.json entry is written last. If the pull fails, the blobs it added are\n"
         "removed again. An image index (multi-platform) is pulled with all its manifests.\n"
+        "\n"
+        "Blobs already in DIR are not fetched again, and by default they are read and hashed\n"
+        "again first (an integrity choice: a layout on disk may have been altered since it\n"
+        "was written; a corrupt blob is fetched anew). --trust-layout skips that re-hash and\n"
+        "only checks their size: much faster for large layouts you alone write to.\n"
         "\n"
         "Limits, so that a hostile registry cannot keep a pull going for ever: every manifest\n"
         "and blob is fetched once however often an index names it; a pull follows at most\n"
@@ -56,6 +62,7 @@ static void help(FILE *f) {
         "                    layout_name}\n"
         "  -q, --quiet       no progress on stderr\n"
         "  --timeout DUR     stop the pull after DUR: seconds, or 90s, 10m, 2h (default 1h)\n"
+        "  --trust-layout    take blobs already in DIR by their size, without re-hashing them\n"
         "  -h, --help        show this help\n"
         "\n"
         "Environment:\n"
@@ -99,12 +106,13 @@ int cmd_pull(int argc, char **argv) {
         {"json", no_argument, NULL, 'j'},
         {"quiet", no_argument, NULL, 'q'},
         {"timeout", required_argument, NULL, 't'},
+        {"trust-layout", no_argument, NULL, 'T'},
         CLI_OUTPUT_OPTION,
         {"help", no_argument, NULL, 'h'},
         {0},
     };
     const char *oci = NULL;
-    bool json = false, quiet = false;
+    bool json = false, quiet = false, trust = false;
     long timeout = 0;
     int c;
     optind = 0;
@@ -117,6 +125,7 @@ int cmd_pull(int argc, char **argv) {
             break;
         case 'j': json = true; break;
         case 'q': quiet = true; break;
+        case 'T': trust = true; break;
         case 't':
             if ((timeout = parse_duration(optarg)) < 0)
                 return cli_usage_error("pull",
@@ -151,6 +160,7 @@ int cmd_pull(int argc, char **argv) {
                         .layout_dir = dir,
                         .ref_name = name,
                         .timeout_s = timeout,
+                        .trust_layout = trust,
                         .cb = cli_progress_cb,
                         .ud = &pr};
     if (sub_pull(r, &po, digest, &e) < 0) {

@@ -84,6 +84,8 @@ static void usage(FILE *f) {
                "Options:\n"
                "  -h, --help       show this help (also: substrate <command> --help)\n"
                "  -V, --version    print the version\n"
+               "  --ca-file FILE   (commands that talk to a registry, among their options) PEM CA\n"
+               "                   certificates trusted besides the system's; as SUBSTRATE_CA_FILE\n"
                "\n"
                "Environment:\n"
                "  SUBSTRATE_STATE     state directory (default /var/lib/substrate)\n"
@@ -92,6 +94,46 @@ static void usage(FILE *f) {
                "\n"
                "Exit codes: 0 success; 1 a check said no (verification failed, DRIFT, digest\n"
                "mismatch); 2 usage or input error; 3 environment or operational error.\n");
+}
+
+/* Commands that talk to a registry take --ca-file FILE anywhere among their
+ * options (before a "--"): a CA bundle trusted besides the system's, the same
+ * as $SUBSTRATE_CA_FILE, which it sets. Taken out of argv before the command
+ * parses it, so each command need not repeat it. */
+static const char *const registry_cmds[] = {"build", "push", "pull", "inspect", "sign", "verify",
+                                            "attest", "build-sign-push", "login", "logout"};
+
+static int take_ca_file(const char *cmd, int *argc, char **argv) {
+    bool takes = false;
+    for (size_t i = 0; i < ARRAY_SIZE(registry_cmds); i++)
+        if (!strcmp(cmd, registry_cmds[i])) takes = true;
+    const char *file = NULL;
+    for (int i = 1; i < *argc && strcmp(argv[i], "--") != 0;) {
+        int n = 0;
+        if (!strcmp(argv[i], "--ca-file")) {
+            if (i + 1 >= *argc)
+                return cli_usage_error(cmd, "--ca-file needs a file (PEM CA certificates)");
+            file = argv[i + 1];
+            n = 2;
+        } else if (!strncmp(argv[i], "--ca-file=", 10)) {
+            file = argv[i] + 10;
+            n = 1;
+        }
+        if (!n) {
+            i++;
+            continue;
+        }
+        if (!takes)
+            return cli_usage_error(cmd, "--ca-file is for the commands that talk to a registry "
+                                        "(pull, push, inspect, sign, verify, attest, build, "
+                                        "build-sign-push, login, logout)");
+        memmove(&argv[i], &argv[i + n], (size_t)(*argc - i - n + 1) * sizeof *argv);
+        *argc -= n;
+    }
+    if (!file) return 0;
+    if (!*file) return cli_usage_error(cmd, "--ca-file needs a file (PEM CA certificates)");
+    if (setenv("SUBSTRATE_CA_FILE", file, 1) < 0) return SUB_EXIT_ENV;
+    return 0;
 }
 
 /* --json (or -o json) on the command line: errors also go to stdout as JSON,
@@ -319,6 +361,9 @@ int main(int argc, char **argv) {
     const sub_cmd *c = find_cmd(name);
     if (!c) return unknown_command(name);
     current = c->name;
-    json_errors = wants_json(argc - 1, argv + 1);
-    return c->run(argc - 1, argv + 1);
+    int cargc = argc - 1;
+    int rc = take_ca_file(c->name, &cargc, argv + 1);
+    if (rc) return rc;
+    json_errors = wants_json(cargc, argv + 1);
+    return c->run(cargc, argv + 1);
 }

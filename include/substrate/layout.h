@@ -82,6 +82,11 @@ int sub_layout_read_blob(const char *dir, const char *digest, size_t max, char *
 /* 1 when the blob is present with this size (0 = unknown) and content,
  * 0 when absent, < 0 when present but wrong (check class) or unreadable. */
 int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, sub_err *e);
+/* The fast path of the same question: 1 when the blob is a regular file of
+ * this size, 0 when absent, < 0 when present with another size or not a
+ * regular file. The content is NOT read: it trusts that nothing altered the
+ * layout since it was written (pull --trust-layout). */
+int sub_layout_has_blob(const char *dir, const char *digest, uint64_t size, sub_err *e);
 
 /* Validate a ref.name per the layout spec:
  * component ("/" component)*, component = alnum+ (sep alnum+)*, sep = [-._:@+] | "--". */

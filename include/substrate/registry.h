@@ -134,6 +134,12 @@ int sub_reg_blob_exists(sub_reg *r, const char *repo, const char *digest, uint64
  * match. On any failure nothing is left at path (nor the temp file). */
 int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest,
                           uint64_t expected_size, const char *path, sub_err *e);
+/* The same, with flags: SUB_REG_FETCH_NO_DIR_SYNC leaves the fsync of path's
+ * directory to the caller, who syncs it once after many blobs (the file
+ * itself is still fsynced before its rename). */
+#define SUB_REG_FETCH_NO_DIR_SYNC 1u
+int sub_reg_blob_fetch(sub_reg *r, const char *repo, const char *digest, uint64_t expected_size,
+                       const char *path, unsigned flags, sub_err *e);
 /* GET a small blob into memory (at most max bytes), digest-checked. */
 int sub_reg_blob_get_buf(sub_reg *r, const char *repo, const char *digest, size_t max,
                          char **out, size_t *len, sub_err *e);

@@ -24,6 +24,7 @@
 #include "digest.h"
 #include "error.h"
 #include "registry.h"
+#include <stdbool.h>
 #include <stdint.h>
 
 typedef enum { SUB_XFER_START, SUB_XFER_BYTES, SUB_XFER_DONE } sub_xfer_phase;
@@ -63,6 +64,8 @@ typedef struct sub_pull_opts {
     const char *layout_dir; /* created when needed */
     const char *ref_name;   /* NULL: an unnamed index.json entry */
     long timeout_s;         /* overall deadline; 0 = SUB_PULL_TIMEOUT_S */
+    bool trust_layout;      /* blobs already in the layout: size checked, content not re-read
+                             * (default false: every present blob is hashed again) */
     sub_xfer_fn cb;
     void *ud;
 } sub_pull_opts;

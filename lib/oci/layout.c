@@ -229,6 +229,25 @@ int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, su
     return 1;
 }
 
+int sub_layout_has_blob(const char *dir, const char *digest, uint64_t size, sub_err *e) {
+    int r = only_sha256(digest, e);
+    if (r < 0) return r;
+    _cleanup_free_ char *p = sub_layout_blob_path(dir, digest);
+    struct stat st;
+    if (lstat(p, &st) < 0) {
+        if (errno == ENOENT) return 0;
+        return sub_err_set(e, -errno, "cannot stat blob %s: %m", p);
+    }
+    if (!S_ISREG(st.st_mode))
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "blob %s in layout %s is not a regular file", digest, dir);
+    if (size && (uint64_t)st.st_size != size)
+        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
+                            "blob %s in layout %s has %lld bytes, but its descriptor says %llu",
+                            digest, dir, (long long)st.st_size, (unsigned long long)size);
+    return 1;
+}
+
 int sub_layout_read_blob(const char *dir, const char *digest, size_t max, char **out, size_t *len,
                          sub_err *e) {
     int r = only_sha256(digest, e);

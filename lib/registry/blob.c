@@ -62,6 +62,11 @@ static int blob_get(sub_reg *r, xfer *x, const char *repo, const char *digest, s
 
 int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint64_t expected_size,
                           const char *path, sub_err *e) {
+    return sub_reg_blob_fetch(r, repo, digest, expected_size, path, 0, e);
+}
+
+int sub_reg_blob_fetch(sub_reg *r, const char *repo, const char *digest, uint64_t expected_size,
+                       const char *path, unsigned flags, sub_err *e) {
     int rr;
     if ((rr = reg_check_repo(repo, e)) < 0 || (rr = reg_check_sha256(digest, e)) < 0) return rr;
     if (expected_size > r->max_blob)
@@ -101,7 +106,7 @@ int sub_reg_blob_get_file(sub_reg *r, const char *repo, const char *digest, uint
                          sub_io_hint(err));
     }
     if (rr < 0) unlink(tmp);
-    else {
+    else if (!(flags & SUB_REG_FETCH_NO_DIR_SYNC)) {
         _cleanup_free_ char *d = xstrdup(path);
         sub_fsync_dir(dirname(d));
     }

@@ -97,6 +97,15 @@ t_fails "a CA file that does not exist is a usage error naming it (exit 2)" 2 "$
 t_eq "nothing reached the registry without a trusted certificate" \
     "$(curl -s --noproxy '*' --cacert "$C/ca.crt" "https://$R1/v2/t/img/tags/list" | grep -c v1)" 0
 
+t_fails "--ca-file with a wrong CA is refused the same way" 3 "certificate could not be verified" \
+    "$BIN" push --ca-file "$C/wrong.crt" --oci "$L:t" "$R1/t/img:v1"
+t_check "--ca-file FILE (anywhere among the options) trusts that CA: inspect an absent tag gets an answer" \
+    bash -c "'$BIN' inspect '$R1/t/none:v0' --ca-file '$C/ca.crt' 2>&1 | grep -q 'no such manifest'"
+t_check "--ca-file=FILE works too, and wins over a wrong SUBSTRATE_CA_FILE" \
+    bash -c "SUBSTRATE_CA_FILE='$C/wrong.crt' '$BIN' inspect --ca-file='$C/ca.crt' '$R1/t/none:v0' 2>&1 | grep -q 'no such manifest'"
+t_fails "--ca-file on a command that talks to no registry is a usage error" 2 \
+    "--ca-file is for the commands that talk to a registry" "$BIN" key id --ca-file "$C/ca.crt" "$T/k.pub"
+
 export SUBSTRATE_CA_FILE=$C/ca.crt
 out=$("$BIN" push --oci "$L:t" "$R1/t/img:v1" 2>&1); rc=$?
 t_eq "push over https with the right CA exits 0" "$rc" 0
