@@ -48,6 +48,14 @@ int cli_parse_layout(const char *cmd, const char *arg, char **dir, char **name);
  * 0 on success with *ref filled (caller frees with sub_ref_free). */
 int cli_parse_digest_ref(const char *cmd, const char *verb, const char *arg, struct sub_ref *ref);
 
+struct sub_privkey;
+/* Open a signing key as every signer does (sub_signing_key_open: the key file
+ * first, then the passphrase, then the decryption). On failure prints the
+ * error, whose detail ends with nothing_done ("nothing was signed or pushed"),
+ * and returns the exit code (> 0); 0 with *out set (caller frees). */
+int cli_open_signing_key(const char *cmd, const char *keyp, const char *passfile,
+                         const char *nothing_done, struct sub_privkey **out);
+
 #define CMD(n) int cmd_##n(int argc, char **argv)
 CMD(build);
 CMD(registry);

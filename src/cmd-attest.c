@@ -83,11 +83,7 @@ static void usage(FILE *f) {
 /* The key file first (a missing one, or a .pub, before any passphrase), then
  * the passphrase and the decryption: a wrong one stops everything before any I/O. */
 static int load_key(const char *keyp, const char *passfile, sub_privkey **out) {
-    sub_err e = {0};
-    sub_key_open_opts ko = {.path = keyp, .passphrase_file = passfile,
-                            .nothing_done = "nothing was attested or pushed"};
-    if (sub_signing_key_open(&ko, out, &e) < 0) return cli_fail("attest", &e);
-    return SUB_EXIT_OK;
+    return cli_open_signing_key("attest", keyp, passfile, "nothing was attested or pushed", out);
 }
 
 static void print_result(const char *name, const char *digest, const sub_attest_push_result *res,

@@ -85,11 +85,7 @@ static void usage(FILE *f) {
 /* The key file, then its passphrase, then decrypt: a wrong passphrase stops
  * everything before signing. */
 static int load_key(const char *keyp, const char *passfile, sub_privkey **out) {
-    sub_err e = {0};
-    sub_key_open_opts ko = {.path = keyp, .passphrase_file = passfile,
-                            .nothing_done = "nothing was signed or pushed"};
-    if (sub_signing_key_open(&ko, out, &e) < 0) return cli_fail("sign", &e);
-    return SUB_EXIT_OK;
+    return cli_open_signing_key("sign", keyp, passfile, "nothing was signed or pushed", out);
 }
 
 static int sign_registry(const char *refarg, const char *keyp, const char *passfile, bool json) {

@@ -7,6 +7,7 @@
 #include "substrate/ref.h"
 #include "substrate/strbuf.h"
 #include "substrate/residue.h"
+#include "substrate/sign.h"
 #include "version.h"
 #include <ctype.h>
 #include <getopt.h>
@@ -250,6 +251,15 @@ int cli_parse_layout(const char *cmd, const char *arg, char **dir, char **name) 
     if (!*s) return cli_usage_error(cmd, "--oci %s: name a directory", arg);
     sub_layout_parse_arg(s, dir, name);
     return 0;
+}
+
+int cli_open_signing_key(const char *cmd, const char *keyp, const char *passfile,
+                         const char *nothing_done, sub_privkey **out) {
+    sub_err e = {0};
+    sub_key_open_opts ko = {.path = keyp, .passphrase_file = passfile,
+                            .nothing_done = nothing_done};
+    if (sub_signing_key_open(&ko, out, &e) < 0) return cli_fail(cmd, &e);
+    return SUB_EXIT_OK;
 }
 
 int cli_parse_digest_ref(const char *cmd, const char *verb, const char *arg, sub_ref *ref) {
