@@ -201,10 +201,11 @@ static int only_sha256(const char *digest, sub_err *e) {
     return 0;
 }
 
-int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, sub_err *e) {
-    int r = only_sha256(digest, e);
-    if (r < 0) return r;
-    _cleanup_free_ char *p = sub_layout_blob_path(dir, digest);
+/* Open a layout blob (O_NOFOLLOW) and check it is a regular file of this size
+ * (0 = unknown): 1 with *fd_out set (caller closes), 0 when absent, < 0 when
+ * present but wrong (check class) or unreadable. */
+static int open_blob_checked(const char *dir, const char *digest, uint64_t size, const char *p,
+                             int *fd_out, sub_err *e) {
     _cleanup_close_ int fd = open(p, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
     if (fd < 0) {
         if (errno == ENOENT) return 0;
@@ -219,6 +220,16 @@ int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, su
         return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
                             "blob %s in layout %s has %lld bytes, but its descriptor says %llu",
                             digest, dir, (long long)st.st_size, (unsigned long long)size);
+    *fd_out = TAKE_FD(fd);
+    return 1;
+}
+
+int sub_layout_check_blob(const char *dir, const char *digest, uint64_t size, sub_err *e) {
+    int r = only_sha256(digest, e);
+    if (r < 0) return r;
+    _cleanup_free_ char *p = sub_layout_blob_path(dir, digest);
+    _cleanup_close_ int fd = -1;
+    if ((r = open_blob_checked(dir, digest, size, p, &fd, e)) <= 0) return r;
     char got[SUB_DIGEST_MAX];
     uint64_t n;
     if ((r = sub_sha256_fd(fd, p, got, &n, e)) < 0) return r;
@@ -233,19 +244,8 @@ int sub_layout_has_blob(const char *dir, const char *digest, uint64_t size, sub_
     int r = only_sha256(digest, e);
     if (r < 0) return r;
     _cleanup_free_ char *p = sub_layout_blob_path(dir, digest);
-    struct stat st;
-    if (lstat(p, &st) < 0) {
-        if (errno == ENOENT) return 0;
-        return sub_err_set(e, -errno, "cannot stat blob %s: %m", p);
-    }
-    if (!S_ISREG(st.st_mode))
-        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                            "blob %s in layout %s is not a regular file", digest, dir);
-    if (size && (uint64_t)st.st_size != size)
-        return sub_err_setk(e, SUB_KIND_CHECK, -EILSEQ,
-                            "blob %s in layout %s has %lld bytes, but its descriptor says %llu",
-                            digest, dir, (long long)st.st_size, (unsigned long long)size);
-    return 1;
+    _cleanup_close_ int fd = -1;
+    return open_blob_checked(dir, digest, size, p, &fd, e);
 }
 
 int sub_layout_read_blob(const char *dir, const char *digest, size_t max, char **out, size_t *len,

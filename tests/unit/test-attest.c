@@ -127,26 +127,56 @@ static long att_layers(sub_reg *r, const char *repo, const char *digest) {
     return (long)json_array_size(json_object_get(j, "layers"));
 }
 
+/* A docker-registry of the test's own (in its temp dir, on a free loopback
+ * port) and a client for it: 0 with both set, < 0 when it could not start (a
+ * failure is reported) or docker-registry is missing (a SKIP). Stop it with
+ * reg_fixture_stop whatever the checks in between said. */
+typedef struct reg_fixture {
+    char *state, *addr;
+    sub_regsrv_opts so;
+    sub_reg *r;
+} reg_fixture;
+
+static int reg_fixture_start(reg_fixture *f) {
+    memset(f, 0, sizeof *f);
+    if (!sub_have_program("docker-registry")) {
+        unit_skip("docker-registry is not installed");
+        return -1;
+    }
+    sub_err e = {0};
+    f->state = sub_path_join(unit_tmpdir(), "state");
+    f->addr = xasprintf("127.0.0.1:%d", sub_free_loopback_port());
+    f->so = (sub_regsrv_opts){.state_dir = f->state, .addr = f->addr};
+    bool already = true;
+    pid_t pid = 0;
+    CHECK_OK(sub_regsrv_start(&f->so, &already, &pid, &e), &e);
+    if (pid <= 0) return -1;
+    sub_reg_opts ro = {.host = f->addr, .timeout_s = 30};
+    CHECK_OK(sub_reg_new(&ro, &f->r, &e), &e);
+    return 0;
+}
+
+static void reg_fixture_stop(reg_fixture *f) {
+    sub_err e = {0};
+    bool was = false;
+    sub_reg_free(f->r);
+    if (f->state) CHECK_OK(sub_regsrv_stop(&f->so, &was, &e), &e);
+    free(f->state);
+    free(f->addr);
+}
+
 /* ECDSA signatures are randomised: the same statement signed twice gives two
  * different envelopes. Attesting the same build again (a second release run)
  * must not stack another copy each time, until the artifact hits its layer
  * limit and every later release fails. */
 TEST(attest_registry_same_statement_is_not_added_twice) {
-    if (!sub_have_program("docker-registry")) {
-        unit_skip("docker-registry is not installed");
+    reg_fixture f;
+    if (reg_fixture_start(&f) < 0) {
+        reg_fixture_stop(&f);
         return;
     }
     sub_err e = {0};
-    _cleanup_free_ char *state = sub_path_join(unit_tmpdir(), "state");
-    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", sub_free_loopback_port());
-    sub_regsrv_opts so = {.state_dir = state, .addr = addr};
-    bool already = true;
-    pid_t pid = 0;
-    CHECK_OK(sub_regsrv_start(&so, &already, &pid, &e), &e);
-    if (pid <= 0) return;
-    _cleanup_reg_ sub_reg *r = NULL;
-    sub_reg_opts ro = {.host = addr, .timeout_s = 30};
-    CHECK_OK(sub_reg_new(&ro, &r, &e), &e);
+    sub_reg *r = f.r;
     _cleanup_privkey_ sub_privkey *k = NULL;
     CHECK_OK(sub_privkey_generate(&k, &e), &e);
     _cleanup_pubkey_ sub_pubkey *pub = NULL;
@@ -201,8 +231,7 @@ TEST(attest_registry_same_statement_is_not_added_twice) {
         CHECK_FAILS(sub_attest_verify_registry(r, "unit/att", md, keys, 1, &br, NULL), -EKEYREJECTED);
         sub_attest_result_free(&br);
     }
-    bool was = false;
-    CHECK_OK(sub_regsrv_stop(&so, &was, &e), &e);
+    reg_fixture_stop(&f);
 }
 
 static sub_privkey *new_key(sub_pubkey **pub) {
@@ -319,22 +348,11 @@ static void attest_image_checks(sub_reg *r, const char *addr) {
 }
 
 TEST(attest_image_resign_and_predicate) {
-    if (!sub_have_program("docker-registry")) {
-        unit_skip("docker-registry is not installed");
+    reg_fixture f;
+    if (reg_fixture_start(&f) < 0) {
+        reg_fixture_stop(&f);
         return;
     }
-    sub_err e = {0};
-    _cleanup_free_ char *state = sub_path_join(unit_tmpdir(), "state");
-    _cleanup_free_ char *addr = xasprintf("127.0.0.1:%d", sub_free_loopback_port());
-    sub_regsrv_opts so = {.state_dir = state, .addr = addr};
-    bool already = true;
-    pid_t pid = 0;
-    CHECK_OK(sub_regsrv_start(&so, &already, &pid, &e), &e);
-    if (pid <= 0) return;
-    _cleanup_reg_ sub_reg *r = NULL;
-    sub_reg_opts ro = {.host = addr, .timeout_s = 30};
-    CHECK_OK(sub_reg_new(&ro, &r, &e), &e);
-    if (r) attest_image_checks(r, addr);
-    bool was = false;
-    CHECK_OK(sub_regsrv_stop(&so, &was, &e), &e);
+    if (f.r) attest_image_checks(f.r, f.addr);
+    reg_fixture_stop(&f);
 }
