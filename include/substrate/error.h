@@ -59,6 +59,13 @@ typedef enum sub_reason {
     SUB_R_INVALID_TAG,         /* a version or tag the OCI tag grammar refuses */
     SUB_R_DIRTY_TREE,          /* uncommitted changes where an exact commit is needed */
     SUB_R_NOT_REPRODUCIBLE,    /* two builds of one commit differ */
+    /* Tier-1 services */
+    SUB_R_HOSTILE_LAYER,       /* a layer entry that would escape or is not allowed */
+    SUB_R_BAD_MANIFEST,        /* a service manifest that does not parse or validate */
+    SUB_R_NOT_READY,           /* a new version did not pass readiness in time */
+    SUB_R_NOT_RECONCILED,      /* no such service was ever reconciled */
+    SUB_R_DRIFT,               /* what runs is not what the manifest says */
+    SUB_R_VERIFY_STALE,        /* registry unreachable and no recent verification */
     _SUB_R_MAX,
     _SUB_R_INVALID = -EINVAL,
 } sub_reason;

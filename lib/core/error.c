@@ -87,6 +87,12 @@ static const char *const reason_names[_SUB_R_MAX] = {
     [SUB_R_INVALID_TAG] = "invalid_tag",
     [SUB_R_DIRTY_TREE] = "dirty_tree",
     [SUB_R_NOT_REPRODUCIBLE] = "not_reproducible",
+    [SUB_R_HOSTILE_LAYER] = "hostile_layer",
+    [SUB_R_BAD_MANIFEST] = "bad_manifest",
+    [SUB_R_NOT_READY] = "not_ready",
+    [SUB_R_NOT_RECONCILED] = "not_reconciled",
+    [SUB_R_DRIFT] = "drift",
+    [SUB_R_VERIFY_STALE] = "verify_stale",
 };
 
 const char *sub_reason_to_string(sub_reason r) {
