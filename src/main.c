@@ -33,8 +33,12 @@ static const sub_cmd commands[] = {
     {"build-sign-push", cmd_build_sign_push, "build (twice), push, sign and verify every platform image", NULL},
     {"login", cmd_login, "check and store credentials for a registry", NULL},
     {"logout", cmd_logout, "remove stored credentials for a registry", NULL},
-    {"reconcile", not_yet, "render and (re)start a Tier-1 service from its manifest", "a later issue"},
-    {"align", not_yet, "prove a running service matches its manifest (ALIGNED/DRIFT)", "a later issue"},
+    {"reconcile", cmd_reconcile, "verify, deploy and supervise a Tier-1 service from its manifest", NULL},
+    {"align", cmd_align, "prove a running service matches its manifest (ALIGNED/DRIFT)", NULL},
+    {"status", cmd_status, "what the Tier-1 supervisors recorded (only reads)", NULL},
+    {"stop", cmd_stop, "stop a Tier-1 service (idempotent)", NULL},
+    {"logs", cmd_logs, "a Tier-1 service's stdout and stderr", NULL},
+    {"supervise", cmd_supervise, "the Tier-1 supervisor tree (reconcile starts it)", NULL},
     {"sandbox", not_yet, "run a Tier-2 job in an ephemeral microVM", "a later issue"},
     {"provision-vm", not_yet, "build and boot the golden VM", "a later issue"},
     {"destroy-vm", not_yet, "destroy the golden VM", "a later issue"},
@@ -102,7 +106,8 @@ static void usage(FILE *f) {
  * as $SUBSTRATE_CA_FILE, which it sets. Taken out of argv before the command
  * parses it, so each command need not repeat it. */
 static const char *const registry_cmds[] = {"build", "push", "pull", "inspect", "sign", "verify",
-                                            "attest", "build-sign-push", "login", "logout"};
+                                            "attest", "build-sign-push", "login", "logout",
+                                            "reconcile", "align"};
 
 static int take_ca_file(const char *cmd, int *argc, char **argv) {
     bool takes = false;

@@ -1,0 +1,391 @@
+/* reconcile, stop, status: the library steps behind the CLI verbs (and the
+ * acceptance harness). */
+#include "substrate/admit.h"
+#include "substrate/config.h"
+#include "substrate/bundle.h"
+#include "substrate/digest.h"
+#include "substrate/fs.h"
+#include "substrate/layout.h"
+#include "substrate/manifest.h"
+#include "substrate/registry.h"
+#include "substrate/rootfs.h"
+#include "substrate/transfer.h"
+#include "t1-internal.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+const char *sub_t1_outcome_str(sub_t1_outcome o) {
+    switch (o) {
+    case SUB_T1_STARTED: return "started";
+    case SUB_T1_UNCHANGED: return "unchanged";
+    case SUB_T1_PROMOTED: return "promoted";
+    case SUB_T1_RESTARTED: return "restarted";
+    }
+    return "?";
+}
+
+#define NOTE(o, ...)                                                                               \
+    do {                                                                                           \
+        if ((o)->note) (o)->note((o)->ud, __VA_ARGS__);                                            \
+    } while (0)
+
+/* ---- keys named by the manifest ---- */
+int t1_load_keys(const sub_svc_manifest *m, sub_pubkey ***keys, size_t *n, sub_err *e) {
+    *keys = NULL;
+    *n = 0;
+    if (!m->keys || !m->keys[0]) return 0; /* the trust store */
+    _cleanup_free_ char *trust = sub_state_path("trust");
+    sub_pubkey **v = xcalloc(strv_len(m->keys) + 1, sizeof *v);
+    size_t k = 0;
+    for (char **p = m->keys; *p; p++) {
+        _cleanup_free_ char *path = NULL;
+        if ((*p)[0] == '/') {
+            path = xstrdup(*p);
+        } else {
+            const char *hex = str_has_prefix(*p, "sha256:") ? *p + 7 : *p;
+            _cleanup_free_ char *f = xasprintf("%s.pub", hex);
+            path = sub_path_join(trust, f);
+        }
+        int r = sub_pubkey_load_file(path, &v[k], e);
+        if (r < 0) {
+            sub_err_prefix(e, "manifest %s: key %s", m->path ? m->path : m->name, *p);
+            sub_pubkeys_free(v);
+            return r;
+        }
+        k++;
+    }
+    *keys = v;
+    *n = k;
+    return 0;
+}
+
+static const char *verified_key(const sub_admission *ad) {
+    if (ad->sig.verified < 0 || (size_t)ad->sig.verified >= ad->sig.n_records) return "";
+    return ad->sig.records[ad->sig.verified].key_id;
+}
+
+/* Check the signature of digest under m's policy (admission); on success the
+ * verifying key is in key_id and the verification is recorded. */
+int t1_admit(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char key_id[80], sub_err *e) {
+    sub_pubkey **keys = NULL;
+    size_t nkeys = 0;
+    int r = t1_load_keys(m, &keys, &nkeys, e);
+    if (r < 0) return r;
+    sub_ref ref = m->ref;
+    ref.digest = (char *)digest;
+    sub_admit_opts ao = {.ref = &ref, .reg = reg, .keys = (const sub_pubkey *const *)keys, .nkeys = nkeys,
+                         .identity = m->identity, .policy = m->policy};
+    _cleanup_admission_ sub_admission ad = {0};
+    r = sub_admit_image(&ao, &ad, e);
+    if (r == 0) {
+        snprintf(key_id, 80, "%.79s", verified_key(&ad));
+        _cleanup_json_ json_t *v = json_pack("{s:s,s:s,s:I}", "digest", digest, "key_id", key_id, "at_ms",
+                                             (json_int_t)t1_wall_ms());
+        _cleanup_free_ char *dir = sub_t1_svc_path(m->name, NULL);
+        if (sub_mkdir_p(dir, 0755, NULL) == 0) (void)t1_write_json(m->name, "verified.json", v, NULL);
+    }
+    sub_pubkeys_free(keys);
+    return r;
+}
+
+/* ---- image -> rootfs ---- */
+static int image_config(const char *layout, const char *digest, sub_image_config *cfg, sub_err *e) {
+    _cleanup_free_ char *mb = NULL, *cb = NULL;
+    size_t ml = 0, cl = 0;
+    int r = sub_layout_read_blob(layout, digest, SUB_REG_MAX_MANIFEST, &mb, &ml, e);
+    if (r < 0) return r;
+    _cleanup_manifest_ sub_manifest man = {0};
+    r = sub_manifest_parse(mb, ml, NULL, &man, e);
+    if (r < 0) return r;
+    if (man.kind != SUB_MANIFEST_IMAGE)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG, "%s is not an image manifest (an index?): pin a "
+                            "platform image's digest", digest);
+    r = sub_layout_read_blob(layout, man.config.digest, 4u << 20, &cb, &cl, e);
+    if (r < 0) return r;
+    return sub_image_config_parse(cb, cl, cfg, e);
+}
+
+static unsigned long next_generation(const char *name) {
+    unsigned long g = 0;
+    _cleanup_free_ char *dir = sub_t1_svc_path(name, NULL);
+    DIR *d = opendir(dir);
+    if (!d) return 1;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!str_has_prefix(de->d_name, "gen-")) continue;
+        unsigned long x = strtoul(de->d_name + 4, NULL, 10);
+        if (x > g) g = x;
+    }
+    closedir(d);
+    _cleanup_json_ json_t *st = NULL;
+    if (t1_read_json(name, "state.json", &st, NULL) == 0 && st) {
+        unsigned long c = (unsigned long)json_integer_value(json_object_get(json_object_get(st, "current"), "generation"));
+        if (c > g) g = c;
+    }
+    return g + 1;
+}
+
+/* Remove the bundles of generations other than keep (and the one running). */
+static void prune_bundles(const char *name, unsigned long keep) {
+    _cleanup_free_ char *dir = sub_t1_svc_path(name, NULL);
+    DIR *d = opendir(dir);
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!str_has_prefix(de->d_name, "gen-")) continue;
+        if (strtoul(de->d_name + 4, NULL, 10) == keep) continue;
+        _cleanup_free_ char *p = sub_path_join(dir, de->d_name);
+        (void)sub_rm_rf(p, NULL);
+    }
+    closedir(d);
+}
+
+static int wait_supervisor(const char *name, sub_err *e) {
+    _cleanup_free_ char *lock = sub_t1_svc_path(name, "lock");
+    for (int i = 0; i < 1000; i++) {
+        if (t1_lock_held(lock)) {
+            _cleanup_json_ json_t *rep = NULL;
+            if (sub_t1_control(name, "status", 5000, &rep, NULL) == 0) return 0;
+        }
+        t1_sleep_ms(20);
+    }
+    _cleanup_free_ char *log = sub_t1_path("supervise.log");
+    return sub_err_setk(e, SUB_KIND_ENV, -ETIMEDOUT, "the supervisor of %s did not come up in 20 s; see %s",
+                        name, log);
+}
+
+static int lock_reconcile(const char *name, sub_err *e) {
+    _cleanup_free_ char *p = sub_t1_svc_path(name, "reconcile.lock");
+    int fd = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "opening %s: %m", p);
+    while (flock(fd, LOCK_EX) < 0)
+        if (errno != EINTR) {
+            close(fd);
+            return sub_err_setk(e, SUB_KIND_ENV, -errno, "locking %s: %m", p);
+        }
+    return fd;
+}
+
+static json_t *desired_record(const sub_svc_manifest *m, unsigned long gen, const char *digest,
+                              const sub_rootfs_info *ri, const char *hash, const char *key_id) {
+    _cleanup_free_ char *specs = sub_svc_manifest_to_json(m);
+    json_t *spec = json_loads(specs, 0, NULL);
+    _cleanup_free_ char *image = xasprintf("%s/%s@%s", m->ref.registry, m->ref.repository, digest);
+    _cleanup_free_ char *bundle = sub_t1_svc_path(m->name, NULL);
+    _cleanup_free_ char *gdir = xasprintf("%s/gen-%lu", bundle, gen);
+    _cleanup_free_ char *id = xasprintf("substrate-%s-%lu", m->name, gen);
+    _cleanup_free_ char *cg = xasprintf("/substrate/%s-%lu", m->name, gen);
+    return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "name", m->name, "generation",
+                     (json_int_t)gen, "digest", digest, "image", image, "bundle", gdir, "rootfs", ri->rootfs,
+                     "entry_dir", ri->entry_dir, "config_hash", hash, "container_id", id, "cgroup", cg, "key_id",
+                     key_id, "manifest", m->path ? m->path : "", "spec", spec);
+}
+
+static int reply_error(const json_t *rep, sub_err *e) {
+    const char *msg = json_string_value(json_object_get(rep, "message"));
+    sub_reason reason = sub_reason_from_string(json_string_value(json_object_get(rep, "reason")));
+    int code = (int)json_integer_value(json_object_get(rep, "exit_code"));
+    sub_err_kind kind = code == 1 ? SUB_KIND_CHECK : code == 2 ? SUB_KIND_INPUT : SUB_KIND_ENV;
+    sub_err_setr(e, reason < 0 ? SUB_R_NONE : reason, kind, reason == SUB_R_NOT_READY ? -ETIMEDOUT : -EIO, "%s",
+                 msg ? msg : "the supervisor refused the deploy");
+    return e ? e->code : -EIO;
+}
+
+int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *res, sub_err *e) {
+    const sub_svc_manifest *m = o->m;
+    *res = (sub_t1_reconcile_result){0};
+    int64_t t0 = t1_now_ms();
+    const char *digest = m->ref.digest;
+    int r = t1_runtime_usable(m->runtime, e);
+    if (r < 0) return r;
+    _cleanup_free_ char *sdir = sub_t1_svc_path(m->name, NULL);
+    r = sub_mkdir_p(sdir, 0755, e);
+    if (r < 0) return r;
+    _cleanup_close_ int lk = lock_reconcile(m->name, e);
+    if (lk < 0) return lk;
+
+    _cleanup_reg_ sub_reg *reg = NULL;
+    sub_reg_opts ro = {.host = m->ref.registry};
+    r = sub_reg_new(&ro, &reg, e);
+    if (r < 0) return r;
+    NOTE(o, "verifying %s/%s@%s", m->ref.registry, m->ref.repository, digest);
+    r = t1_admit(m, digest, reg, res->key_id, e);
+    if (r < 0) {
+        sub_err_prefix(e, "refused to deploy %s (nothing changed)", m->name);
+        return r;
+    }
+    NOTE(o, "verified: signed by key %s", res->key_id);
+    _cleanup_free_ char *layout = sub_t1_path("images");
+    r = sub_layout_init(layout, e);
+    if (r < 0) return r;
+    char got[SUB_DIGEST_MAX];
+    NOTE(o, "pulling by digest into %s", layout);
+    r = sub_pull_to_layout(reg, m->ref.repository, digest, layout, NULL, got, NULL, NULL, e);
+    if (r < 0) {
+        sub_err_prefix(e, "pulling %s (nothing changed)", digest);
+        return r;
+    }
+    _cleanup_free_ char *cache = sub_t1_path("rootfs");
+    sub_rootfs_info ri = {0};
+    r = sub_rootfs_prepare(layout, digest, cache, &ri, e);
+    if (r < 0) {
+        sub_err_prefix(e, "unpacking %s (nothing changed)", digest);
+        sub_rootfs_info_done(&ri);
+        return r;
+    }
+    NOTE(o, "root filesystem: %s (%s, %zu entries%s)", ri.rootfs,
+         ri.reused ? "cached, checked" : ri.replaced ? "cache entry differed from its content list: unpacked again" : "unpacked",
+         ri.entries, ri.setuid_cleared && ri.setuid_cleared[0] ? "; setuid/setgid bits cleared" : "");
+    _cleanup_(sub_image_config_freep) sub_image_config cfg = {0};
+    r = image_config(layout, digest, &cfg, e);
+    if (r < 0) {
+        sub_rootfs_info_done(&ri);
+        return r;
+    }
+    _cleanup_free_ char *spec = sub_svc_manifest_to_json(m);
+    _cleanup_free_ char *hin = xasprintf("%s\n%s\n%s\n", spec, digest, ri.rootfs);
+    char hash[SUB_DIGEST_MAX];
+    (void)sub_sha256_buf(hin, strlen(hin), hash, NULL);
+
+    /* the same version as what runs: no new bundle */
+    _cleanup_json_ json_t *st = NULL;
+    (void)t1_read_json(m->name, "state.json", &st, NULL);
+    json_t *cur = st ? json_object_get(st, "current") : NULL;
+    _cleanup_json_ json_t *rec = NULL;
+    unsigned long gen;
+    if (json_is_object(cur) && streq(json_string_value(json_object_get(cur, "config_hash")), hash)) {
+        rec = json_deep_copy(cur);
+        gen = (unsigned long)json_integer_value(json_object_get(cur, "generation"));
+    } else {
+        gen = next_generation(m->name);
+        rec = desired_record(m, gen, digest, &ri, hash, res->key_id);
+        sub_bundle_opts bo = {.m = m, .image = &cfg, .rootfs = ri.rootfs,
+                              .cgroup_path = json_string_value(json_object_get(rec, "cgroup")), .generation = gen};
+        r = sub_bundle_write(json_string_value(json_object_get(rec, "bundle")), &bo, e);
+        if (r < 0) {
+            sub_rootfs_info_done(&ri);
+            return r;
+        }
+    }
+    sub_rootfs_info_done(&ri);
+    r = t1_write_json(m->name, "desired.json", rec, e);
+    if (r < 0) return r;
+    r = sub_t1_ensure_root(o->self_exe, e);
+    if (r < 0) return r;
+    r = wait_supervisor(m->name, e);
+    if (r < 0) return r;
+    NOTE(o, "deploying generation %lu", gen);
+    uint32_t wait_ms = m->readiness.deadline_ms + m->health.start_period_ms + 2 * m->stop_grace_ms + 60000;
+    _cleanup_json_ json_t *rep = NULL;
+    r = sub_t1_control(m->name, "deploy", (int)wait_ms, &rep, e);
+    if (r < 0) return r;
+    res->seconds = (double)(t1_now_ms() - t0) / 1000.0;
+    res->generation = gen;
+    snprintf(res->previous, sizeof res->previous, "%s", json_string_value(json_object_get(rep, "previous")) ?: "");
+    if (!json_is_true(json_object_get(rep, "ok"))) {
+        res->rolled_back = json_is_true(json_object_get(rep, "rolled_back"));
+        snprintf(res->digest, sizeof res->digest, "%s", json_string_value(json_object_get(rep, "serving")) ?: "");
+        if (!json_is_object(cur) || !streq(json_string_value(json_object_get(cur, "config_hash")), hash)) {
+            _cleanup_free_ char *g = xasprintf("gen-%lu", gen);
+            _cleanup_free_ char *gp = sub_t1_svc_path(m->name, g);
+            (void)sub_rm_rf(gp, NULL);
+        }
+        /* what the supervisor runs stays the desired state */
+        if (json_is_object(cur)) (void)t1_write_json(m->name, "desired.json", cur, NULL);
+        return reply_error(rep, e);
+    }
+    const char *oc = json_string_value(json_object_get(rep, "outcome"));
+    res->outcome = streq(oc, "unchanged") ? SUB_T1_UNCHANGED : streq(oc, "promoted") ? SUB_T1_PROMOTED
+                   : streq(oc, "restarted") ? SUB_T1_RESTARTED : SUB_T1_STARTED;
+    res->stop_then_start = json_is_true(json_object_get(rep, "stop_then_start"));
+    snprintf(res->digest, sizeof res->digest, "%s", json_string_value(json_object_get(rep, "digest")) ?: digest);
+    prune_bundles(m->name, gen);
+    return 0;
+}
+
+/* ---- stop ---- */
+int sub_t1_stop(const char *name, sub_err *e) {
+    _cleanup_free_ char *dir = sub_t1_svc_path(name, NULL);
+    if (!sub_path_exists(dir))
+        return sub_err_setr(e, SUB_R_NOT_RECONCILED, SUB_KIND_INPUT, -ENOENT,
+                            "no service %s was ever reconciled here (state %s)", name, dir);
+    _cleanup_free_ char *lock = sub_t1_svc_path(name, "lock");
+    if (t1_lock_held(lock)) {
+        _cleanup_json_ json_t *rep = NULL;
+        int r = sub_t1_control(name, "stop", 120000, &rep, e);
+        if (r < 0) return r;
+        for (int i = 0; i < 500 && t1_lock_held(lock); i++) t1_sleep_ms(10);
+        return json_is_true(json_object_get(rep, "was_running")) ? 1 : 0;
+    }
+    /* nobody supervises it: stop what the state names, if it still runs */
+    _cleanup_json_ json_t *st = NULL;
+    (void)t1_read_json(name, "state.json", &st, NULL);
+    if (!st) st = json_pack("{s:s,s:n}", "name", name, "current");
+    json_t *cur = json_object_get(st, "current");
+    int was = 0;
+    if (json_is_object(cur)) {
+        _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+        _cleanup_free_ char *specs = sub_json_dump(json_object_get(cur, "spec"), NULL);
+        sub_svc_runtime rt = SUB_RUNTIME_RUNC;
+        bool host = false;
+        if (specs && sub_svc_manifest_from_json(specs, strlen(specs), &m, NULL) == 0) {
+            rt = m.runtime;
+            host = m.network == SUB_NET_HOST;
+        }
+        t1_ctr c;
+        t1_ctr_init(&c, cur);
+        if (t1_ctr_adopt(&c, rt, host, NULL) == 0) was = 1;
+        t1_ctr_stop(&c, rt, m.stop_grace_ms ? m.stop_grace_ms : 10000);
+        t1_ctr_done(&c);
+    }
+    json_object_set_new(st, "status", json_string("stopped"));
+    int r = t1_write_json(name, "state.json", st, e);
+    return r < 0 ? r : was;
+}
+
+/* ---- status ---- */
+int sub_t1_status(const char *name, json_t **out, sub_err *e) {
+    *out = NULL;
+    _cleanup_free_ char *dir = sub_t1_svc_path(name, NULL);
+    if (!sub_path_exists(dir))
+        return sub_err_setr(e, SUB_R_NOT_RECONCILED, SUB_KIND_INPUT, -ENOENT,
+                            "no service %s was ever reconciled here (state %s)", name, dir);
+    json_t *st = NULL;
+    int r = t1_read_json(name, "state.json", &st, e);
+    if (r == -ENOENT) st = json_pack("{s:s,s:s,s:n}", "name", name, "status", "pending", "current");
+    else if (r < 0) return r;
+    _cleanup_free_ char *lock = sub_t1_svc_path(name, "lock");
+    _cleanup_free_ char *rlock = sub_t1_path("root.lock");
+    bool sup = t1_lock_held(lock);
+    json_object_set_new(st, "supervisor", json_boolean(sup));
+    json_object_set_new(st, "root_supervisor", json_boolean(t1_lock_held(rlock)));
+    /* is the container on record alive (status only reads: no repair) */
+    json_t *cur = json_object_get(st, "current");
+    if (json_is_object(cur)) {
+        pid_t pid = (pid_t)json_integer_value(json_object_get(cur, "pid"));
+        unsigned long long t = (unsigned long long)json_integer_value(json_object_get(cur, "pid_start"));
+        bool alive = pid > 1 && t && t1_proc_start_time(pid) == t;
+        json_object_set_new(st, "container_alive", json_boolean(alive));
+    }
+    *out = st;
+    return 0;
+}
+
+int sub_t1_list(char ***names, sub_err *e) {
+    *names = xcalloc(1, sizeof **names);
+    _cleanup_free_ char *dir = sub_t1_path("services");
+    DIR *d = opendir(dir);
+    if (!d) return errno == ENOENT ? 0 : sub_err_setk(e, SUB_KIND_ENV, -errno, "reading %s: %m", dir);
+    struct dirent *de;
+    while ((de = readdir(d)))
+        if (de->d_name[0] != '.') strv_push(names, de->d_name);
+    closedir(d);
+    qsort(*names, strv_len(*names), sizeof **names, strcmp_ptr);
+    return 0;
+}
