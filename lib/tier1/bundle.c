@@ -210,6 +210,8 @@ static const struct {
     {"/dev/mqueue", "mqueue", "mqueue", "nosuid,noexec,nodev"},
     {"/sys", "sysfs", "sysfs", "nosuid,noexec,nodev,ro"},
     {"/sys/fs/cgroup", "cgroup", "cgroup", "nosuid,noexec,nodev,relatime,ro"},
+    /* runc 1.1 gives a tmpfs the mode of the directory it covers when the
+     * rootfs has one, so mode= only counts where the image lacks it */
     {"/tmp", "tmpfs", "tmpfs", "nosuid,nodev,mode=1777"},
     {"/run", "tmpfs", "tmpfs", "nosuid,nodev,mode=755"},
 };
@@ -346,7 +348,8 @@ static json_t *build_linux(const sub_svc_manifest *m, const char *cgroup_path) {
     static const char *const types[] = {"pid", "ipc", "uts", "mount"};
     for (size_t i = 0; i < ARRAY_SIZE(types); i++)
         json_array_append_new(ns, json_pack("{s:s}", "type", types[i]));
-    if (m->network != SUB_NET_HOST) json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
+    if (m->network != SUB_NET_HOST)
+        json_array_append_new(ns, json_pack("{s:s}", "type", "network"));
 
     json_t *res = json_object();
     json_object_set_new(res, "devices", json_pack("[{s:b,s:s}]", "allow", 0, "access", "rwm"));
@@ -399,6 +402,9 @@ int sub_bundle_config(const sub_bundle_opts *o, json_t **out, sub_err *e) {
                            o->rootfs);
     if (!*o->cgroup_path)
         return sub_err_set(e, -EINVAL, "bundle config: the cgroup path is empty");
+    if (m->memory_bytes > INT64_MAX)
+        return bad(e, m, "the memory limit %llu is out of range",
+                   (unsigned long long)m->memory_bytes);
     _cleanup_json_ json_t *process = NULL, *annotations = NULL;
     int r;
     if ((r = build_process(m, o->image, &process, e)) < 0 ||

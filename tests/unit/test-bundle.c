@@ -62,7 +62,8 @@ static char *joined(json_t *arr) {
     size_t i;
     json_t *it;
     json_array_foreach(arr, i, it) {
-        char *n = xasprintf("%s%s%s", s, i ? "|" : "", json_is_string(it) ? json_string_value(it) : "?");
+        const char *v = json_is_string(it) ? json_string_value(it) : "?";
+        char *n = xasprintf("%s%s%s", s, i ? "|" : "", v);
         free(s);
         s = n;
     }
@@ -272,7 +273,8 @@ static char *namespaces_of(sub_svc_network net) {
         size_t i;
         json_t *it;
         json_array_foreach(at(j, "linux.namespaces"), i, it) {
-            char *n = xasprintf("%s%s%s", r, i ? "|" : "", json_string_value(json_object_get(it, "type")));
+            const char *t = json_string_value(json_object_get(it, "type"));
+            char *n = xasprintf("%s%s%s", r, i ? "|" : "", t);
             free(r);
             r = n;
             CHECK(json_object_size(it) == 1); /* no path: new namespaces, never a host one */
@@ -325,6 +327,10 @@ TEST(bundle_resources) {
     CHECK_OK(build(&m, &c, &j, &e), &e);
     CHECK_INT(json_integer_value(at(j, "linux.resources.cpu.quota")), 250000);
     CHECK_INT(json_integer_value(at(j, "linux.resources.memory.limit")), 8589934592LL);
+    json_decref(j);
+    m.memory_bytes = UINT64_MAX;
+    CHECK_FAILS(build(&m, &c, &j, &e), -EINVAL);
+    j = NULL;
     fx_done(&m);
 }
 
@@ -391,7 +397,8 @@ static char *mounts_str(json_t *mounts) {
     json_array_foreach(mounts, i, it) {
         json_t *o = json_object_get(it, "options");
         _cleanup_free_ char *opts = o ? joined(o) : xstrdup("-");
-        char *n = xasprintf("%s%s %s %s %s\n", s, json_string_value(json_object_get(it, "destination")),
+        char *n = xasprintf("%s%s %s %s %s\n", s,
+                            json_string_value(json_object_get(it, "destination")),
                             json_string_value(json_object_get(it, "type")),
                             json_string_value(json_object_get(it, "source")), opts);
         free(s);
@@ -423,7 +430,8 @@ TEST(bundle_fixed_parts) {
     _cleanup_free_ char *ms = mounts_str(at(j, "mounts"));
     CHECK_STREQ(ms, "/proc proc proc -\n"
                     "/dev tmpfs tmpfs nosuid|strictatime|mode=755|size=65536k\n"
-                    "/dev/pts devpts devpts nosuid|noexec|newinstance|ptmxmode=0666|mode=0620|gid=5\n"
+                    "/dev/pts devpts devpts "
+                    "nosuid|noexec|newinstance|ptmxmode=0666|mode=0620|gid=5\n"
                     "/dev/shm tmpfs shm nosuid|noexec|nodev|mode=1777|size=65536k\n"
                     "/dev/mqueue mqueue mqueue nosuid|noexec|nodev\n"
                     "/sys sysfs sysfs nosuid|noexec|nodev|ro\n"
@@ -597,8 +605,8 @@ TEST(bundle_write) {
     fx_init(&m, &c);
     const char *tmp = unit_tmpdir();
     _cleanup_free_ char *dir = xasprintf("%s/bundles/hello/3", tmp);
-    sub_bundle_opts o = {.m = &m, .image = &c, .rootfs = ROOTFS, .cgroup_path = "/substrate/hello-3",
-                         .generation = 3};
+    sub_bundle_opts o = {.m = &m, .image = &c, .rootfs = ROOTFS,
+                         .cgroup_path = "/substrate/hello-3", .generation = 3};
     sub_err e = {0};
     char *caps[] = {"CAP_NET_BIND_SERVICE", NULL};
     char *env[] = {"MODE=x", NULL};
@@ -644,7 +652,8 @@ TEST(bundle_write) {
 
     /* schema validity: this one and a few variants */
     if (!have_jsonschema()) {
-        unit_skip_part("runtime-spec schema", "/usr/bin/python3 has no jsonschema (apt-get install python3-jsonschema)");
+        unit_skip_part("runtime-spec schema",
+                       "/usr/bin/python3 has no jsonschema (apt-get install python3-jsonschema)");
     } else {
         check_schema(cfg);
         m.network = SUB_NET_HOST;
@@ -689,7 +698,8 @@ TEST(bundle_write) {
 
 /* A rootfs of one static busybox, with the mount points the config names. */
 static int make_rootfs(const char *rootfs, sub_err *e) {
-    static const char *const dirs[] = {"bin", "proc", "dev", "sys", "tmp", "run", "etc", "mnt"};
+    static const char *const dirs[] = {"bin", "proc", "dev", "sys", "tmp",
+                                       "run", "etc", "mnt", "data"};
     static const char *const applets[] = {"sh", "id", "cat", "touch", "grep", "cut", "mount",
                                           "unshare", "hostname", "pwd", "echo", "true", "tr"};
     int r;
@@ -700,6 +710,9 @@ static int make_rootfs(const char *rootfs, sub_err *e) {
     /* runc gives a tmpfs the mode of the directory it covers, as images have it */
     _cleanup_free_ char *t = sub_path_join(rootfs, "tmp");
     if (chmod(t, 01777) < 0) return sub_err_set(e, -errno, "chmod %s: %m", t);
+    /* a directory the service's uid owns: only a read-only root keeps it out */
+    _cleanup_free_ char *data = sub_path_join(rootfs, "data");
+    if (chown(data, 1000, 1000) < 0) return sub_err_set(e, -errno, "chown %s: %m", data);
     _cleanup_free_ char *bb = sub_path_join(rootfs, "bin/busybox");
     if ((r = sub_copy_file("/bin/busybox", bb, 0755, e)) < 0) return r;
     for (size_t i = 0; i < ARRAY_SIZE(applets); i++) {
@@ -730,6 +743,34 @@ static bool is_static(const char *path) {
         if (type == 3) return false; /* PT_INTERP */
     }
     return true;
+}
+
+/* A static threaded program in the rootfs (bin/threads): glibc tries clone3
+ * first and must fall back to clone under the profile. False when no static
+ * C toolchain is here. */
+static const char threads_c[] =
+    "#include <pthread.h>\n#include <stdio.h>\n#include <unistd.h>\n"
+    "static void *f(void *a) { return a; }\n"
+    "int main(void) {\n"
+    "    pthread_t t; void *r = NULL; int x = 42;\n"
+    "    int e = pthread_create(&t, NULL, f, &x);\n"
+    "    if (e) { printf(\"threads=create-%d\\n\", e); return 1; }\n"
+    "    pthread_join(t, &r);\n"
+    "    pid_t p = fork(); if (p == 0) _exit(0);\n"
+    "    printf(\"threads=%s\\n\", r == &x && p > 0 ? \"ok\" : \"wrong\");\n"
+    "    return 0;\n}\n";
+
+static bool make_threads_program(const char *tmp, const char *rootfs) {
+    if (!sub_have_program("cc")) return false;
+    _cleanup_free_ char *src = sub_path_join(tmp, "threads.c");
+    _cleanup_free_ char *bin = sub_path_join(rootfs, "bin/threads");
+    sub_err e = {0};
+    if (sub_write_file_atomic(src, threads_c, strlen(threads_c), 0644, &e) < 0) return false;
+    char *argv[] = {"cc", "-static", "-pthread", "-o", bin, src, NULL};
+    sub_proc_opts po = SUB_PROC_OPTS_INIT;
+    po.stdin_fd = po.stdout_fd = po.stderr_fd = SUB_FD_NULL;
+    int st = -1;
+    return sub_run(argv, &po, &st, &e) == 0 && st == 0;
 }
 
 /* Leftover cgroup directories of cgroup_path in any controller: removed, and counted. */
@@ -796,7 +837,7 @@ static char *field(const char *out, const char *key) {
     "echo host=$(hostname)\n"                                                                      \
     "echo mode=$MODE\n"                                                                            \
     "if touch /tmp/ok 2>/dev/null; then echo tmp=rw; else echo tmp=ro; fi\n"                      \
-    "if touch /x 2>/dev/null; then echo root=rw; else echo root=ro; fi\n"                         \
+    "if touch /data/x 2>/dev/null; then echo root=rw; else echo root=ro; fi\n"                    \
     "echo capeff=$(grep '^CapEff:' /proc/self/status | cut -f2)\n"                                \
     "echo capbnd=$(grep '^CapBnd:' /proc/self/status | cut -f2)\n"                                \
     "echo nnp=$(grep '^NoNewPrivs:' /proc/self/status | cut -f2)\n"                               \
@@ -806,6 +847,7 @@ static char *field(const char *out, const char *key) {
     "echo pids=$(cat /sys/fs/cgroup/pids/pids.max 2>/dev/null)\n"                                 \
     "unshare -U true 2>/dev/null; echo unshare=$?\n"                                               \
     "mount -t tmpfs x /mnt 2>/dev/null; echo mount=$?\n"                                           \
+    "if [ -x /bin/threads ]; then /bin/threads; fi\n"                                           \
     "echo done=1\n"
 
 TEST(bundle_runs_under_runc) {
@@ -834,6 +876,7 @@ TEST(bundle_runs_under_runc) {
     _cleanup_free_ char *cgpath = xasprintf("/substrate-test/bundle-%d", (int)getpid());
     CHECK_OK(make_rootfs(rootfs, &e), &e);
     CHECK(chmod(tmp, 0755) == 0); /* the container's uid reaches its rootfs through it */
+    bool threads = make_threads_program(tmp, rootfs);
 
     sub_svc_manifest m;
     sub_image_config c;
@@ -886,6 +929,13 @@ TEST(bundle_runs_under_runc) {
         CHECK_STREQ(mem, "67108864");
     } else {
         unit_skip_part("memory limit seen in the container", "no cgroup v1 memory controller here");
+    }
+    if (threads) {
+        _cleanup_free_ char *th = field(out, "threads");
+        CHECK_STREQ(th, "ok");
+    } else {
+        unit_skip_part("a threaded program runs under the profile",
+                       "no C compiler with a static libc here to build one");
     }
     _cleanup_free_ char *mnt = field(out, "mount");
     CHECK(mnt && !streq(mnt, "0"));
