@@ -75,6 +75,27 @@ EOF
 t_fails "config with an impossible date-time fails" 1 "badtime.json: INVALID: .*history\[0\]\.created: .* is not a 'date-time'" \
     "$CHK" config "$T/badtime.json"
 
+# runtime-spec config.json (runtime-config): runc's own template passes, broken copies fail
+if command -v runc >/dev/null 2>&1 && (cd "$T" && runc spec 2>/dev/null); then
+    t_check "runc's config.json template is a valid runtime-config" "$CHK" runtime-config "$T/config.json"
+    $PY - "$T/config.json" "$T/badrt.json" <<'EOF'
+import json, sys
+c = json.load(open(sys.argv[1]))
+c["process"]["user"]["uid"] = -1
+c["mounts"][0]["options"] = "nosuid"
+json.dump(c, open(sys.argv[2], "w"))
+EOF
+    t_fails "a runtime config with a negative uid and a string of options fails" 1 \
+        "badrt.json: INVALID: .*\.process\.user\.uid: -1 is less than the minimum of 0" \
+        "$CHK" runtime-config "$T/badrt.json"
+    t_fails "an image manifest is not a runtime config" 1 "INVALID: runtime-config schema" \
+        "$CHK" runtime-config "$FX/image-manifest.json"
+    t_fails "missing runtime schema folder exits 3" 3 "schema folder .* is missing" \
+        env OCI_RUNTIME_SCHEMA_DIR="$T/no-schemas" "$CHK" runtime-config "$T/config.json"
+else
+    t_skip "runtime-config checks" "runc is not installed (its template is the reference document)"
+fi
+
 # usage and environment errors are not passes
 t_fails "unknown kind is a usage error" 2 "unknown kind" "$CHK" manifesto "$FX/image-manifest.json"
 t_fails "no files is a usage error" 2 "needs at least one FILE" "$CHK" manifest
