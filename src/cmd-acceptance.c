@@ -14,7 +14,13 @@
 #include "substrate/registry.h"
 #include "substrate/regserver.h"
 #include "substrate/release.h"
+#include "substrate/svc-manifest.h"
+#include "substrate/tier1.h"
 #include "substrate/transfer.h"
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -36,6 +42,10 @@ typedef struct actx {
     char job_digest[SUB_DIGEST_MAX];
     sub_build_result hello_build; /* what hello's provenance describes */
     bool registry_up;
+    /* tier 1 */
+    int t1_port;
+    bool t1_started;
+    char t1_manifest[4096];
 } actx;
 
 static void record(actx *a, const char *name, bool ok, const char *fmt, ...) _printf_(4, 5);
@@ -336,6 +346,163 @@ static void check_real_cosign(actx *a) {
                rec.payload_digest, rec.payload_reference, rec.key_id);
 }
 
+/* ---- Tier-1 services (issue 7) ---- */
+
+/* GET path on 127.0.0.1:port, a new connection: the HTTP status, or -errno. */
+static int http_get(int port, const char *path, char *body, size_t n) {
+    _cleanup_close_ int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -errno;
+    struct timeval tv = {.tv_sec = 5};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) return -errno;
+    _cleanup_free_ char *req = xasprintf("GET %s HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n", path);
+    if (sub_write_all(fd, req, strlen(req)) < 0) return -EIO;
+    char buf[4096];
+    size_t got = 0;
+    ssize_t k;
+    while (got < sizeof buf - 1 && (k = read(fd, buf + got, sizeof buf - 1 - got)) > 0) got += (size_t)k;
+    buf[got] = 0;
+    int status = 0;
+    if (sscanf(buf, "HTTP/1.%*d %d", &status) != 1) return -EPROTO;
+    const char *b = strstr(buf, "\r\n\r\n");
+    if (body) snprintf(body, n, "%s", b ? b + 4 : "");
+    return status;
+}
+
+/* Reconcile the acceptance service at digest (extra: more manifest lines). */
+static int t1_reconcile(actx *a, const char *digest, sub_t1_reconcile_result *res, sub_err *e) {
+    snprintf(a->t1_manifest, sizeof a->t1_manifest,
+             "name: acceptance-hello\n"
+             "image: %s/hello@%s\n"
+             "ports: [\"127.0.0.1:%d:8080\"]\n"
+             "readiness: {http: \"http://127.0.0.1:8080/readyz\", interval: 100ms, deadline: 15s}\n"
+             "health: {http: \"http://127.0.0.1:8080/healthz\", interval: 1s}\n"
+             "stop_grace: 3s\n",
+             a->addr, digest, a->t1_port);
+    _cleanup_free_ char *path = sub_path_join(a->state, "acceptance-hello.yaml");
+    int r = sub_write_file_atomic(path, a->t1_manifest, strlen(a->t1_manifest), 0644, e);
+    if (r < 0) return r;
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    r = sub_svc_manifest_load(path, &m, e);
+    if (r < 0) return r;
+    sub_t1_reconcile_opts o = {.m = &m};
+    a->t1_started = true;
+    return sub_t1_reconcile(&o, res, e);
+}
+
+static int t1_align(actx *a, bool deep, sub_t1_align_result *res, sub_err *e) {
+    _cleanup_free_ char *path = sub_path_join(a->state, "acceptance-hello.yaml");
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    int r = sub_svc_manifest_load(path, &m, e);
+    if (r < 0) return r;
+    sub_t1_align_opts o = {.m = &m, .deep = deep, .act = true};
+    return sub_t1_align(&o, res, e);
+}
+
+static void check_tier1(actx *a) {
+    const char *health = "tier-1: hello reconciles and /healthz answers on its published port";
+    if (!a->hello_digest[0]) {
+        record(a, health, false, "hello was not pushed and signed");
+        return;
+    }
+    /* Tier-1 state (trust store included) is the private state */
+    setenv("SUBSTRATE_STATE", a->state, 1);
+    a->t1_port = sub_free_loopback_port();
+    sub_err e = {0};
+    sub_t1_reconcile_result rr = {0};
+    int r = t1_reconcile(a, a->hello_digest, &rr, &e);
+    char body[256] = "";
+    int st = r == 0 ? http_get(a->t1_port, "/healthz", body, sizeof body) : 0;
+    if (r < 0) record(a, health, false, "%s", e.msg);
+    else record(a, health, st == 200, "%s served %s in %.2f s; GET 127.0.0.1:%d/healthz -> %d", "acceptance-hello",
+                rr.digest, rr.seconds, a->t1_port, st);
+    if (r < 0) return;
+
+    sub_t1_align_result ar = {0};
+    r = t1_align(a, false, &ar, &e);
+    record(a, "tier-1: align says ALIGNED", r == 0 && ar.aligned, "%s: %s %s, key %s",
+           r < 0 ? e.msg : ar.aligned ? "ALIGNED" : "not aligned", ar.running_digest,
+           ar.nchecks > 2 ? ar.checks[2].detail : "", ar.key_id);
+    sub_t1_align_result_done(&ar);
+
+    /* tamper with the unpacked image: deep alignment names the file */
+    _cleanup_json_ json_t *stj = NULL;
+    const char *rootfs = NULL;
+    if (sub_t1_status("acceptance-hello", &stj, &e) == 0)
+        rootfs = json_string_value(json_object_get(json_object_get(stj, "current"), "rootfs"));
+    _cleanup_free_ char *victim = rootfs ? sub_path_join(rootfs, "usr/bin/hello") : NULL;
+    FILE *f = victim ? fopen(victim, "ae") : NULL;
+    if (f) {
+        fputs("tampered by acceptance\n", f);
+        fclose(f);
+    }
+    r = t1_align(a, true, &ar, &e);
+    bool named = false;
+    for (char **p = ar.reasons; p && *p; p++)
+        if (strstr(*p, "usr/bin/hello")) named = true;
+    record(a, "tier-1: a tampered root filesystem is DRIFT, naming the file", f && r == 0 && !ar.aligned && named,
+           "align --deep: %s%s%s", r < 0 ? e.msg : ar.aligned ? "ALIGNED (wrongly)" : "DRIFT: ",
+           ar.reasons && ar.reasons[0] ? ar.reasons[0] : "", f ? "" : " (could not tamper)");
+    sub_t1_align_result_done(&ar);
+    /* repair: the same digest again re-unpacks the entry */
+    (void)t1_reconcile(a, a->hello_digest, &rr, &e);
+
+    /* a second version, unsigned: refused at deploy, the first keeps serving */
+    sub_build_result v2 = {0};
+    _cleanup_reg_ sub_reg *c = client(a);
+    r = build(a, "hello", "2.0.0", NULL, &v2, &e);
+    if (r == 0) r = sub_push_layout(c, v2.layout_dir, v2.manifest_digest, "hello", "2.0.0", NULL, NULL, &e);
+    if (r < 0) {
+        record(a, "tier-1: an unsigned image is refused at deploy, the running version keeps serving", false,
+               "building hello 2.0.0: %s", e.msg);
+        sub_build_result_free(&v2);
+        return;
+    }
+    sub_err re = {0};
+    r = t1_reconcile(a, v2.manifest_digest, &rr, &re);
+    st = http_get(a->t1_port, "/", body, sizeof body);
+    record(a, "tier-1: an unsigned image is refused at deploy, the running version keeps serving",
+           r == -EKEYREJECTED && re.reason == SUB_R_NO_SIGNATURE && st == 200 && strstr(body, "hello 1.0.0"),
+           "%s@%s: %s; GET / -> %d %.40s", "hello", v2.manifest_digest, r == 0 ? "deployed (wrongly)" : re.msg, st,
+           body);
+
+    /* promotion (v2 signed) and rollback (v1 again) */
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    bool created = false;
+    char id[SUB_DIGEST_MAX] = "";
+    sub_cosign_sign_result sr = {0};
+    r = platform_key(a, &created, id, &k, &e);
+    _cleanup_free_ char *identity = xasprintf("%s/hello", a->addr);
+    if (r == 0) r = sub_cosign_sign_registry(c, "hello", identity, v2.manifest_digest, k, &sr, &e);
+    char b2[256] = "", b1[256] = "";
+    bool al2 = false, al1 = false;
+    if (r == 0) r = t1_reconcile(a, v2.manifest_digest, &rr, &e);
+    if (r == 0) {
+        http_get(a->t1_port, "/", b2, sizeof b2);
+        al2 = t1_align(a, false, &ar, &e) == 0 && ar.aligned;
+        sub_t1_align_result_done(&ar);
+        r = t1_reconcile(a, a->hello_digest, &rr, &e);
+    }
+    if (r == 0) {
+        http_get(a->t1_port, "/", b1, sizeof b1);
+        al1 = t1_align(a, false, &ar, &e) == 0 && ar.aligned;
+        sub_t1_align_result_done(&ar);
+    }
+    record(a, "tier-1: promotion to a new digest and rollback to the old one, ALIGNED after each",
+           r == 0 && strstr(b2, "hello 2.0.0") && strstr(b1, "hello 1.0.0") && al2 && al1,
+           "%s; after promotion GET / -> %.30s (aligned: %s); after rollback -> %.30s (aligned: %s)",
+           r < 0 ? e.msg : "promoted and rolled back", b2, al2 ? "yes" : "no", b1, al1 ? "yes" : "no");
+    sub_build_result_free(&v2);
+}
+
+static void stop_tier1(actx *a) {
+    if (!a->t1_started) return;
+    (void)sub_t1_stop("acceptance-hello", NULL);
+    (void)sub_t1_root_stop(NULL);
+}
+
 static void check_push_hello(actx *a) { check_push(a, "hello"); }
 static void check_push_job(actx *a) { check_push(a, "job"); }
 
@@ -362,6 +529,11 @@ static void help(void) {
            "signed by another key (no trusted key matched); the signature made by real cosign\n"
            "(tests/fixtures/cosign/upstream-containers-image) verifies offline; hello's SLSA\n"
            "provenance (in-toto, DSSE, as `cosign attest` stores it) attaches and verifies.\n"
+           "Tier-1 (needs root and runc): hello reconciles from a manifest and /healthz answers\n"
+           "on its published loopback port; align says ALIGNED; a file changed in its unpacked\n"
+           "image is DRIFT under align --deep, naming the file; an unsigned version is refused\n"
+           "at deploy while the running one keeps serving; promotion to a signed version and\n"
+           "rollback to the first, each ALIGNED. The service and its supervisors are stopped.\n"
            "\n"
            "Output: one line per check, then `N passed, N failed`. A JSON report (each check with\n"
            "its evidence) goes to $SUBSTRATE_STATE/acceptance/report.json or --report FILE.\n"
@@ -402,6 +574,7 @@ int cmd_acceptance(int argc, char **argv) {
     int port = sub_free_loopback_port();
     snprintf(a.addr, sizeof a.addr, "127.0.0.1:%d", port);
     a.checks = json_array();
+    _cleanup_free_ char *user_state = xstrdup(sub_state_dir()); /* the Tier-1 checks switch to the private one */
     time_t started = time(NULL);
     if (!a.tap) printf("acceptance: commit %.12s, private state %s, registry %s\n", a.head, a.state, a.addr);
 
@@ -414,11 +587,12 @@ int cmd_acceptance(int argc, char **argv) {
     static void (*const checks[])(actx *) = {
         check_registry,        check_reproducible,   check_push_hello,       check_push_job,
         check_pull,            check_refusals,       check_signed_verifies,  check_provenance,
-        check_unsigned_refused, check_other_key_refused, check_real_cosign,
+        check_unsigned_refused, check_other_key_refused, check_real_cosign, check_tier1,
     };
     for (size_t i = 0; i < ARRAY_SIZE(checks) && !interrupted; i++) checks[i](&a);
     if (interrupted) fprintf(stderr, "substrate acceptance: interrupted; cleaning up\n");
 
+    stop_tier1(&a);
     if (a.registry_up) {
         sub_regsrv_opts so = {.state_dir = a.state, .addr = a.addr};
         bool was;
@@ -430,7 +604,7 @@ int cmd_acceptance(int argc, char **argv) {
 
     _cleanup_free_ char *default_report = NULL;
     if (!report) {
-        _cleanup_free_ char *dir = sub_state_path("acceptance");
+        _cleanup_free_ char *dir = sub_path_join(user_state, "acceptance");
         default_report = sub_path_join(dir, "report.json");
         if (sub_mkdir_p(dir, 0755, &e) < 0) fprintf(stderr, "substrate acceptance: %s\n", e.msg);
         report = default_report;

@@ -97,7 +97,7 @@ out=$("$BIN" reconcile -q "$M")
 t_eq "a second reconcile is a stated no-op" "$(echo "$out" | grep -c ': unchanged: ')" 1
 cfg=$(ls -d "$SUBSTRATE_STATE"/tier1/services/hello-t/gen-*/config.json | head -1)
 t_check "the generated runtime config validates against the OCI runtime-spec schema" \
-    "$TOP/tests/tools/oci-schema-check" runtime "$cfg"
+    "$TOP/tests/tools/oci-schema-check" runtime-config "$cfg"
 PID1=$(state 'd["current"]["pid"]')
 
 # ---- promotion with a client polling ----
