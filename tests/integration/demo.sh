@@ -9,6 +9,9 @@ git clone -q "$TOP" "$T/repo"
 port=$(t_free_port)
 export SUBSTRATE_REGISTRY=127.0.0.1:$port
 t_on_exit "'$BIN' registry stop"
+t_on_exit "'$BIN' supervise --stop >/dev/null 2>&1"
+t_on_exit "'$BIN' stop hello >/dev/null 2>&1"
+export DEMO_PORT=$(t_free_port)
 DEMO_SKIP_SETUP=1 SUBSTRATE_BIN=$BIN sh "$T/repo/scripts/demo" >"$T/demo.out" 2>&1; rc=$?
 t_eq "the demo runs to the end (exit 0)" "$rc" 0
 [ "$rc" = 0 ] || t_diag "$(tail -20 "$T/demo.out")"
@@ -17,7 +20,12 @@ err=$(grep -n '^substrate verify: error: no trusted key matched' "$T/demo.out" |
 if [ -n "$exp" ] && [ -n "$err" ] && [ "$exp" -lt "$err" ]; then
     t_ok "the deliberate refusal is announced as expected before it prints"
 else t_not_ok "the deliberate refusal is announced as expected before it prints"; t_diag "$(cat "$T/demo.out")"; fi
-tail -9 "$T/demo.out" >"$T/tail"
+# Tier-1: reconciled, ALIGNED, DRIFT on tamper, promoted and rolled back
+t_eq "the demo's service answered on its port" "$(grep -c "^GET http://127.0.0.1:$DEMO_PORT/healthz -> ok" "$T/demo.out")" 1
+t_eq "align said ALIGNED (5 times) and DRIFT once" "$(grep -c '^ALIGNED hello$' "$T/demo.out") $(grep -c '^DRIFT hello$' "$T/demo.out")" "5 1"
+t_eq "the DRIFT named the tampered file" "$(grep -c 'usr/bin/hello changed' "$T/demo.out")" 1
+t_eq "it promoted and rolled back" "$(grep -c ': promoted sha256:' "$T/demo.out")" 2
+tail -12 "$T/demo.out" >"$T/tail"
 if grep -qx "  export SUBSTRATE_STATE=$SUBSTRATE_STATE SUBSTRATE_REGISTRY=$SUBSTRATE_REGISTRY" "$T/tail" &&
    grep -q "^With that environment, try next:" "$T/tail" &&
    grep -Eq "^  $BIN verify $SUBSTRATE_REGISTRY/hello@sha256:[0-9a-f]{64} --provenance --json$" "$T/tail" &&
