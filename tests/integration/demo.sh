@@ -22,7 +22,7 @@ if [ -n "$exp" ] && [ -n "$err" ] && [ "$exp" -lt "$err" ]; then
 else t_not_ok "the deliberate refusal is announced as expected before it prints"; t_diag "$(cat "$T/demo.out")"; fi
 # Tier-1: reconciled, ALIGNED, DRIFT on tamper, promoted and rolled back
 t_eq "the demo's service answered on its port" "$(grep -c "^GET http://127.0.0.1:$DEMO_PORT/healthz -> ok" "$T/demo.out")" 1
-t_eq "align said ALIGNED (5 times) and DRIFT once" "$(grep -c '^ALIGNED hello$' "$T/demo.out") $(grep -c '^DRIFT hello$' "$T/demo.out")" "5 1"
+t_eq "align said ALIGNED (4 times) and DRIFT once" "$(grep -c '^ALIGNED hello$' "$T/demo.out") $(grep -c '^DRIFT hello$' "$T/demo.out")" "4 1"
 t_eq "the DRIFT named the tampered file" "$(grep -c 'usr/bin/hello changed' "$T/demo.out")" 1
 t_eq "it promoted and rolled back" "$(grep -c ': promoted sha256:' "$T/demo.out")" 2
 tail -12 "$T/demo.out" >"$T/tail"
