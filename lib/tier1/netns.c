@@ -84,7 +84,8 @@ int sub_netns_socket(int netns_fd, sub_err *e) {
     if (j.fd >= 0) return j.fd;
     if (j.err == EPERM)
         return sub_err_setk(e, SUB_KIND_ENV, -EPERM,
-                            "cannot %s (fd %d): not permitted (CAP_SYS_ADMIN is needed; run as root)",
+                            "cannot %s (fd %d): not permitted (CAP_SYS_ADMIN is needed; "
+                            "run as root)",
                             j.step, netns_fd);
     return sub_err_set(e, -j.err, "cannot %s (fd %d): %s", j.step, netns_fd, strerror(j.err));
 }

@@ -95,7 +95,8 @@ static int probe_http(const sub_probe_spec *p, int netns_fd, sub_probe_result *r
     const char *path;
     if (parse_url(p->url, &sin, host, sizeof host, &path) < 0)
         return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
-                            "http probe: \"%s\" is not http://IPV4:PORT/PATH", p->url ? p->url : "");
+                            "http probe: \"%s\" is not http://IPV4:PORT/PATH",
+                            p->url ? p->url : "");
     int64_t deadline = sub_mono_ms() + p->timeout_ms;
     _cleanup_close_ int fd = sub_netns_socket(netns_fd, e);
     if (fd < 0) return fd;

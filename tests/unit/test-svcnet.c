@@ -125,8 +125,11 @@ typedef struct {
 } nsrv;
 
 /* A child in a new network namespace, serving on 127.0.0.1:port there (no
- * server when port is 0). false (and a skip) when namespaces are not ours. */
-static bool start_server(char name, uint16_t port, nsrv *s) {
+ * server when port is 0), and, when stuck_port is not 0, listening on
+ * 127.0.0.1:stuck_port with the smallest backlog and never accepting (once
+ * it is full, connects there hang). false (and a skip) when namespaces are
+ * not ours. */
+static bool start_server2(char name, uint16_t port, uint16_t stuck_port, nsrv *s) {
     s->pid = -1;
     s->nsfd = -1;
     if (geteuid() != 0) {
@@ -161,6 +164,13 @@ static bool start_server(char name, uint16_t port, nsrv *s) {
             if (bind(lfd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(lfd, 128) < 0)
                 _exit(3);
         }
+        if (stuck_port) {
+            int sfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            struct sockaddr_in sin = {.sin_family = AF_INET, .sin_port = htons(stuck_port),
+                                      .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+            if (bind(sfd, (struct sockaddr *)&sin, sizeof sin) < 0 || listen(sfd, 0) < 0)
+                _exit(3);
+        }
         (void)!write(pfd[1], "R", 1);
         close(pfd[1]);
         if (lfd >= 0) serve(lfd, name);
@@ -186,6 +196,10 @@ static bool start_server(char name, uint16_t port, nsrv *s) {
     s->nsfd = open(path, O_RDONLY | O_CLOEXEC);
     CHECK(s->nsfd >= 0);
     return s->nsfd >= 0;
+}
+
+static bool start_server(char name, uint16_t port, nsrv *s) {
+    return start_server2(name, port, 0, s);
 }
 
 static void stop_server(nsrv *s) {
@@ -623,7 +637,8 @@ TEST(svcnet_proxy_refused_and_port_taken) {
         /* the client sees a close without a reply */
         CHECK_FAILS(http_get((uint16_t)hport, "/", &status, &body, &blen), -EPROTO);
         unsigned long long acc = 0, fail = 0;
-        for (int i = 0; i < 200 && fail == 0; i++, sleep_ms(10)) sub_proxy_counters(px, &acc, &fail);
+        for (int i = 0; i < 200 && fail == 0; i++, sleep_ms(10))
+            sub_proxy_counters(px, &acc, &fail);
         CHECK_INT(acc, 1);
         CHECK_INT(fail, 1);
         CHECK_INT(wait_open(px, 0, 0), 0);
@@ -697,5 +712,40 @@ TEST(svcnet_proxy_stop_with_open_connections) {
     }
     stop_server(&a);
     stop_server(&b);
+    CHECK_INT(count_fds(), fds);
+}
+
+TEST(svcnet_proxy_slow_backend_does_not_stall) {
+    int fds = count_fds();
+    int cport = sub_free_loopback_port(), stuck = sub_free_loopback_port();
+    int h1 = sub_free_loopback_port(), h2 = sub_free_loopback_port();
+    nsrv a;
+    if (!start_server2('A', (uint16_t)cport, (uint16_t)stuck, &a)) return;
+    sub_err e = {0};
+    sub_svc_port sp[2] = {port_of((uint16_t)h1, (uint16_t)stuck),
+                          port_of((uint16_t)h2, (uint16_t)cport)};
+    sub_proxy *px = NULL;
+    CHECK_OK(sub_proxy_start(sp, 2, &px, &e), &e);
+    if (px) {
+        CHECK(sub_proxy_set_target(px, a.nsfd, &e) > 0);
+        /* fill the stuck backlog: the proxy's later connects there hang */
+        int c[6];
+        for (int i = 0; i < 6; i++) CHECK((c[i] = dial((uint16_t)h1)) >= 0);
+        CHECK_INT(wait_open(px, 0, 6), 6);
+        /* the other port still answers at once */
+        int64_t t0 = now_ms();
+        int status = 0;
+        char *body = NULL;
+        size_t blen = 0;
+        CHECK_OK(http_get((uint16_t)h2, "/", &status, &body, &blen), &e);
+        CHECK_STREQ(body, "A");
+        free(body);
+        CHECK(now_ms() - t0 < 900); /* below the first SYN retransmission (1 s) */
+        /* stopping closes the connections still connecting */
+        sub_proxy_stop(px);
+        for (int i = 0; i < 6; i++)
+            if (c[i] >= 0) close(c[i]);
+    }
+    stop_server(&a);
     CHECK_INT(count_fds(), fds);
 }
