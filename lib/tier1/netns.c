@@ -16,13 +16,13 @@
 #include <sys/socket.h>
 #include <time.h>
 
-int64_t sub_mono_ms(void) {
+int64_t svcnet_mono_ms(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int sub_parse_ipv4_port(const char *s, size_t len, struct sockaddr_in *sin) {
+int svcnet_parse_ipv4_port(const char *s, size_t len, struct sockaddr_in *sin) {
     char host[INET_ADDRSTRLEN];
     const char *colon = memchr(s, ':', len);
     if (!colon || (size_t)(colon - s) >= sizeof host) return -EINVAL;
@@ -65,7 +65,7 @@ static void *ns_socket_thread(void *arg) {
     return NULL; /* the thread, and its namespace, end here */
 }
 
-int sub_netns_socket(int netns_fd, sub_err *e) {
+int svcnet_socket_in(int netns_fd, sub_err *e) {
     if (netns_fd < 0) {
         int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
         return fd < 0 ? sub_err_set(e, -errno, "cannot make a TCP socket: %m") : fd;
@@ -90,11 +90,11 @@ int sub_netns_socket(int netns_fd, sub_err *e) {
     return sub_err_set(e, -j.err, "cannot %s (fd %d): %s", j.step, netns_fd, strerror(j.err));
 }
 
-int sub_connect_until(int fd, const struct sockaddr_in *sin, int64_t deadline) {
+int svcnet_connect_until(int fd, const struct sockaddr_in *sin, int64_t deadline) {
     if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) == 0) return 0;
     if (errno != EINPROGRESS && errno != EINTR) return -errno;
     for (;;) {
-        int64_t left = deadline - sub_mono_ms();
+        int64_t left = deadline - svcnet_mono_ms();
         if (left <= 0) return -ETIMEDOUT;
         struct pollfd pfd = {.fd = fd, .events = POLLOUT};
         int n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
@@ -113,10 +113,10 @@ int sub_netns_connect(int netns_fd, const char *addr, uint16_t port, int timeout
         return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
                             "cannot connect to \"%s:%u\": not a numeric IPv4 address and port",
                             addr ? addr : "(null)", (unsigned)port);
-    int64_t deadline = sub_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
-    _cleanup_close_ int fd = sub_netns_socket(netns_fd, e);
+    int64_t deadline = svcnet_mono_ms() + (timeout_ms > 0 ? timeout_ms : 0);
+    _cleanup_close_ int fd = svcnet_socket_in(netns_fd, e);
     if (fd < 0) return fd;
-    int r = sub_connect_until(fd, &sin, deadline);
+    int r = svcnet_connect_until(fd, &sin, deadline);
     if (r == -ETIMEDOUT)
         return sub_err_set(e, r, "cannot connect to %s:%u: timed out after %d ms", addr,
                            (unsigned)port, timeout_ms);

@@ -53,8 +53,8 @@ static int parse_url(const char *url, struct sockaddr_in *sin, char *host, size_
     if (!memchr(h, ':', hl)) { /* no port: 80 */
         char with[80];
         snprintf(with, sizeof with, "%s:80", host);
-        if (sub_parse_ipv4_port(with, strlen(with), sin) < 0) return -EINVAL;
-    } else if (sub_parse_ipv4_port(h, hl, sin) < 0)
+        if (svcnet_parse_ipv4_port(with, strlen(with), sin) < 0) return -EINVAL;
+    } else if (svcnet_parse_ipv4_port(h, hl, sin) < 0)
         return -EINVAL;
     *path = h[hl] ? h + hl : "/";
     /* the request line must stay one line */
@@ -66,7 +66,7 @@ static int parse_url(const char *url, struct sockaddr_in *sin, char *host, size_
 /* Wait for fd to be ready for events until the deadline: 1 ready, 0 timed out, -errno. */
 static int wait_fd(int fd, short events, int64_t deadline) {
     for (;;) {
-        int64_t left = deadline - sub_mono_ms();
+        int64_t left = deadline - svcnet_mono_ms();
         if (left <= 0) return 0;
         struct pollfd pfd = {.fd = fd, .events = events};
         int n = poll(&pfd, 1, (int)(left > 60000 ? 60000 : left));
@@ -97,10 +97,10 @@ static int probe_http(const sub_probe_spec *p, int netns_fd, sub_probe_result *r
         return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
                             "http probe: \"%s\" is not http://IPV4:PORT/PATH",
                             p->url ? p->url : "");
-    int64_t deadline = sub_mono_ms() + p->timeout_ms;
-    _cleanup_close_ int fd = sub_netns_socket(netns_fd, e);
+    int64_t deadline = svcnet_mono_ms() + p->timeout_ms;
+    _cleanup_close_ int fd = svcnet_socket_in(netns_fd, e);
     if (fd < 0) return fd;
-    int r = sub_connect_until(fd, &sin, deadline);
+    int r = svcnet_connect_until(fd, &sin, deadline);
     if (r < 0) {
         connect_failed(res, r, p->timeout_ms);
         return 0;
@@ -168,13 +168,13 @@ static int probe_http(const sub_probe_spec *p, int netns_fd, sub_probe_result *r
 
 static int probe_tcp(const sub_probe_spec *p, int netns_fd, sub_probe_result *res, sub_err *e) {
     struct sockaddr_in sin;
-    if (!p->address || sub_parse_ipv4_port(p->address, strlen(p->address), &sin) < 0)
+    if (!p->address || svcnet_parse_ipv4_port(p->address, strlen(p->address), &sin) < 0)
         return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "tcp probe: \"%s\" is not IPV4:PORT",
                             p->address ? p->address : "");
-    int64_t deadline = sub_mono_ms() + p->timeout_ms;
-    _cleanup_close_ int fd = sub_netns_socket(netns_fd, e);
+    int64_t deadline = svcnet_mono_ms() + p->timeout_ms;
+    _cleanup_close_ int fd = svcnet_socket_in(netns_fd, e);
     if (fd < 0) return fd;
-    int r = sub_connect_until(fd, &sin, deadline);
+    int r = svcnet_connect_until(fd, &sin, deadline);
     if (r < 0) connect_failed(res, r, p->timeout_ms);
     else detail(res, true, "connected to %s", p->address);
     return 0;
@@ -197,7 +197,7 @@ static int wait_child_until(pid_t pid, int64_t deadline, int *st) {
         pid_t w = waitpid(pid, st, WNOHANG);
         if (w == pid) return 1;
         if (w < 0 && errno != EINTR) return -errno;
-        int64_t left = deadline - sub_mono_ms();
+        int64_t left = deadline - svcnet_mono_ms();
         if (left <= 0) return 0;
         if (pfd >= 0) {
             struct pollfd p = {.fd = pfd, .events = POLLIN};
@@ -226,7 +226,7 @@ static int probe_exec(const sub_probe_spec *p, char *const *runtime_argv, const 
     o.stdin_fd = SUB_FD_NULL;
     o.stdout_fd = SUB_FD_NULL;
     o.stderr_fd = SUB_FD_NULL;
-    int64_t deadline = sub_mono_ms() + p->timeout_ms;
+    int64_t deadline = svcnet_mono_ms() + p->timeout_ms;
     pid_t pid;
     int r = sub_spawn(argv, &o, &pid, e);
     if (r < 0) return r;
