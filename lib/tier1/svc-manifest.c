@@ -361,6 +361,13 @@ static const char *index_field(char *buf, size_t n, const char *parent, size_t i
     return buf;
 }
 
+/* "parent.key" for a key from the file: escaped, and cut when long. */
+static const char *key_field(char *buf, size_t n, const char *parent, const char *key) {
+    _cleanup_free_ char *esc = sub_str_escape(key);
+    if (strlen(esc) > 48) memcpy(esc + sub_utf8_cut(esc, 45), "...", 4);
+    return join_field(buf, n, parent, esc);
+}
+
 static int get_str(ctx *c, const ynode *n, const char *field, const char **out) {
     if (n->type != N_SCALAR || is_null(n))
         return bad(c, n, field, "expected a string, found %s", kind_of(n));
@@ -520,7 +527,7 @@ static int read_map(ctx *c, const ynode *map, const char *field, const char *con
         if (j < 0) {
             char opts[512];
             list_names(opts, sizeof opts, known, nknown, ", ");
-            return bad(c, k, join_field(f, sizeof f, field, k->value), "unknown key (known %s: %s)",
+            return bad(c, k, key_field(f, sizeof f, field, k->value), "unknown key (known %s: %s)",
                        field ? "here" : "keys", opts);
         }
         if (keys[j])
@@ -934,7 +941,7 @@ static int parse_env(ctx *c, const ynode *v, sub_svc_manifest *m) {
         const char *s, *why;
         if (map) {
             const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-            join_field(f, sizeof f, "env", k->value);
+            key_field(f, sizeof f, "env", k->value);
             if (!env_name_ok(k->value, strlen(k->value)))
                 return bad(c, k, f, "%s is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
                            show(c, k->value));

@@ -602,3 +602,18 @@ TEST(svc_manifest_load_errors) {
     sub_svc_manifest_done(&m);
     sub_svc_manifest_done(&m); /* twice is fine */
 }
+
+TEST(svc_manifest_messages_are_escaped) {
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    sub_err e = {0};
+    CHECK_FAILS(parse(HEAD "\"\\e[31mred\": 1\n", &m, &e), -EINVAL);
+    CHECK(strstr(e.msg, "\\x1b[31mred: unknown key") != NULL);
+    CHECK(!strchr(e.msg, 0x1b));
+    CHECK_FAILS(parse(HEAD "env: {\"\\e\": x}\n", &m, &e), -EINVAL);
+    CHECK(strstr(e.msg, "env.\\x1b: \"\\x1b\" is not a variable name") != NULL);
+    CHECK(!strchr(e.msg, 0x1b));
+    /* a long key is cut */
+#define A15 "aaaaaaaaaaaaaaa"
+    CHECK_FAILS(parse(HEAD A15 A15 A15 A15 ": 1\n", &m, &e), -EINVAL);
+    CHECK(strstr(e.msg, ":3:1: " A15 A15 A15 "...: unknown key") != NULL);
+}
