@@ -512,6 +512,27 @@ static int get_strv(ctx *c, const ynode *n, const char *field, char ***out) {
     return 0;
 }
 
+/* Edit distance of two short strings (more than 2 counts as far). */
+static size_t distance(const char *a, const char *b) {
+    size_t na = strlen(a), nb = strlen(b);
+    if (na > 32 || nb > 32) return 99;
+    size_t row[33];
+    for (size_t j = 0; j <= nb; j++) row[j] = j;
+    for (size_t i = 1; i <= na; i++) {
+        size_t diag = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= nb; j++) {
+            size_t up = row[j];
+            size_t best = diag + (a[i - 1] != b[j - 1]);
+            if (up + 1 < best) best = up + 1;
+            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
+            row[j] = best;
+            diag = up;
+        }
+    }
+    return row[nb];
+}
+
 /* A mapping with a fixed set of keys: vals[i] is the value of known[i] (NULL when absent).
  * Unknown and repeated keys are refused at the key. */
 static int read_map(ctx *c, const ynode *map, const char *field, const char *const *known,
@@ -526,6 +547,10 @@ static int read_map(ctx *c, const ynode *map, const char *field, const char *con
         int j = find_name(k->value, known, nknown);
         if (j < 0) {
             char opts[512];
+            for (size_t g = 0; g < nknown; g++)
+                if (distance(k->value, known[g]) <= (strlen(known[g]) > 4 ? 2u : 1u))
+                    return bad(c, k, key_field(f, sizeof f, field, k->value),
+                               "unknown key; did you mean %s?", known[g]);
             list_names(opts, sizeof opts, known, nknown, ", ");
             return bad(c, k, key_field(f, sizeof f, field, k->value), "unknown key (known %s: %s)",
                        field ? "here" : "keys", opts);
@@ -1300,7 +1325,9 @@ int sub_svc_manifest_parse(const char *text, size_t len, const char *path, sub_s
                        SUB_SVC_MANIFEST_MAX);
     _cleanup_(node_freep) ynode *root = NULL;
     int r = check_text(&c, text, len);
-    if (r == 0) r = load_tree(&c, text, len, &root);
+    /* a UTF-8 byte order mark: libyaml, told the encoding, would take it for text */
+    size_t bom = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
+    if (r == 0) r = load_tree(&c, text + bom, len - bom, &root);
     if (r == 0) r = set_path(&c, path, out);
     if (r == 0) r = parse_root(&c, root, out);
     if (r < 0) sub_svc_manifest_done(out);

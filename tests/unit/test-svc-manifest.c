@@ -233,7 +233,12 @@ TEST(svc_manifest_refuses_with_position) {
     REFUSED("name: [a]\nimage: " IMG "\n", "name: expected a string, found a list", 1, 7);
     REFUSED("name:\nimage: " IMG "\n", "name: expected a string, found no value", 1, 6);
     REFUSED(HEAD "health:\n  http: http://127.0.0.1:1/\n  intervall: 2s\n",
-            "health.intervall: unknown key (known here: http, tcp, exec, interval", 5, 3);
+            "health.intervall: unknown key; did you mean interval?", 5, 3);
+    REFUSED(HEAD "health:\n  http: http://127.0.0.1:1/\n  every: 2s\n",
+            "health.every: unknown key (known here: http, tcp, exec, interval, timeout, "
+            "start_period, failure_threshold)",
+            5, 3);
+    REFUSED(HEAD "helth: {}\n", "helth: unknown key; did you mean health?", 3, 1);
     REFUSED(HEAD "health:\n  interval: 2s\n", "health: give one of http, tcp or exec", 4, 3);
     REFUSED(HEAD "resources:\n  memory: 1G\n  memory: 2G\n", "resources.memory: given twice", 5, 3);
     REFUSED(HEAD "ports:\n  - 127.0.0.1:80:80\n  - 127.0.0.2:80:81\n",
@@ -616,4 +621,24 @@ TEST(svc_manifest_messages_are_escaped) {
 #define A15 "aaaaaaaaaaaaaaa"
     CHECK_FAILS(parse(HEAD A15 A15 A15 A15 ": 1\n", &m, &e), -EINVAL);
     CHECK(strstr(e.msg, ":3:1: " A15 A15 A15 "...: unknown key") != NULL);
+}
+
+TEST(svc_manifest_accepts_yaml_forms) {
+    static const char *const ok[] = {
+        "\xEF\xBB\xBF" HEAD,                                 /* a UTF-8 byte order mark */
+        "name: hello\r\nimage: " IMG "\r\n",                 /* CRLF */
+        "%YAML 1.1\n---\n" HEAD "...\n",                     /* directive, explicit document */
+        "{name: hello, image: \"" IMG "\"}",                 /* flow mapping, no newline */
+        "# comment\nname: 'hello'   # trailing\nimage: >-\n  " IMG "\n", /* quoting, folding */
+        HEAD "command:\n  - /bin/sh\n  - -c\n  - \"echo ü\"\n",          /* block list, UTF-8 */
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(ok); i++) {
+        _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+        sub_err e = {0};
+        if (parse(ok[i], &m, &e) < 0) unit_fail(__FILE__, __LINE__, "form %zu: %s", i, e.msg);
+        CHECK_STREQ(m.name, "hello");
+        CHECK_STREQ(m.image, IMG);
+    }
+    /* UTF-16 is not UTF-8 */
+    refused(__FILE__, __LINE__, "\xFF\xFEn\0a\0", 6, "not valid UTF-8", 1, 1);
 }
