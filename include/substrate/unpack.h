@@ -18,7 +18,8 @@
  * replaced, never followed. A hardlink's target follows the same rules and
  * must already exist (from this or a lower layer) and not be a directory.
  * Directories may not be nested deeper than SUB_UNPACK_MAX_DEPTH (real depth,
- * symlinks resolved), so the tree can always be walked and removed.
+ * symlinks resolved, read from /proc/self/fd: /proc must be mounted), so the
+ * tree can always be walked and removed.
  *
  * Refused, input class, reason SUB_R_HOSTILE_LAYER, the message naming the
  * layer digest, the entry path (escaped) and why: ".." or absolute paths, a

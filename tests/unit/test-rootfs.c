@@ -832,3 +832,87 @@ TEST(unpack_rm_rf_at_stays_below_and_refuses_bad_names) {
     _cleanup_free_ char *t = at(dir, "t");
     CHECK(!lexists(t) && lexists(keep));
 }
+
+/* gzip as the spec allows it (several members) and as it does not (trailing
+ * bytes, a cut stream). */
+TEST(unpack_gzip_members_trailing_bytes_and_truncation) {
+    sub_err e = {0};
+    _cleanup_free_ char *dir = at(unit_tmpdir(), "gz");
+    CHECK_OK(sub_mkdir_p(dir, 0755, &e), &e);
+    tarb t;
+    tb_open(&t);
+    F(&t, "a", 0644, "first");
+    F(&t, "b/c", 0644, "second");
+    tb_close(&t);
+    char diff[SUB_DIGEST_MAX];
+    CHECK_OK(sub_sha256_buf(t.buf.data, t.buf.len, diff, &e), &e);
+    size_t half = t.buf.len / 2, l1, l2;
+    _cleanup_free_ char *g1 = gzip_buf(t.buf.data, half, &l1);
+    _cleanup_free_ char *g2 = gzip_buf(t.buf.data + half, t.buf.len - half, &l2);
+    static const char *const names[] = {"two-members", "trailing", "truncated"};
+    for (int k = 0; k < 3; k++) {
+        sub_buf b = SUB_BUF_INIT;
+        sub_buf_append(&b, g1, l1);
+        if (k == 2) b.len -= 5;
+        else sub_buf_append(&b, g2, l2);
+        if (k == 1) sub_buf_puts(&b, "junk after the stream");
+        _cleanup_free_ char *blob = xasprintf("%s/%s", dir, names[k]);
+        CHECK_OK(sub_write_file_atomic(blob, b.data, b.len, 0644, &e), &e);
+        char dg[SUB_DIGEST_MAX];
+        CHECK_OK(sub_sha256_buf(b.data, b.len, dg, &e), &e);
+        _cleanup_free_ char *rd = xasprintf("%s/root-%s", dir, names[k]);
+        CHECK_OK(sub_mkdir_p(rd, 0755, &e), &e);
+        int rootfd = open(rd, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+        int r = sub_unpack_layer(rootfd, blob, SUB_MT_DOCKER_LAYER_GZIP, dg, b.len, diff, NULL, &e);
+        close(rootfd);
+        if (k == 0) {
+            CHECK_OK(r, &e);
+            _cleanup_free_ char *c = xasprintf("%s/b/c", rd);
+            _cleanup_free_ char *s = slurp(c);
+            CHECK_STREQ(s, "second");
+        } else {
+            CHECK_FAILS(r, -EBADMSG);
+            CHECK(strstr(e.msg, k == 1 ? "not a valid gzip stream" : "truncated") != NULL);
+            CHECK(strstr(e.msg, dg) != NULL);
+        }
+        sub_buf_free(&b);
+    }
+    sub_buf_free(&t.buf);
+}
+
+/* Two writers at once: both succeed, one entry stays (the loser checks the
+ * winner's and drops its own temp dir). */
+TEST(rootfs_concurrent_prepares_leave_one_entry) {
+    layer ls[2] = {0};
+    reference_layers(ls);
+    fix f = {0};
+    fix_make(&f, "race", ls, 2);
+    for (int round = 0; round < 3; round++) {
+        pid_t kids[3];
+        for (int k = 0; k < 3; k++) {
+            kids[k] = fork();
+            if (kids[k] == 0) {
+                sub_err e = {0};
+                sub_rootfs_info info = {0};
+                int r = sub_rootfs_prepare(f.layout, f.md, f.cache, &info, &e);
+                if (r < 0) fprintf(stderr, "# child: %s\n", e.msg);
+                if (getenv("UNIT_VERBOSE")) fprintf(stderr, "# child: reused %d\n", info.reused);
+                _exit(r < 0 || info.entries != 21);
+            }
+        }
+        for (int k = 0; k < 3; k++) {
+            int st = -1;
+            waitpid(kids[k], &st, 0);
+            CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+        }
+        CHECK_INT(count_entries(f.cache), 1);
+        _cleanup_free_ char *entry = at(f.cache, sub_digest_hex(f.md));
+        sub_err e = {0};
+        sub_rootfs_diff d = {0};
+        CHECK_OK(sub_rootfs_check(entry, &d, &e), &e);
+        CHECK_INT(d.n, 0);
+        sub_rootfs_diff_done(&d);
+        CHECK_OK(sub_rm_rf(entry, &e), &e); /* the next round races for a fresh entry */
+    }
+    fix_free(&f);
+}
