@@ -464,7 +464,7 @@ static void check_tier1(actx *a) {
     r = t1_reconcile(a, v2.manifest_digest, &rr, &re);
     st = http_get(a->t1_port, "/", body, sizeof body);
     record(a, "tier-1: an unsigned image is refused at deploy, the running version keeps serving",
-           r == -EKEYREJECTED && re.reason == SUB_R_NO_SIGNATURE && st == 200 && strstr(body, "hello 1.0.0"),
+           r == -EKEYREJECTED && re.reason == SUB_R_NO_SIGNATURE && st == 200 && strstr(body, "substrate 1.0.0"),
            "%s@%s: %s; GET / -> %d %.40s", "hello", v2.manifest_digest, r == 0 ? "deployed (wrongly)" : re.msg, st,
            body);
 
@@ -491,7 +491,7 @@ static void check_tier1(actx *a) {
         sub_t1_align_result_done(&ar);
     }
     record(a, "tier-1: promotion to a new digest and rollback to the old one, ALIGNED after each",
-           r == 0 && strstr(b2, "hello 2.0.0") && strstr(b1, "hello 1.0.0") && al2 && al1,
+           r == 0 && strstr(b2, "substrate 2.0.0") && strstr(b1, "substrate 1.0.0") && al2 && al1,
            "%s; after promotion GET / -> %.30s (aligned: %s); after rollback -> %.30s (aligned: %s)",
            r < 0 ? e.msg : "promoted and rolled back", b2, al2 ? "yes" : "no", b1, al1 ? "yes" : "no");
     sub_build_result_free(&v2);

@@ -545,6 +545,22 @@ static int unpack_into(int tmpfd, const char *layout_dir, const char *digest, co
             return r;
         }
     }
+    /* The runtime mounts /proc, /dev, /sys, /tmp and /run; a mount point it
+     * does not find it creates in the rootfs, which would change the cache
+     * entry after its content list was taken. So they are made here, and
+     * listed. */
+    static const struct {
+        const char *name;
+        mode_t mode;
+    } mounts[] = {{"proc", 0555}, {"dev", 0755}, {"sys", 0555}, {"tmp", 01777}, {"run", 0755}};
+    for (size_t i = 0; i < ARRAY_SIZE(mounts); i++) {
+        if (mkdirat(rootfd, mounts[i].name, 0700) < 0) {
+            if (errno == EEXIST) continue;
+            return sub_err_set(e, -errno, "cannot create the mount point /%s: %m", mounts[i].name);
+        }
+        if (fchmodat(rootfd, mounts[i].name, mounts[i].mode, 0) < 0)
+            return sub_err_set(e, -errno, "cannot set the mode of /%s: %m", mounts[i].name);
+    }
     if (syncfs(rootfd) < 0) return sub_err_set(e, -errno, "cannot sync the rootfs: %m");
 
     _cleanup_(clist_done) clist l = {0};
