@@ -106,6 +106,11 @@ static void conn_free(conn *c) {
 static void conn_close(sub_proxy *p, conn *c) {
     if (c->dead) return;
     c->dead = true;
+    /* Out of the epoll set first: close() alone does not remove an fd whose
+     * file is still open elsewhere (a child between fork and exec holds a
+     * copy of every descriptor), and its events would then name a freed conn. */
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->cfd, NULL);
+    epoll_ctl(p->epfd, EPOLL_CTL_DEL, c->bfd, NULL);
     close(c->cfd);
     close(c->bfd);
     c->cfd = c->bfd = -1;

@@ -276,6 +276,12 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
     sub_rootfs_info_done(&ri);
     r = t1_write_json(m->name, "desired.json", rec, e);
     if (r < 0) return r;
+    /* stopped by `substrate stop`: reconciling it again is asking for it back */
+    if (st && streq(json_string_value(json_object_get(st, "status")), "stopped")) {
+        json_object_set_new(st, "status", json_string("pending"));
+        r = t1_write_json(m->name, "state.json", st, e);
+        if (r < 0) return r;
+    }
     r = sub_t1_ensure_root(o->self_exe, e);
     if (r < 0) return r;
     r = wait_supervisor(m->name, e);

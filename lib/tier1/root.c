@@ -56,7 +56,7 @@ static known *find_known(known *k, size_t *n, const char *name) {
         if (streq(k[i].name, name)) return &k[i];
     if (*n >= ROOT_MAX_SERVICES) return NULL;
     known *x = &k[(*n)++];
-    snprintf(x->name, sizeof x->name, "%s", name);
+    snprintf(x->name, sizeof x->name, "%.63s", name);
     x->last_spawn = INT64_MIN / 2;
     return x;
 }
@@ -146,7 +146,10 @@ int sub_t1_ensure_root(const char *self_exe, sub_err *e) {
     if (t1_lock_held(lockp)) return 0;
     _cleanup_free_ char *log = sub_t1_path("supervise.log");
     int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    char *argv[] = {(char *)(self_exe ? self_exe : "/proc/self/exe"), "supervise", NULL};
+    char self[4096] = "/proc/self/exe"; /* by its real path, so ps shows what runs */
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n > 0) self[n] = 0;
+    char *argv[] = {(char *)(self_exe ? self_exe : self), "supervise", NULL};
     sub_proc_opts o = SUB_PROC_OPTS_INIT;
     o.stdin_fd = SUB_FD_NULL;
     o.stdout_fd = fd >= 0 ? fd : SUB_FD_NULL;

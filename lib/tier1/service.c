@@ -84,7 +84,10 @@ static bool host_net(const sub_svc_manifest *m) { return m->network == SUB_NET_H
 static bool ports_equal(const svc *s, const sub_svc_manifest *m) {
     if (s->proxy_nports != m->nports) return false;
     for (size_t i = 0; i < m->nports; i++)
-        if (memcmp(&s->proxy_ports[i], &m->ports[i], sizeof m->ports[i])) return false;
+        if (strcmp(s->proxy_ports[i].host_addr, m->ports[i].host_addr) ||
+            s->proxy_ports[i].host_port != m->ports[i].host_port ||
+            s->proxy_ports[i].container_port != m->ports[i].container_port)
+            return false;
     return true;
 }
 
@@ -447,8 +450,10 @@ static void resume(svc *s) {
     s->backoff = s->m.backoff_initial_ms;
     json_t *la = json_object_get(st, "last_align");
     if (la) s->last_align = json_incref(la);
-    if (streq(status, "stopped") || streq(status, "halted") || streq(status, "exited")) {
-        set_status(s, status);
+    if (streq(status, "stopped") || streq(status, "halted") || streq(status, "exited") ||
+        streq(status, "pending")) {
+        /* pending: reconcile brought back a stopped service and deploys next */
+        set_status(s, streq(status, "pending") ? "stopped" : status);
         return;
     }
     (void)proxy_ensure(s, &s->m, &e);

@@ -144,6 +144,7 @@ t_check "align: still ALIGNED after the refusals" "$BIN" align "$M"
 
 # ---- tamper -> DRIFT (deep), re-unpack on the next reconcile ----
 ROOTFS=$(state 'd["current"]["rootfs"]')
+case $ROOTFS in "$SUBSTRATE_STATE"/tier1/rootfs/*/rootfs) ;; *) echo "Bail out! no rootfs on record ($ROOTFS)"; exit 1;; esac
 echo tampered >>"$ROOTFS/usr/bin/hello"
 out=$("$BIN" align "$M" --deep); rc=$?
 t_eq "align --deep after a tamper: DRIFT (exit 1)" "$rc" 1
@@ -200,7 +201,9 @@ t_eq "substrate logs prints them" "$("$BIN" logs hello-t | grep -c 'GET /healthz
 # ---- on_drift: halt ----
 manifest "$M" "$V1" "on_drift: halt"
 t_check "reconcile with on_drift: halt" "$BIN" reconcile -q "$M"
-echo tampered >>"$(state 'd["current"]["rootfs"]')/usr/bin/hello"
+ROOTFS=$(state 'd["current"]["rootfs"]')
+case $ROOTFS in "$SUBSTRATE_STATE"/tier1/rootfs/*/rootfs) ;; *) echo "Bail out! no rootfs on record ($ROOTFS)"; exit 1;; esac
+echo tampered >>"$ROOTFS/usr/bin/hello"
 t_false "align --deep: DRIFT" "$BIN" align "$M" --deep
 t_eq "on_drift: halt stopped the service" "$(state 'd["status"]')" halted
 t_eq "the port no longer answers" "$(code /healthz)" 000
