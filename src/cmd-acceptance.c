@@ -21,6 +21,7 @@
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -432,12 +433,10 @@ static void check_tier1(actx *a) {
     const char *rootfs = NULL;
     if (sub_t1_status("acceptance-hello", &stj, &e) == 0)
         rootfs = json_string_value(json_object_get(json_object_get(stj, "current"), "rootfs"));
-    _cleanup_free_ char *victim = rootfs ? sub_path_join(rootfs, "usr/bin/hello") : NULL;
-    FILE *f = victim ? fopen(victim, "ae") : NULL;
-    if (f) {
-        fputs("tampered by acceptance\n", f);
-        fclose(f);
-    }
+    /* only ever inside the private state */
+    _cleanup_free_ char *victim = rootfs && str_has_prefix(rootfs, a->state) ? sub_path_join(rootfs, "usr/bin/hello") : NULL;
+    /* its mode: the content of a running executable cannot change (ETXTBSY) */
+    bool f = victim && chmod(victim, 04755) == 0;
     r = t1_align(a, true, &ar, &e);
     bool named = false;
     for (char **p = ar.reasons; p && *p; p++)

@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 const char *sub_t1_outcome_str(sub_t1_outcome o) {
@@ -249,7 +250,11 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
         return r;
     }
     _cleanup_free_ char *spec = sub_svc_manifest_to_json(m);
-    _cleanup_free_ char *hin = xasprintf("%s\n%s\n%s\n", spec, digest, ri.rootfs);
+    /* the rootfs directory's inode too: an entry unpacked afresh (it differed
+     * from its content list) is a new deploy, never "unchanged" */
+    struct stat rst = {0};
+    (void)stat(ri.rootfs, &rst);
+    _cleanup_free_ char *hin = xasprintf("%s\n%s\n%s\n%llu\n", spec, digest, ri.rootfs, (unsigned long long)rst.st_ino);
     char hash[SUB_DIGEST_MAX];
     (void)sub_sha256_buf(hin, strlen(hin), hash, NULL);
 

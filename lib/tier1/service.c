@@ -509,7 +509,7 @@ static void tick(svc *s) {
     }
     if (now >= s->next_logcheck) {
         rotate_logs(s);
-        s->next_logcheck = t1_now_ms() + 1000;
+        s->next_logcheck = t1_now_ms() + 250;
     }
 }
 
