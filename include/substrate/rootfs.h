@@ -8,8 +8,9 @@
  *
  * Unpacking (sub_rootfs_prepare) reads the image's layers from an OCI layout
  * (every blob digest-checked) with libarchive and writes beneath a directory
- * fd with openat2 (fs.h, SUB_RESOLVE_IN_ROOT for symlink targets inside the
- * tree), into <cache>/.tmp-<pid>-XXXXXX/ which is renamed to <cache>/<hex>
+ * fd with openat2 (fs.h, SUB_RESOLVE_BENEATH: a symlink in the tree may be
+ * written through only when it stays inside; unpack.h has the details),
+ * into <cache>/.tmp-<pid>-XXXXXX/ which is renamed to <cache>/<hex>
  * only when complete (content.json included): a half-written entry is never
  * used, and the temp dir of a dead writer is swept (residue.h).
  * Refused (input class, reason SUB_R_HOSTILE_LAYER, message naming the layer

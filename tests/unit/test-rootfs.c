@@ -6,6 +6,7 @@
 #include "substrate/digest.h"
 #include "substrate/fs.h"
 #include "substrate/json.h"
+#include "substrate/layer.h"
 #include "substrate/layout.h"
 #include "substrate/manifest.h"
 #include "substrate/rootfs.h"
@@ -915,4 +916,53 @@ TEST(rootfs_concurrent_prepares_leave_one_entry) {
         CHECK_OK(sub_rm_rf(entry, &e), &e); /* the next round races for a fresh entry */
     }
     fix_free(&f);
+}
+
+/* A layer from our own deterministic writer (lib/image/layer.c) unpacks, and
+ * its diff_id matches what the unpacker hashed. */
+TEST(rootfs_unpacks_our_own_layer_writer_output) {
+    sub_err e = {0};
+    _cleanup_free_ char *base = at(unit_tmpdir(), "own");
+    _cleanup_free_ char *layout = at(base, "layout"), *cache = at(base, "cache");
+    _cleanup_free_ char *src = at(base, "hello.txt");
+    CHECK_OK(sub_mkdir_p(base, 0755, &e), &e);
+    put(src, "hello\n");
+    sub_layer_entry v[] = {
+        {.path = "/usr/bin/hello", .type = SUB_LAYER_FILE, .src = src, .mode = 04755},
+        {.path = "/tmp/", .type = SUB_LAYER_DIR, .mode = 01777},
+        {.path = "bin/sh", .type = SUB_LAYER_SYMLINK, .target = "/usr/bin/hello"},
+    };
+    _cleanup_free_ char *lp = at(base, "layer.tar.gz");
+    sub_layer_result lr = {0};
+    CHECK_OK(sub_layer_write(v, ARRAY_SIZE(v), MTIME, lp, &lr, &e), &e);
+    CHECK_OK(sub_layout_init(layout, &e), &e);
+    char ld[SUB_DIGEST_MAX];
+    CHECK_OK(sub_layout_put_blob_file(layout, lp, lr.digest, ld, &e), &e);
+    _cleanup_json_ json_t *cfg =
+        json_pack("{s:s,s:s,s:{s:s,s:[s]}}", "architecture", "amd64", "os", "linux", "rootfs",
+                  "type", "layers", "diff_ids", lr.diff_id);
+    size_t cl;
+    _cleanup_free_ char *cs = sub_json_dump(cfg, &cl);
+    char cd[SUB_DIGEST_MAX], md[SUB_DIGEST_MAX];
+    CHECK_OK(sub_layout_put_blob_buf(layout, cs, cl, cd, &e), &e);
+    _cleanup_json_ json_t *m = json_pack(
+        "{s:i,s:s,s:{s:s,s:s,s:I},s:[{s:s,s:s,s:I}]}", "schemaVersion", 2, "mediaType",
+        SUB_MT_OCI_MANIFEST, "config", "mediaType", SUB_MT_OCI_CONFIG, "digest", cd, "size",
+        (json_int_t)cl, "layers", "mediaType", SUB_LAYER_MEDIA_TYPE, "digest", ld, "size",
+        (json_int_t)lr.size);
+    size_t ml;
+    _cleanup_free_ char *ms = sub_json_dump(m, &ml);
+    CHECK_OK(sub_layout_put_blob_buf(layout, ms, ml, md, &e), &e);
+    sub_rootfs_info info = {0};
+    CHECK_OK(sub_rootfs_prepare(layout, md, cache, &info, &e), &e);
+    _cleanup_free_ char *sum = info.entry_dir ? content_summary(info.entry_dir) : xstrdup("");
+    CHECK_STREQ(sum, "bin dir 0755\n"
+                     "bin/sh symlink -\n"
+                     "tmp dir 1777\n"
+                     "usr dir 0755\n"
+                     "usr/bin dir 0755\n"
+                     "usr/bin/hello file 0755\n");
+    CHECK(info.setuid_cleared && info.setuid_cleared[0] &&
+          streq(info.setuid_cleared[0], "usr/bin/hello"));
+    sub_rootfs_info_done(&info);
 }
