@@ -181,7 +181,12 @@ static json_t *desired_record(const sub_svc_manifest *m, unsigned long gen, cons
     _cleanup_free_ char *bundle = sub_t1_svc_path(m->name, NULL);
     _cleanup_free_ char *gdir = xasprintf("%s/gen-%lu", bundle, gen);
     _cleanup_free_ char *id = xasprintf("substrate-%s-%lu", m->name, gen);
-    _cleanup_free_ char *cg = xasprintf("/substrate/%s-%lu", m->name, gen);
+    /* cgroups are host-wide: the state dir's hash keeps two state dirs (a test
+     * and the demo, say) with a service of the same name apart */
+    char sh[SUB_DIGEST_MAX];
+    const char *state = sub_state_dir();
+    (void)sub_sha256_buf(state, strlen(state), sh, NULL);
+    _cleanup_free_ char *cg = xasprintf("/substrate/%s-%lu.%.8s", m->name, gen, sub_digest_hex(sh));
     return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "name", m->name, "generation",
                      (json_int_t)gen, "digest", digest, "image", image, "bundle", gdir, "rootfs", ri->rootfs,
                      "entry_dir", ri->entry_dir, "config_hash", hash, "container_id", id, "cgroup", cg, "key_id",
@@ -332,6 +337,7 @@ int sub_t1_stop(const char *name, sub_err *e) {
         int r = sub_t1_control(name, "stop", 120000, &rep, e);
         if (r < 0) return r;
         for (int i = 0; i < 500 && t1_lock_held(lock); i++) t1_sleep_ms(10);
+        t1_cgroup_prune();
         return json_is_true(json_object_get(rep, "was_running")) ? 1 : 0;
     }
     /* nobody supervises it: stop what the state names, if it still runs */
@@ -357,6 +363,7 @@ int sub_t1_stop(const char *name, sub_err *e) {
     }
     json_object_set_new(st, "status", json_string("stopped"));
     int r = t1_write_json(name, "state.json", st, e);
+    t1_cgroup_prune();
     return r < 0 ? r : was;
 }
 

@@ -81,6 +81,10 @@ int t1_control_listen(const char *name, sub_err *e);
 int t1_control_read(int fd, int timeout_ms, json_t **req, sub_err *e);
 void t1_control_reply(int fd, const json_t *reply);
 
+/* Remove the shared parent cgroup "substrate" in every hierarchy where it is
+ * empty (after a service stopped). */
+void t1_cgroup_prune(void);
+
 /* sleep for ms (EINTR-safe) */
 void t1_sleep_ms(int ms);
 

@@ -4,6 +4,7 @@
 #include "substrate/fs.h"
 #include "substrate/proc.h"
 #include "t1-internal.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -322,6 +323,20 @@ void t1_ctr_stop(t1_ctr *c, sub_svc_runtime rt, uint32_t grace_ms) {
     if (c->pidfd >= 0) close(c->pidfd);
     if (c->netns_fd >= 0) close(c->netns_fd);
     c->pidfd = c->netns_fd = -1;
+}
+
+void t1_cgroup_prune(void) {
+    DIR *d = opendir("/sys/fs/cgroup");
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char p[512];
+        snprintf(p, sizeof p, "/sys/fs/cgroup/%s/substrate", de->d_name);
+        (void)rmdir(p); /* only when empty: another service's group keeps it */
+    }
+    closedir(d);
+    (void)rmdir("/sys/fs/cgroup/substrate"); /* cgroup v2 */
 }
 
 /* ---- state files ---- */
