@@ -250,13 +250,17 @@ static void reference_layers(layer ls[2]) {
 static const char reference_summary[] =
     "bin symlink -\n"
     "d2f file 0755\n"
+    "dev dir 0755\n" /* the mount points are made by the cache */
     "etc dir 0755\n"
     "etc/abs symlink -\n"
     "etc/passwd file 0644\n"
     "f2d dir 0700\n"
     "f2d/y file 0644\n"
     "owned file 0600\n"
+    "proc dir 0555\n"
+    "run dir 0755\n"
     "sg dir 0755\n"
+    "sys dir 0555\n"
     "tmp dir 1777\n"
     "usr dir 0755\n"
     "usr/bin dir 0755\n"
@@ -345,7 +349,7 @@ TEST(rootfs_unpacks_layers_with_whiteouts_links_and_setuid_cleared) {
     CHECK_STREQ(info.entry_dir, want_entry);
     _cleanup_free_ char *want_rootfs = at(want_entry, "rootfs");
     CHECK_STREQ(info.rootfs, want_rootfs);
-    CHECK_INT(info.entries, 21);
+    CHECK_INT(info.entries, 25);
 
     _cleanup_free_ char *sum = content_summary(info.entry_dir);
     _cleanup_free_ char *want = expected_summary();
@@ -401,7 +405,7 @@ TEST(rootfs_unpacks_layers_with_whiteouts_links_and_setuid_cleared) {
     CHECK_STREQ(json_string_value(json_object_get(u, "manifest_digest")), f.md);
     CHECK_INT(json_array_size(json_object_get(u, "layers")), 2);
     CHECK_STREQ(json_string_value(json_array_get(json_object_get(u, "layers"), 0)), f.ld[0]);
-    CHECK_INT(json_integer_value(json_object_get(u, "entries")), 21);
+    CHECK_INT(json_integer_value(json_object_get(u, "entries")), 25);
     CHECK_INT(json_array_size(json_object_get(u, "setuid_cleared")), 2);
 
     /* a fresh entry checks clean; only the entry is in the cache */
@@ -898,7 +902,7 @@ TEST(rootfs_concurrent_prepares_leave_one_entry) {
                 int r = sub_rootfs_prepare(f.layout, f.md, f.cache, &info, &e);
                 if (r < 0) fprintf(stderr, "# child: %s\n", e.msg);
                 if (getenv("UNIT_VERBOSE")) fprintf(stderr, "# child: reused %d\n", info.reused);
-                _exit(r < 0 || info.entries != 21);
+                _exit(r < 0 || info.entries != 25);
             }
         }
         for (int k = 0; k < 3; k++) {
@@ -958,6 +962,10 @@ TEST(rootfs_unpacks_our_own_layer_writer_output) {
     _cleanup_free_ char *sum = info.entry_dir ? content_summary(info.entry_dir) : xstrdup("");
     CHECK_STREQ(sum, "bin dir 0755\n"
                      "bin/sh symlink -\n"
+                     "dev dir 0755\n"
+                     "proc dir 0555\n"
+                     "run dir 0755\n"
+                     "sys dir 0555\n"
                      "tmp dir 1777\n"
                      "usr dir 0755\n"
                      "usr/bin dir 0755\n"
