@@ -212,6 +212,32 @@ t_eq "a halted service aligns as DRIFT (not running)" "$rc $(echo "$out" | grep 
 t_check "reconcile brings it back" "$BIN" reconcile -q "$M"
 t_eq "serving again" "$(code /healthz)" 200
 
+# ---- the supervisor aligns on its own (deep_align_interval) and halts ----
+manifest "$M" "$V1" "on_drift: halt" "deep_align_interval: 1s"
+t_check "reconcile with deep_align_interval: 1s" "$BIN" reconcile -q "$M"
+ROOTFS=$(state 'd["current"]["rootfs"]')
+case $ROOTFS in "$SUBSTRATE_STATE"/tier1/rootfs/*/rootfs) ;; *) echo "Bail out! no rootfs on record ($ROOTFS)"; exit 1;; esac
+chmod 0711 "$ROOTFS/usr/bin/hello"
+halted() { [ "$(state 'd["status"]')" = halted ]; }
+t_check "the supervisor's own deep align found the DRIFT and halted the service" wait_for 10 halted
+t_eq "its last align is recorded as DRIFT" "$(state 'd["last_align"]["result"]')" DRIFT
+manifest "$M" "$V1"
+t_check "reconcile brings it back again" "$BIN" reconcile -q "$M"
+
+# ---- a host reboot: everything killed, supervise --boot brings it back ----
+CP=$(state 'd["current"]["pid"]')
+SP=$(state 'd["supervisor_pid"]')
+RP=$(cat "$SUBSTRATE_STATE/tier1/root.pid")
+kill -9 "$RP" "$SP"
+runc --root "$SUBSTRATE_STATE/tier1/runc" kill "$(state 'd["current"]["container_id"]')" KILL
+t_check "after the 'reboot' nothing answers" wait_for 5 bash -c "[ \"\$(curl -s --noproxy '*' -m 2 -o /dev/null -w '%{http_code}' http://127.0.0.1:$P/healthz)\" = 000 ]"
+"$BIN" supervise --boot >>"$T/boot.log" 2>&1 &
+BOOT=$!
+t_on_exit "kill $BOOT"
+booted() { local p; p=$(state 'd["current"]["pid"]'); [ -n "$p" ] && [ "$p" != "$CP" ] && [ "$(code /healthz)" = 200 ]; }
+t_check "supervise --boot brings the service back" wait_for 20 booted
+t_check "ALIGNED after the boot" "$BIN" align "$M"
+
 # ---- stop: nothing of the service remains ----
 CP=$(state 'd["current"]["pid"]')
 CID=$(state 'd["current"]["container_id"]')
@@ -235,6 +261,15 @@ t_eq "align after stop: DRIFT, not running" "$("$BIN" align "$M" | grep -c 'not 
 t_check "the rendered unit passes systemd-analyze verify" systemd-analyze verify "$T/substrate-tier1.service"
 t_eq "it delegates the cgroup and runs supervise --boot" \
     "$(grep -c '^Delegate=yes$' "$T/substrate-tier1.service")$(grep -c "^ExecStart=$BIN supervise --boot$" "$T/substrate-tier1.service")" 11
+
+# ---- runtimes ----
+if [ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/memory ]; then
+    manifest "$T/crun.yaml" "$V1" "runtime: crun"
+    out=$("$BIN" reconcile -q "$T/crun.yaml" 2>&1); rc=$?
+    t_eq "runtime: crun on this hybrid-cgroup host: refused with the reason (exit 3)" "$rc $(echo "$out" | grep -c 'hybrid')" "3 1"
+else
+    t_skip "runtime: crun refused on a hybrid-cgroup host" "this host is not hybrid"
+fi
 
 # ---- usage errors ----
 out=$("$BIN" align "$T/nope.yaml" 2>&1); rc=$?
