@@ -39,9 +39,30 @@ static void check_process(sub_t1_check *c, const json_t *st, const json_t *cur) 
         verdict(c, 0, "not running: the container's init (pid %d) is gone", (int)pid);
         return;
     }
-    if (!rootfs || !t1_proc_root_is(pid, rootfs)) {
-        verdict(c, 0, "pid %d does not run in the bundle's root filesystem %s", (int)pid, rootfs ? rootfs : "?");
-        return;
+    const char *rt = json_string_value(json_object_get(json_object_get(cur, "spec"), "runtime"));
+    const char *id = json_string_value(json_object_get(cur, "container_id"));
+    const char *bundle = json_string_value(json_object_get(cur, "bundle"));
+    char how[160];
+    if (streq(rt, "runsc")) {
+        /* gVisor's sandbox runs in an empty root (its gofer serves the rootfs):
+         * the runtime's record of the container is the evidence */
+        _cleanup_json_ json_t *rs = NULL;
+        if (!id || t1_runtime_state(SUB_RUNTIME_RUNSC, id, &rs, NULL) < 0 ||
+            !streq(json_string_value(json_object_get(rs, "status")), "running") ||
+            json_integer_value(json_object_get(rs, "pid")) != pid ||
+            !streq(json_string_value(json_object_get(rs, "bundle")), bundle)) {
+            verdict(c, 0, "runsc does not report container %s running as pid %d from %s", id ? id : "?", (int)pid,
+                    bundle ? bundle : "?");
+            return;
+        }
+        snprintf(how, sizeof how, "runsc runs it from bundle gen-%lld",
+                 (long long)json_integer_value(json_object_get(cur, "generation")));
+    } else {
+        if (!rootfs || !t1_proc_root_is(pid, rootfs)) {
+            verdict(c, 0, "pid %d does not run in the bundle's root filesystem %s", (int)pid, rootfs ? rootfs : "?");
+            return;
+        }
+        snprintf(how, sizeof how, "root = the bundle's rootfs");
     }
     char have[512];
     t1_proc_cgroup(pid, have, sizeof have);
@@ -50,7 +71,7 @@ static void check_process(sub_t1_check *c, const json_t *st, const json_t *cur) 
         verdict(c, 0, "pid %d is in cgroup %s, not the service's %s", (int)pid, have, cg ? cg : "?");
         return;
     }
-    verdict(c, 1, "pid %d alive since its recorded start, root %s, cgroup %s", (int)pid, rootfs, cg);
+    verdict(c, 1, "pid %d alive since its recorded start, %s (%s), cgroup %s", (int)pid, how, rootfs, cg);
 }
 
 static void check_signature(const sub_svc_manifest *m, const char *digest, sub_t1_check *c, char key_id[80]) {

@@ -40,6 +40,9 @@ const char *t1_runtime_bin(sub_svc_runtime rt);
 /* Whether this host can run rt; when not, -ENOTSUP with the reason. */
 int t1_runtime_usable(sub_svc_runtime rt, sub_err *e);
 
+/* `RUNTIME state ID` as JSON (new reference); -ESRCH when it knows none. */
+int t1_runtime_state(sub_svc_runtime rt, const char *id, json_t **out, sub_err *e);
+
 /* /proc/PID/stat start time; 0 when the process is gone. */
 unsigned long long t1_proc_start_time(pid_t pid);
 /* Does /proc/PID/root point at the directory rootfs (same dev and inode)? */

@@ -5,6 +5,10 @@
 #include "substrate/proc.h"
 #include "t1-internal.h"
 #include <dirent.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -71,7 +75,14 @@ char **t1_runtime_argv(sub_svc_runtime rt) {
     strv_push(&v, t1_runtime_bin(rt));
     strv_push(&v, "--root");
     strv_push(&v, root);
-    if (rt == SUB_RUNTIME_RUNSC) strv_push(&v, "--platform=ptrace");
+    if (rt == SUB_RUNTIME_RUNSC) {
+        strv_push(&v, "--platform=ptrace");
+        /* gVisor's own netstack would need an interface to take over (a
+         * veth); with the host network mode its sockets are the kernel's, in
+         * the sandbox's own network namespace (loopback only, brought up
+         * below), where the supervisor's proxy and probes reach them */
+        strv_push(&v, "--network=host");
+    }
     return v;
 }
 
@@ -190,6 +201,28 @@ json_t *t1_ctr_json(const t1_ctr *c) {
     return j;
 }
 
+/* ip link set lo up, inside the network namespace netns_fd (a short-lived
+ * child does the setns: the caller's namespaces never change). */
+static int netns_lo_up(int netns_fd, sub_err *e) {
+    pid_t p = fork();
+    if (p < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "fork: %m");
+    if (p == 0) {
+        if (setns(netns_fd, CLONE_NEWNET) < 0) _exit(1);
+        int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        struct ifreq ifr = {0};
+        snprintf(ifr.ifr_name, sizeof ifr.ifr_name, "lo");
+        if (s < 0 || ioctl(s, SIOCGIFFLAGS, &ifr) < 0) _exit(2);
+        ifr.ifr_flags |= IFF_UP;
+        _exit(ioctl(s, SIOCSIFFLAGS, &ifr) < 0 ? 3 : 0);
+    }
+    int st;
+    while (waitpid(p, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st))
+        return sub_err_setk(e, SUB_KIND_ENV, -EIO, "cannot bring loopback up in the container's network namespace");
+    return 0;
+}
+
 static int open_pid_handles(t1_ctr *c, bool host_net, sub_err *e) {
     int fd = (int)syscall(SYS_pidfd_open, c->pid, 0);
     if (fd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "pidfd_open(%d): %m", (int)c->pid);
@@ -204,12 +237,18 @@ static int open_pid_handles(t1_ctr *c, bool host_net, sub_err *e) {
     return 0;
 }
 
+/* The last bytes of the service's log (where the runtime's own errors go),
+ * on one line. logfd is write-only: the file is opened again to read. */
 static void log_tail(int logfd, char *out, size_t n) {
     out[0] = 0;
-    off_t end = lseek(logfd, 0, SEEK_END);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", logfd);
+    _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    off_t end = lseek(fd, 0, SEEK_END);
     if (end <= 0) return;
     off_t from = end > (off_t)(n - 1) ? end - (off_t)(n - 1) : 0;
-    ssize_t r = pread(logfd, out, n - 1, from);
+    ssize_t r = pread(fd, out, n - 1, from);
     if (r <= 0) return;
     out[r] = 0;
     for (char *p = out; *p; p++)
@@ -231,7 +270,8 @@ int t1_ctr_start(t1_ctr *c, sub_svc_runtime rt, int logfd, sub_err *e) {
         char tail[400];
         log_tail(logfd, tail, sizeof tail);
         (void)before;
-        (void)runtime_run(rt, (const char *[]){"delete", "--force", c->id, NULL}, -1, &st, NULL);
+        int st2;
+        (void)runtime_run(rt, (const char *[]){"delete", "--force", c->id, NULL}, -1, &st2, NULL);
         return sub_err_setk(e, SUB_KIND_ENV, -EIO, "%s run %s failed (exit %d): %s", t1_runtime_bin(rt), c->id, st,
                             tail[0] ? tail : "no output");
     }
@@ -244,6 +284,7 @@ int t1_ctr_start(t1_ctr *c, sub_svc_runtime rt, int logfd, sub_err *e) {
     c->start_time = t1_proc_start_time(c->pid);
     c->started_ms = t1_wall_ms();
     r = open_pid_handles(c, host_net, e);
+    if (r == 0 && rt == SUB_RUNTIME_RUNSC && !host_net) r = netns_lo_up(c->netns_fd, e);
     if (r < 0) {
         t1_ctr_stop(c, rt, 0);
         return r;
@@ -259,22 +300,14 @@ int t1_ctr_adopt(t1_ctr *c, sub_svc_runtime rt, bool host_net, sub_err *e) {
         return sub_err_set(e, -ESRCH, "no container pid on record for %s", c->id);
     if (t1_proc_start_time(c->pid) != c->start_time)
         return sub_err_set(e, -ESRCH, "container %s (pid %d) is gone", c->id, (int)c->pid);
-    if (!t1_proc_root_is(c->pid, c->rootfs))
+    /* gVisor's sandbox process runs in an empty root of its own (its gofer
+     * serves the rootfs): for runsc the runtime's state is the evidence */
+    if (rt != SUB_RUNTIME_RUNSC && !t1_proc_root_is(c->pid, c->rootfs))
         return sub_err_set(e, -ESRCH, "pid %d does not run in %s's root filesystem", (int)c->pid, c->id);
     /* the runtime must agree: running, and the digest it was created with */
-    _cleanup_strv_ char **argv = t1_runtime_argv(rt);
-    strv_push(&argv, "state");
-    strv_push(&argv, c->id);
-    sub_proc_opts o = SUB_PROC_OPTS_INIT;
-    o.stdin_fd = SUB_FD_NULL;
-    o.stderr_fd = SUB_FD_NULL;
-    _cleanup_free_ char *out = NULL;
-    int st = 0;
-    int r = sub_run_capture(argv, &o, 1 << 20, &out, &st, e);
-    if (r < 0) return r;
     _cleanup_json_ json_t *j = NULL;
-    if (st != 0 || sub_json_parse(out, strlen(out), 1 << 20, "runtime state", &j, NULL) < 0)
-        return sub_err_set(e, -ESRCH, "%s knows no container %s", t1_runtime_bin(rt), c->id);
+    int r = t1_runtime_state(rt, c->id, &j, e);
+    if (r < 0) return r;
     if (!streq(json_string_value(json_object_get(j, "status")), "running") ||
         json_integer_value(json_object_get(j, "pid")) != c->pid)
         return sub_err_set(e, -ESRCH, "container %s is not running", c->id);
@@ -282,6 +315,23 @@ int t1_ctr_adopt(t1_ctr *c, sub_svc_runtime rt, bool host_net, sub_err *e) {
     if (ann && !streq(ann, c->digest))
         return sub_err_set(e, -ESRCH, "container %s runs %s, not %s", c->id, ann, c->digest);
     return open_pid_handles(c, host_net, e);
+}
+
+int t1_runtime_state(sub_svc_runtime rt, const char *id, json_t **out, sub_err *e) {
+    *out = NULL;
+    _cleanup_strv_ char **argv = t1_runtime_argv(rt);
+    strv_push(&argv, "state");
+    strv_push(&argv, id);
+    sub_proc_opts o = SUB_PROC_OPTS_INIT;
+    o.stdin_fd = SUB_FD_NULL;
+    o.stderr_fd = SUB_FD_NULL;
+    _cleanup_free_ char *txt = NULL;
+    int st = 0;
+    int r = sub_run_capture(argv, &o, 1 << 20, &txt, &st, e);
+    if (r < 0) return r;
+    if (st != 0 || sub_json_parse(txt, strlen(txt), 1 << 20, "runtime state", out, NULL) < 0)
+        return sub_err_set(e, -ESRCH, "%s knows no container %s", t1_runtime_bin(rt), id);
+    return 0;
 }
 
 bool t1_ctr_exited(const t1_ctr *c) {
@@ -304,6 +354,8 @@ static bool wait_exit(const t1_ctr *c, uint32_t ms) {
     }
 }
 
+static void cgroup_remove(const char *cg);
+
 void t1_ctr_stop(t1_ctr *c, sub_svc_runtime rt, uint32_t grace_ms) {
     int st;
     if (c->pidfd >= 0 && !t1_ctr_exited(c)) {
@@ -320,9 +372,30 @@ void t1_ctr_stop(t1_ctr *c, sub_svc_runtime rt, uint32_t grace_ms) {
     }
     if (c->pid > 0) (void)waitpid(c->pid, NULL, WNOHANG); /* ours only if we started it */
     if (c->id && *c->id) (void)runtime_run(rt, (const char *[]){"delete", "--force", c->id, NULL}, -1, &st, NULL);
+    if (c->rec) cgroup_remove(json_string_value(json_object_get(c->rec, "cgroup")));
     if (c->pidfd >= 0) close(c->pidfd);
     if (c->netns_fd >= 0) close(c->netns_fd);
     c->pidfd = c->netns_fd = -1;
+}
+
+/* rmdir the group cg ("/substrate/NAME-G.HASH") in every hierarchy: runc
+ * removes it on delete, runsc leaves it. Retried briefly while the last
+ * tasks are still leaving (EBUSY). */
+static void cgroup_remove(const char *cg) {
+    if (!cg || !str_has_prefix(cg, "/substrate/") || strstr(cg, "..")) return;
+    DIR *d = opendir("/sys/fs/cgroup");
+    if (!d) return;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        char p[512];
+        snprintf(p, sizeof p, "/sys/fs/cgroup/%s%s", de->d_name, cg);
+        for (int i = 0; i < 50 && rmdir(p) < 0 && errno == EBUSY; i++) t1_sleep_ms(20);
+    }
+    closedir(d);
+    char p[512];
+    snprintf(p, sizeof p, "/sys/fs/cgroup%s", cg); /* v2 */
+    (void)rmdir(p);
 }
 
 void t1_cgroup_prune(void) {

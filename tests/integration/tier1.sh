@@ -263,6 +263,22 @@ t_eq "it delegates the cgroup and runs supervise --boot" \
     "$(grep -c '^Delegate=yes$' "$T/substrate-tier1.service")$(grep -c "^ExecStart=$BIN supervise --boot$" "$T/substrate-tier1.service")" 11
 
 # ---- runtimes ----
+if command -v runsc >/dev/null; then
+    PG=$(t_free_port)
+    G=$T/gvisor.yaml
+    printf 'name: hello-gvisor\nimage: %s/hello@%s\nruntime: runsc\nports: ["127.0.0.1:%s:8080"]\nreadiness: {http: "http://127.0.0.1:8080/readyz", interval: 100ms, deadline: 20s}\nstop_grace: 2s\n' \
+        "$REG" "$V1" "$PG" >"$G"
+    t_check "hello under runsc (gVisor, ptrace): reconcile" "$BIN" reconcile -q "$G"
+    t_eq "it serves on its published port" "$(curl -s --noproxy '*' -m 5 "http://127.0.0.1:$PG/" | grep -o 'substrate 1.0.0')" "substrate 1.0.0"
+    t_check "align: ALIGNED (the runtime's record as the process evidence)" "$BIN" align "$G"
+    GS=$SUBSTRATE_STATE/tier1/services/hello-gvisor/state.json
+    GCG=$($PY -c 'import json,sys; print(json.load(open(sys.argv[1]))["current"]["cgroup"])' "$GS")
+    t_check "stop" "$BIN" stop "$G"
+    t_eq "no gVisor process of it is left" "$(ps -eo args | grep -c "[r]unsc-.*$SUBSTRATE_STATE/tier1/runsc")" 0
+    t_eq "no cgroup of it is left (runsc leaves them: the supervisor removes them)" "$([ -n "$GCG" ] && ls -d /sys/fs/cgroup/*"$GCG" 2>/dev/null | wc -l)" 0
+else
+    t_skip "hello under runsc" "runsc is not installed (scripts/install-deps installs it)"
+fi
 if [ -d /sys/fs/cgroup/unified ] && [ -d /sys/fs/cgroup/memory ]; then
     manifest "$T/crun.yaml" "$V1" "runtime: crun"
     out=$("$BIN" reconcile -q "$T/crun.yaml" 2>&1); rc=$?
