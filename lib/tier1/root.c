@@ -96,17 +96,8 @@ int sub_t1_root_run(bool boot, const char *self_exe, sub_err *e) {
     char pidtxt[32];
     snprintf(pidtxt, sizeof pidtxt, "%d\n", (int)getpid());
     (void)sub_write_file_atomic(pidp, pidtxt, strlen(pidtxt), 0644, NULL);
-    (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
-    sigset_t set;
-    sigemptyset(&set);
-    sigaddset(&set, SIGCHLD);
-    sigaddset(&set, SIGTERM);
-    sigaddset(&set, SIGINT);
-    sigaddset(&set, SIGHUP);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    _cleanup_close_ int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "signalfd: %m");
+    _cleanup_close_ int sfd = t1_signalfd(e);
+    if (sfd < 0) return sfd;
     _cleanup_free_ char *self = xstrdup(self_exe ? self_exe : "/proc/self/exe");
     if (!self_exe) {
         char buf[4096];

@@ -75,6 +75,10 @@ int t1_write_json(const char *name, const char *file, const json_t *j, sub_err *
 /* Try the exclusive lock at path without blocking: the fd when taken,
  * -EWOULDBLOCK when someone holds it, else -errno. */
 int t1_trylock(const char *path, sub_err *e);
+/* A supervisor's setup: SIGCHLD, SIGTERM, SIGINT and SIGHUP blocked and read
+ * from the returned signalfd, SIGPIPE ignored, and the caller a child
+ * subreaper (orphaned descendants are reparented to it). */
+int t1_signalfd(sub_err *e);
 /* Is the lock at path held by a live process? */
 bool t1_lock_held(const char *path);
 

@@ -8,6 +8,8 @@
 #include <net/if.h>
 #include <sched.h>
 #include <sys/ioctl.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -378,39 +380,33 @@ void t1_ctr_stop(t1_ctr *c, sub_svc_runtime rt, uint32_t grace_ms) {
     c->pidfd = c->netns_fd = -1;
 }
 
-/* rmdir the group cg ("/substrate/NAME-G.HASH") in every hierarchy: runc
- * removes it on delete, runsc leaves it. Retried briefly while the last
- * tasks are still leaving (EBUSY). */
-static void cgroup_remove(const char *cg) {
-    if (!cg || !str_has_prefix(cg, "/substrate/") || strstr(cg, "..")) return;
+/* rmdir /sys/fs/cgroup/<each hierarchy><rel> and /sys/fs/cgroup<rel> (v2),
+ * retrying up to tries times while the group is busy (its last tasks are
+ * leaving). */
+static void cgroup_rmdir_everywhere(const char *rel, int tries) {
     DIR *d = opendir("/sys/fs/cgroup");
     if (!d) return;
     struct dirent *de;
+    char p[512];
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.') continue;
-        char p[512];
-        snprintf(p, sizeof p, "/sys/fs/cgroup/%s%s", de->d_name, cg);
-        for (int i = 0; i < 50 && rmdir(p) < 0 && errno == EBUSY; i++) t1_sleep_ms(20);
+        snprintf(p, sizeof p, "/sys/fs/cgroup/%s%s", de->d_name, rel);
+        for (int i = 0; i < tries && rmdir(p) < 0 && errno == EBUSY; i++) t1_sleep_ms(20);
     }
     closedir(d);
-    char p[512];
-    snprintf(p, sizeof p, "/sys/fs/cgroup%s", cg); /* v2 */
+    snprintf(p, sizeof p, "/sys/fs/cgroup%s", rel);
     (void)rmdir(p);
 }
 
-void t1_cgroup_prune(void) {
-    DIR *d = opendir("/sys/fs/cgroup");
-    if (!d) return;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        if (de->d_name[0] == '.') continue;
-        char p[512];
-        snprintf(p, sizeof p, "/sys/fs/cgroup/%s/substrate", de->d_name);
-        (void)rmdir(p); /* only when empty: another service's group keeps it */
-    }
-    closedir(d);
-    (void)rmdir("/sys/fs/cgroup/substrate"); /* cgroup v2 */
+/* The group of one generation ("/substrate/NAME-G.HASH"): runc removes it on
+ * delete, runsc leaves it. */
+static void cgroup_remove(const char *cg) {
+    if (!cg || !str_has_prefix(cg, "/substrate/") || strstr(cg, "..")) return;
+    cgroup_rmdir_everywhere(cg, 50);
 }
+
+/* only where it is empty: another service's group keeps it */
+void t1_cgroup_prune(void) { cgroup_rmdir_everywhere("/substrate", 0); }
 
 /* ---- state files ---- */
 int t1_read_json(const char *name, const char *file, json_t **out, sub_err *e) {
@@ -434,6 +430,21 @@ int t1_trylock(const char *path, sub_err *e) {
         close(fd);
         return err == EWOULDBLOCK ? -EWOULDBLOCK : sub_err_setk(e, SUB_KIND_ENV, -err, "locking %s: %s", path, strerror(err));
     }
+    return fd;
+}
+
+int t1_signalfd(sub_err *e) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGHUP);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    int fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (fd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "signalfd: %m");
+    (void)prctl(PR_SET_CHILD_SUBREAPER, 1);
     return fd;
 }
 
