@@ -294,6 +294,8 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
     }
     r = sub_t1_ensure_root(o->self_exe, e);
     if (r < 0) return r;
+    r = t1_ensure_service_supervisor(m->name, o->self_exe, e);
+    if (r < 0) return r;
     r = wait_supervisor(m->name, e);
     if (r < 0) return r;
     NOTE(o, "deploying generation %lu", gen);

@@ -38,7 +38,7 @@ static bool wants_supervisor(const char *name, bool boot) {
     return sub_path_exists(desired); /* reconciled, its supervisor not yet up */
 }
 
-static void spawn_supervisor(const char *self, const char *name) {
+static int spawn_supervisor(const char *self, const char *name, bool detach, sub_err *e) {
     _cleanup_free_ char *log = sub_t1_path("supervise.log");
     int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     char *argv[] = {(char *)self, "supervise", "--service", (char *)name, NULL};
@@ -46,9 +46,27 @@ static void spawn_supervisor(const char *self, const char *name) {
     o.stdin_fd = SUB_FD_NULL;
     o.stdout_fd = fd >= 0 ? fd : SUB_FD_NULL;
     o.stderr_fd = fd >= 0 ? fd : SUB_FD_NULL;
+    o.new_session = detach;
     pid_t pid;
-    (void)sub_spawn(argv, &o, &pid, NULL);
+    int r = sub_spawn(argv, &o, &pid, e);
     if (fd >= 0) close(fd);
+    return r;
+}
+
+static void self_path(char *buf, size_t n) {
+    ssize_t k = readlink("/proc/self/exe", buf, n - 1);
+    if (k > 0) buf[k] = 0;
+    else snprintf(buf, n, "/proc/self/exe");
+}
+
+int t1_ensure_service_supervisor(const char *name, const char *self_exe, sub_err *e) {
+    _cleanup_free_ char *lock = sub_t1_svc_path(name, "lock");
+    if (t1_lock_held(lock)) return 0;
+    /* Started here rather than waiting for the root's next scan; a second
+     * one (the root's) finds the lock taken and exits. */
+    char self[4096];
+    self_path(self, sizeof self);
+    return spawn_supervisor(self_exe ? self_exe : self, name, true, e);
 }
 
 static known *find_known(known *k, size_t *n, const char *name) {
@@ -74,7 +92,7 @@ static void scan(const char *self, bool boot, known *k, size_t *nk) {
         known *x = find_known(k, nk, de->d_name);
         if (!x || t1_now_ms() - x->last_spawn < T1_RESTART_MIN_MS) continue;
         x->last_spawn = t1_now_ms();
-        spawn_supervisor(self, de->d_name);
+        (void)spawn_supervisor(self, de->d_name, false, NULL);
     }
     closedir(d);
 }
@@ -137,9 +155,8 @@ int sub_t1_ensure_root(const char *self_exe, sub_err *e) {
     if (t1_lock_held(lockp)) return 0;
     _cleanup_free_ char *log = sub_t1_path("supervise.log");
     int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    char self[4096] = "/proc/self/exe"; /* by its real path, so ps shows what runs */
-    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-    if (n > 0) self[n] = 0;
+    char self[4096]; /* by its real path, so ps shows what runs */
+    self_path(self, sizeof self);
     char *argv[] = {(char *)(self_exe ? self_exe : self), "supervise", NULL};
     sub_proc_opts o = SUB_PROC_OPTS_INIT;
     o.stdin_fd = SUB_FD_NULL;

@@ -265,9 +265,11 @@ static json_t *deploy(svc *s) {
     if (same_version(s, rec)) {
         if (running) return json_pack("{s:b,s:s,s:s,s:I}", "ok", 1, "outcome", "unchanged", "digest", s->cur.digest,
                                       "generation", (json_int_t)s->cur.gen);
-        /* same version, not running (halted, exited, backing off): start it */
+        /* same version, not running (halted, exited, backing off, stopped):
+         * start it, with its published ports (stop closed them) */
         s->next_restart = INF_MS;
-        r = start_current(s, &e);
+        r = proxy_ensure(s, &s->m, &e);
+        if (r >= 0) r = start_current(s, &e);
         if (r < 0) {
             snprintf(s->last_error, sizeof s->last_error, "%s", e.msg);
             write_state(s);

@@ -75,6 +75,9 @@ int t1_write_json(const char *name, const char *file, const json_t *j, sub_err *
 /* Try the exclusive lock at path without blocking: the fd when taken,
  * -EWOULDBLOCK when someone holds it, else -errno. */
 int t1_trylock(const char *path, sub_err *e);
+/* Start NAME's supervisor (detached) unless one holds its lock. */
+int t1_ensure_service_supervisor(const char *name, const char *self_exe, sub_err *e);
+
 /* A supervisor's setup: SIGCHLD, SIGTERM, SIGINT and SIGHUP blocked and read
  * from the returned signalfd, SIGPIPE ignored, and the caller a child
  * subreaper (orphaned descendants are reparented to it). */

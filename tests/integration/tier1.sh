@@ -255,6 +255,9 @@ t_eq "no process in its network namespace" "$(for p in /proc/[0-9]*; do readlink
 t_false "no runtime state" runc --root "$SUBSTRATE_STATE/tier1/runc" state "$CID"
 t_eq "the published port is closed" "$(code /healthz)" 000
 t_eq "align after stop: DRIFT, not running" "$("$BIN" align "$M" | grep -c 'not running')" 1
+t_check "reconcile after a stop: exit 0" "$BIN" reconcile -q "$M"
+t_eq "it answers on its published port again" "$(code /healthz)" 200
+t_check "stop it again" "$BIN" stop "$M"
 
 # ---- the systemd unit ----
 "$BIN" reconcile --render systemd --bin "$BIN" >"$T/substrate-tier1.service"
