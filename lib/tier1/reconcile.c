@@ -208,6 +208,13 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
     *res = (sub_t1_reconcile_result){0};
     int64_t t0 = t1_now_ms();
     const char *digest = m->ref.digest;
+    if (streq(digest, "sha256:0000000000000000000000000000000000000000000000000000000000000000"))
+        return sub_err_setr(e, SUB_R_BAD_MANIFEST, SUB_KIND_INPUT, -EINVAL,
+                            "%s: the image digest is the all-zero placeholder of the reference manifest: "
+                            "pin the digest that build-sign-push printed for %s (for example `sed -i "
+                            "\"s|^image: .*|image: REGISTRY/%s@sha256:...|\" %s`), then reconcile again",
+                            m->path ? m->path : m->name, m->ref.repository, m->ref.repository,
+                            m->path ? m->path : "MANIFEST");
     int r = t1_runtime_usable(m->runtime, e);
     if (r < 0) return r;
     _cleanup_free_ char *sdir = sub_t1_svc_path(m->name, NULL);

@@ -212,6 +212,27 @@ t_eq "a halted service aligns as DRIFT (not running)" "$rc $(echo "$out" | grep 
 t_check "reconcile brings it back" "$BIN" reconcile -q "$M"
 t_eq "serving again" "$(code /healthz)" 200
 
+# ---- a failing health probe restarts the container ----
+sed -i 's|/healthz", interval: 500ms|/no-such-path", interval: 200ms|' "$M"
+t_check "reconcile with a health probe that fails (404)" "$BIN" reconcile -q "$M"
+R0=$(state 'd["restarts"]')
+unhealthy() { [ "$(state 'd["restarts"]')" -gt "$R0" ] && state 'd["last_error"]' | grep -q 'health probe failed'; }
+t_check "the supervisor restarts it after failure_threshold failures" wait_for 15 unhealthy
+manifest "$M" "$V1"
+t_check "reconcile with the good probe again" "$BIN" reconcile -q "$M"
+
+# ---- the registry unreachable: the last verification stands in, for a while ----
+"$BIN" registry stop >/dev/null
+out=$("$BIN" align "$M"); rc=$?
+t_eq "registry down, a recent verification on record: ALIGNED, its age printed" \
+    "$rc $(echo "$out" | grep -c 'registry unreachable.*last verified [0-9]* s ago')" "0 1"
+manifest "$T/stale.yaml" "$V1" "verify_max_age: 1s"
+sleep 1.5
+out=$("$BIN" align "$T/stale.yaml"); rc=$?
+t_eq "past verify_max_age: cannot decide (exit 3, UNDECIDED), never ALIGNED" "$rc $(echo "$out" | grep -c '^UNDECIDED')" "3 1"
+"$BIN" registry start >/dev/null
+t_check "the registry back: ALIGNED" "$BIN" align "$M"
+
 # ---- the supervisor aligns on its own (deep_align_interval) and halts ----
 manifest "$M" "$V1" "on_drift: halt" "deep_align_interval: 1s"
 t_check "reconcile with deep_align_interval: 1s" "$BIN" reconcile -q "$M"
@@ -291,6 +312,8 @@ else
 fi
 
 # ---- usage errors ----
+out=$("$BIN" reconcile -q "$TOP/platform/manifests/hello.service.yaml" 2>&1); rc=$?
+t_eq "the reference manifest's placeholder digest: exit 2, says what to pin" "$rc $(echo "$out" | grep -c 'placeholder.*build-sign-push')" "2 1"
 out=$("$BIN" align "$T/nope.yaml" 2>&1); rc=$?
 t_eq "align of a missing manifest: exit 2" "$rc" 2
 manifest "$T/never.yaml" "$V1"; sed -i 's/^name: hello-t/name: never-reconciled/' "$T/never.yaml"

@@ -48,9 +48,9 @@ TEST(svc_manifest_reference_parses) {
     CHECK_STREQ(m.path, p);
     CHECK(m.dir && m.dir[0] == '/' && str_has_suffix(m.dir, "/platform/manifests"));
     CHECK_STREQ(m.name, "hello");
-    CHECK(str_has_prefix(m.image, "127.0.0.1:5000/substrate/hello@sha256:"));
+    CHECK(str_has_prefix(m.image, "127.0.0.1:5000/hello@sha256:"));
     CHECK_STREQ(m.ref.registry, "127.0.0.1:5000");
-    CHECK_STREQ(m.ref.repository, "substrate/hello");
+    CHECK_STREQ(m.ref.repository, "hello");
     CHECK(m.ref.tag == NULL);
     CHECK(m.ref.digest && strlen(m.ref.digest) == 71);
     CHECK_INT(m.policy, SUB_IDENTITY_EXACT);
