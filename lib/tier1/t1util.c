@@ -391,7 +391,7 @@ static void cgroup_rmdir_everywhere(const char *rel, int tries) {
     while ((de = readdir(d))) {
         if (de->d_name[0] == '.') continue;
         snprintf(p, sizeof p, "/sys/fs/cgroup/%s%s", de->d_name, rel);
-        for (int i = 0; i < tries && rmdir(p) < 0 && errno == EBUSY; i++) t1_sleep_ms(20);
+        for (int i = 0; rmdir(p) < 0 && errno == EBUSY && i < tries; i++) t1_sleep_ms(20);
     }
     closedir(d);
     snprintf(p, sizeof p, "/sys/fs/cgroup%s", rel);

@@ -221,6 +221,15 @@ t_check "the supervisor restarts it after failure_threshold failures" wait_for 1
 manifest "$M" "$V1"
 t_check "reconcile with the good probe again" "$BIN" reconcile -q "$M"
 
+# ---- an exec readiness probe: run in the container by the runtime ----
+sed 's|^readiness: .*|readiness: {exec: ["/usr/bin/hello", "--version"], interval: 100ms, deadline: 8s}|' "$M" >"$T/exec.yaml"
+t_check "reconcile with an exec readiness probe (runc exec)" "$BIN" reconcile -q "$T/exec.yaml"
+t_eq "it serves" "$(code /healthz)" 200
+sed 's|^readiness: .*|readiness: {exec: ["/usr/bin/hello", "--no-such-flag"], interval: 100ms, deadline: 2s}|' "$M" >"$T/exec-bad.yaml"
+out=$("$BIN" reconcile -q "$T/exec-bad.yaml" 2>&1); rc=$?
+t_eq "an exec probe that fails: not ready, exit 1, rolled back" "$rc $(echo "$out" | grep -c 'exit status 2')" "1 1"
+t_check "back to the http probes" "$BIN" reconcile -q "$M"
+
 # ---- the registry unreachable: the last verification stands in, for a while ----
 "$BIN" registry stop >/dev/null
 out=$("$BIN" align "$M"); rc=$?
@@ -271,6 +280,9 @@ t_false "no container process" test -d "/proc/$CP"
 gone() { [ ! -d "/proc/$1" ] || grep -q '^State:.*Z' "/proc/$1/status" 2>/dev/null; }
 t_check "no supervisor process" wait_for 3 gone "$SP"
 t_eq "no cgroup left (${CG:-none on record})" "$([ -n "$CG" ] && ls -d /sys/fs/cgroup/*"$CG" 2>/dev/null | wc -l)" 0
+empty_parents() { local d; for d in /sys/fs/cgroup/*/substrate; do
+    [ -d "$d" ] && [ -z "$(find "$d" -mindepth 1 -maxdepth 1 -type d)" ] && echo "$d"; done | wc -l; }
+t_eq "no empty parent cgroup /substrate left behind" "$(empty_parents)" 0
 t_eq "no mount of the bundle left" "$(grep -c "$SUBSTRATE_STATE/tier1" /proc/self/mountinfo)" 0
 t_eq "no process in its network namespace" "$(for p in /proc/[0-9]*; do readlink "$p/ns/net" 2>/dev/null; done | grep -c "^$NS$")" 0
 t_false "no runtime state" runc --root "$SUBSTRATE_STATE/tier1/runc" state "$CID"
