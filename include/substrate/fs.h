@@ -68,3 +68,7 @@ int sub_mkdir_p_at(int rootfd, const char *path, mode_t mode, sub_resolve how, s
  * followed), fsync of the parent. 0 or -errno. */
 int sub_write_file_at(int rootfd, const char *path, const void *data, size_t len, mode_t mode,
                       sub_resolve how, sub_err *e);
+/* The names in the directory fd other than "." and ".." (NULL-terminated,
+ * caller frees with strv_free), read completely before returning, so the
+ * caller may remove entries while it goes through them. 0 or -errno. */
+int sub_dir_names_at(int fd, char ***out);

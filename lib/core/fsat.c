@@ -1,5 +1,6 @@
 /* openat2-based helpers: file work beneath a directory fd (see fs.h). */
 #include "substrate/fs.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <stdint.h>
@@ -148,5 +149,31 @@ int sub_write_file_at(int rootfd, const char *path, const void *data, size_t len
         return sub_err_set(e, r, "cannot write %s: %s%s", path, strerror(-r), sub_io_hint(-r));
     }
     fsync(dfd);
+    return 0;
+}
+
+int sub_dir_names_at(int fd, char ***out) {
+    *out = NULL;
+    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    if (dfd < 0) return -errno;
+    DIR *d = fdopendir(dfd);
+    if (!d) {
+        int err = errno;
+        close(dfd);
+        return -err;
+    }
+    rewinddir(d); /* the dup shares fd's position */
+    char **v = xcalloc(1, sizeof *v);
+    struct dirent *de;
+    errno = 0;
+    while ((de = readdir(d)))
+        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) strv_push(&v, de->d_name);
+    int err = errno;
+    closedir(d);
+    if (err) {
+        strv_free(v);
+        return -err;
+    }
+    *out = v;
     return 0;
 }

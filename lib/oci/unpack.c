@@ -52,33 +52,6 @@ int sub_unpack_media_type(const char *media_type, bool *gzip, sub_err *e) {
 
 /* ---- removal beneath a directory fd --------------------------------------------------------- */
 
-/* The names in directory fd other than . and .. (read completely before any
- * is removed, so removal does not disturb the listing). */
-static int list_dir(int fd, char ***out) {
-    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (dfd < 0) return -errno;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        int err = errno;
-        close(dfd);
-        return -err;
-    }
-    rewinddir(d);
-    char **v = xcalloc(1, sizeof *v);
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) strv_push(&v, de->d_name);
-    int err = errno;
-    closedir(d);
-    if (err) {
-        strv_free(v);
-        return -err;
-    }
-    *out = v;
-    return 0;
-}
-
 static int rm_rec(int dirfd, const char *name, dev_t dev, int depth) {
     if (unlinkat(dirfd, name, 0) == 0 || errno == ENOENT) return 0;
     if (errno != EISDIR && errno != EPERM) return -errno;
@@ -89,7 +62,7 @@ static int rm_rec(int dirfd, const char *name, dev_t dev, int depth) {
     if (st.st_dev != dev) return -EXDEV; /* a mount point: not ours to empty */
     if (depth >= RM_MAX_DEPTH) return -ELOOP;
     _cleanup_strv_ char **names = NULL;
-    int r = list_dir(fd, &names);
+    int r = sub_dir_names_at(fd, &names);
     if (r < 0) return r;
     for (char **n = names; *n; n++)
         if ((r = rm_rec(fd, *n, dev, depth + 1)) < 0) return r;
@@ -601,7 +574,7 @@ static int apply_whiteouts(ctx *c) {
         if (dfd == -ENOENT || dfd == -ENOTDIR) continue;
         if (dfd < 0) return dfd;
         _cleanup_strv_ char **names = NULL;
-        if ((r = list_dir(dfd, &names)) < 0) return IOERR(c, -r, *o, "list it (opaque whiteout)");
+        if ((r = sub_dir_names_at(dfd, &names)) < 0) return IOERR(c, -r, *o, "list it (opaque whiteout)");
         for (char **n = names; *n; n++) {
             sub_err re = {0};
             if (sub_rm_rf_at(dfd, *n, &re) < 0)

@@ -206,30 +206,6 @@ static int clist_load(const char *path, clist *l, sub_err *e) {
 
 /* ---- walking a tree -------------------------------------------------------------------------- */
 
-static int list_names(int fd, char ***out) {
-    int dfd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (dfd < 0) return -errno;
-    DIR *d = fdopendir(dfd);
-    if (!d) {
-        int err = errno;
-        close(dfd);
-        return -err;
-    }
-    char **v = xcalloc(1, sizeof *v);
-    struct dirent *de;
-    errno = 0;
-    while ((de = readdir(d)))
-        if (strcmp(de->d_name, ".") && strcmp(de->d_name, "..")) strv_push(&v, de->d_name);
-    int err = errno;
-    closedir(d);
-    if (err) {
-        strv_free(v);
-        return -err;
-    }
-    *out = v;
-    return 0;
-}
-
 static const char *type_of(mode_t m) {
     switch (m & S_IFMT) {
     case S_IFREG: return "file";
@@ -253,7 +229,7 @@ static int walk_dir(int dfd, const char *prefix, dev_t dev, int depth, clist *l,
         return sub_err_setk(e, SUB_KIND_CHECK, -ELOOP, "%s: directories nested more than %d deep",
                             prefix, WALK_MAX_DEPTH);
     _cleanup_strv_ char **names = NULL;
-    int r = list_names(dfd, &names);
+    int r = sub_dir_names_at(dfd, &names);
     if (r < 0) return sub_err_set(e, r, "cannot list %s/: %s", *prefix ? prefix : ".", strerror(-r));
     for (char **n = names; n && *n; n++) {
         _cleanup_free_ char *path = *prefix ? xasprintf("%s/%s", prefix, *n) : xstrdup(*n);
