@@ -297,33 +297,12 @@ static void log_to_stderr(sub_log_level l, const char *msg) {
     else fprintf(stderr, "substrate: %s: %s\n", names[l], safe);
 }
 
-/* Levenshtein distance, for "did you mean". */
-static size_t distance(const char *a, const char *b) {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64) return SIZE_MAX;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++) row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[lb];
-}
-
 /* The closest command, if it is close enough to be a typo (or a prefix). */
 static const char *nearest_command(const char *name) {
     const char *best = NULL;
     size_t bd = SIZE_MAX;
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++) {
-        size_t d = distance(name, commands[i].name);
+        size_t d = sub_edit_distance(name, commands[i].name);
         if (d < bd) bd = d, best = commands[i].name;
     }
     size_t n = strlen(name);

@@ -49,3 +49,6 @@ char *sub_str_escape(const char *s);
 /* s made well-formed UTF-8: each byte that is not part of a well-formed
  * sequence becomes U+FFFD. A new string (caller frees). */
 char *sub_utf8_sanitize(const char *s);
+/* Levenshtein distance of two short strings (for "did you mean"); SIZE_MAX
+ * when either is longer than 64 bytes. */
+size_t sub_edit_distance(const char *a, const char *b);

@@ -512,27 +512,6 @@ static int get_strv(ctx *c, const ynode *n, const char *field, char ***out) {
     return 0;
 }
 
-/* Edit distance of two short strings (more than 2 counts as far). */
-static size_t distance(const char *a, const char *b) {
-    size_t na = strlen(a), nb = strlen(b);
-    if (na > 32 || nb > 32) return 99;
-    size_t row[33];
-    for (size_t j = 0; j <= nb; j++) row[j] = j;
-    for (size_t i = 1; i <= na; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= nb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (up + 1 < best) best = up + 1;
-            if (row[j - 1] + 1 < best) best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
-        }
-    }
-    return row[nb];
-}
-
 /* A mapping with a fixed set of keys: vals[i] is the value of known[i] (NULL when absent).
  * Unknown and repeated keys are refused at the key. */
 static int read_map(ctx *c, const ynode *map, const char *field, const char *const *known,
@@ -548,7 +527,7 @@ static int read_map(ctx *c, const ynode *map, const char *field, const char *con
         if (j < 0) {
             char opts[512];
             for (size_t g = 0; g < nknown; g++)
-                if (distance(k->value, known[g]) <= (strlen(known[g]) > 4 ? 2u : 1u))
+                if (sub_edit_distance(k->value, known[g]) <= (strlen(known[g]) > 4 ? 2u : 1u))
                     return bad(c, k, key_field(f, sizeof f, field, k->value),
                                "unknown key; did you mean %s?", known[g]);
             list_names(opts, sizeof opts, known, nknown, ", ");
