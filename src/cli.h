@@ -77,3 +77,5 @@ CMD(status);
 CMD(stop);
 CMD(logs);
 CMD(supervise);
+CMD(sign_blob);
+CMD(verify_blob);

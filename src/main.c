@@ -29,6 +29,8 @@ static const sub_cmd commands[] = {
     {"key", cmd_key, "signing keys (cosign format) and the trust store", NULL},
     {"sign", cmd_sign, "sign an image by digest, push the signature in cosign's layout", NULL},
     {"verify", cmd_verify, "verify an image's cosign signatures against trusted keys", NULL},
+    {"sign-blob", cmd_sign_blob, "sign a file's bytes (cosign sign-blob's format): FILE.sig", NULL},
+    {"verify-blob", cmd_verify_blob, "verify a file's blob signature against trusted keys", NULL},
     {"attest", cmd_attest, "attest an image (cosign attest's layout); re-sign its provenance", NULL},
     {"build-sign-push", cmd_build_sign_push, "build (twice), push, sign and verify every platform image", NULL},
     {"login", cmd_login, "check and store credentials for a registry", NULL},

@@ -323,3 +323,16 @@ sub_reason sub_verify_failure_reason(sub_verify_failure f);   /* SUB_R_NO_TRUSTE
  *  when verified), message (rec->reason's text), layer, key: {id, source} | null,
  *  checks: [{check, result, ...}], payload: {sha256, digest, identity}}. */
 json_t *sub_verify_record_json(const sub_verify_record *rec);
+
+/* ---- blobs (cosign sign-blob / verify-blob, key-based) ------------------- */
+
+#define SUB_BLOB_MAX (64u << 20) /* files are signed up to this size */
+/* Sign the bytes of the file at path: *sig_b64 = base64(DER ECDSA P-256
+ * SHA-256), what `cosign sign-blob --key` writes (caller frees). */
+int sub_blob_sign_file(const sub_privkey *k, const char *path, char **sig_b64, sub_err *e);
+/* 0 when one of keys verifies sig_b64 (blanks and newlines around the base64
+ * are ignored) over data; key_id (may be NULL) names it. A refusal is
+ * -EKEYREJECTED, check class, reason SUB_R_MALFORMED_SIGNATURE or
+ * SUB_R_NO_TRUSTED_KEY; no keys at all is an input error. */
+int sub_blob_verify(const sub_pubkey *const *keys, size_t nkeys, const void *data, size_t len,
+                    const char *sig_b64, char key_id[SUB_DIGEST_MAX], sub_err *e);
