@@ -66,6 +66,8 @@ typedef enum sub_reason {
     SUB_R_NOT_RECONCILED,      /* no such service was ever reconciled */
     SUB_R_DRIFT,               /* what runs is not what the manifest says */
     SUB_R_VERIFY_STALE,        /* registry unreachable and no recent verification */
+    /* Tier-2 jobs */
+    SUB_R_BAD_JOBSPEC,         /* a jobspec that does not parse or validate */
     _SUB_R_MAX,
     _SUB_R_INVALID = -EINVAL,
 } sub_reason;

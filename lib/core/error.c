@@ -93,6 +93,7 @@ static const char *const reason_names[_SUB_R_MAX] = {
     [SUB_R_NOT_RECONCILED] = "not_reconciled",
     [SUB_R_DRIFT] = "drift",
     [SUB_R_VERIFY_STALE] = "verify_stale",
+    [SUB_R_BAD_JOBSPEC] = "bad_jobspec",
 };
 
 const char *sub_reason_to_string(sub_reason r) {
