@@ -197,6 +197,14 @@ big=$(find "$L" -type f -size +32k | wc -l)
 t_eq "logs: every file is capped (rotated past 4 KiB, checked 4 times a second)" "$big" 0
 t_check "logs: rotated files exist" test -e "$L/current.1"
 t_eq "substrate logs prints them" "$("$BIN" logs hello-t | grep -c 'GET /healthz' | awk '{print ($1>0)}')" 1
+"$BIN" logs hello-t --follow >"$T/follow.out" 2>&1 &
+FOLLOW=$!
+t_on_exit "kill $FOLLOW"
+sleep 0.5
+get /healthz?followed >/dev/null
+followed() { grep -q 'GET /healthz?followed' "$T/follow.out"; }
+t_check "logs --follow prints what the service writes next" wait_for 5 followed
+kill "$FOLLOW"; wait "$FOLLOW" 2>/dev/null
 
 # ---- on_drift: halt ----
 manifest "$M" "$V1" "on_drift: halt"
