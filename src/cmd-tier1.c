@@ -469,8 +469,7 @@ CMD(supervise) {
         printf("%s\n", r ? "root supervisor stopped" : "no root supervisor was running");
         return SUB_EXIT_OK;
     }
-    _cleanup_free_ char *self = self_exe();
-    int r = service ? sub_t1_service_run(service, &e) : sub_t1_root_run(boot, self, &e);
+    int r = service ? sub_t1_service_run(service, &e) : sub_t1_root_run(boot, NULL, &e);
     if (r < 0) return cli_fail("supervise", &e);
     if (e.msg[0]) fprintf(stderr, "substrate supervise: %s\n", e.msg);
     return SUB_EXIT_OK;

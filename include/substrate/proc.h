@@ -40,3 +40,6 @@ int sub_run_capture(char *const argv[], const sub_proc_opts *o, size_t max, char
 bool sub_have_program(const char *name);
 /* Human-readable argv for messages (caller frees). */
 char *sub_argv_str(char *const argv[]);
+/* The pid of a process with an fd on socket:[inode] (from /proc), or 0 when
+ * none we may look at holds it. */
+pid_t sub_socket_owner(unsigned long inode);

@@ -1,6 +1,7 @@
 #include "substrate/proc.h"
 #include "substrate/residue.h"
 #include "substrate/strbuf.h"
+#include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <string.h>
@@ -211,4 +212,37 @@ int sub_run_capture(char *const argv[], const sub_proc_opts *o, size_t max, char
     }
     *out = sub_buf_detach(&b, NULL);
     return 0;
+}
+
+/* The pid with an fd on socket:[inode], or 0 (none we may look at). */
+pid_t sub_socket_owner(unsigned long inode) {
+    DIR *proc = opendir("/proc");
+    if (!proc) return 0;
+    char want[64];
+    snprintf(want, sizeof want, "socket:[%lu]", inode);
+    pid_t found = 0;
+    struct dirent *de;
+    while (!found && (de = readdir(proc))) {
+        char *end;
+        long pid = strtol(de->d_name, &end, 10);
+        if (*end || pid <= 0) continue;
+        char fdp[64];
+        snprintf(fdp, sizeof fdp, "/proc/%ld/fd", pid);
+        DIR *fds = opendir(fdp);
+        if (!fds) continue;
+        struct dirent *fe;
+        while ((fe = readdir(fds))) {
+            char target[64];
+            ssize_t n = readlinkat(dirfd(fds), fe->d_name, target, sizeof target - 1);
+            if (n <= 0) continue;
+            target[n] = 0;
+            if (!strcmp(target, want)) {
+                found = (pid_t)pid;
+                break;
+            }
+        }
+        closedir(fds);
+    }
+    closedir(proc);
+    return found;
 }

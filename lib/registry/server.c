@@ -6,7 +6,6 @@
 #include "substrate/strbuf.h"
 #include <arpa/inet.h>
 #include <curl/curl.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <netinet/in.h>
@@ -318,39 +317,6 @@ static unsigned long listening_inode(const char *table, bool v6, const struct in
     return 0;
 }
 
-/* The pid with an fd on socket:[inode], or 0 (none we may look at). */
-static pid_t socket_owner(unsigned long inode) {
-    DIR *proc = opendir("/proc");
-    if (!proc) return 0;
-    char want[64];
-    snprintf(want, sizeof want, "socket:[%lu]", inode);
-    pid_t found = 0;
-    struct dirent *de;
-    while (!found && (de = readdir(proc))) {
-        char *end;
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 0) continue;
-        char fdp[64];
-        snprintf(fdp, sizeof fdp, "/proc/%ld/fd", pid);
-        DIR *fds = opendir(fdp);
-        if (!fds) continue;
-        struct dirent *fe;
-        while ((fe = readdir(fds))) {
-            char target[64];
-            ssize_t n = readlinkat(dirfd(fds), fe->d_name, target, sizeof target - 1);
-            if (n <= 0) continue;
-            target[n] = 0;
-            if (!strcmp(target, want)) {
-                found = (pid_t)pid;
-                break;
-            }
-        }
-        closedir(fds);
-    }
-    closedir(proc);
-    return found;
-}
-
 static void describe_process(sub_port_holder *h) {
     char p[64];
     snprintf(p, sizeof p, "/proc/%d/comm", (int)h->pid);
@@ -411,7 +377,7 @@ int sub_regsrv_port_holder(const char *addr, sub_port_holder *h, sub_err *e) {
     if (inode) h->held = true;
     if (!h->held) return 0;
     h->answering = answering(addr, true);
-    if (inode && (h->pid = socket_owner(inode)) > 0) describe_process(h);
+    if (inode && (h->pid = sub_socket_owner(inode)) > 0) describe_process(h);
     return 0;
 }
 

@@ -14,10 +14,10 @@
  * "pumps" it, moving bytes both ways until nothing moves (each direction has
  * a 64 KiB buffer). A connection that still moves after a few rounds is put
  * back on a run list, so one fast stream cannot starve the others. */
+#include "substrate/proc.h"
 #include "substrate/svcnet.h"
 #include "svcnet-internal.h"
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <fcntl.h>
 #include <linux/nsfs.h>
 #include <pthread.h>
@@ -369,39 +369,16 @@ static unsigned long listening_inode(const struct in_addr *addr, uint16_t port) 
 /* "PROGRAM, pid N" of the process with an fd on socket:[inode], or "". */
 static void socket_owner(unsigned long inode, char *out, size_t outsz) {
     out[0] = 0;
-    DIR *proc = opendir("/proc");
-    if (!proc) return;
-    char want[64];
-    snprintf(want, sizeof want, "socket:[%lu]", inode);
-    struct dirent *de;
-    while (!out[0] && (de = readdir(proc))) {
-        char *end;
-        long pid = strtol(de->d_name, &end, 10);
-        if (*end || pid <= 0) continue;
-        char path[64];
-        snprintf(path, sizeof path, "/proc/%ld/fd", pid);
-        DIR *fds = opendir(path);
-        if (!fds) continue;
-        struct dirent *fe;
-        while ((fe = readdir(fds))) {
-            char target[64];
-            ssize_t n = readlinkat(dirfd(fds), fe->d_name, target, sizeof target - 1);
-            if (n <= 0) continue;
-            target[n] = 0;
-            if (strcmp(target, want) != 0) continue;
-            char comm[64] = "?";
-            snprintf(path, sizeof path, "/proc/%ld/comm", pid);
-            FILE *cf = fopen(path, "re");
-            if (cf) {
-                if (fgets(comm, sizeof comm, cf)) comm[strcspn(comm, "\n")] = 0;
-                fclose(cf);
-            }
-            snprintf(out, outsz, "%s, pid %ld", comm, pid);
-            break;
-        }
-        closedir(fds);
+    pid_t pid = sub_socket_owner(inode);
+    if (pid <= 0) return;
+    char path[64], comm[64] = "?";
+    snprintf(path, sizeof path, "/proc/%d/comm", (int)pid);
+    FILE *cf = fopen(path, "re");
+    if (cf) {
+        if (fgets(comm, sizeof comm, cf)) comm[strcspn(comm, "\n")] = 0;
+        fclose(cf);
     }
-    closedir(proc);
+    snprintf(out, outsz, "%s, pid %d", comm, (int)pid);
 }
 
 /* ---- API -------------------------------------------------------------------------------- */

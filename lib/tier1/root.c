@@ -38,10 +38,11 @@ static bool wants_supervisor(const char *name, bool boot) {
     return sub_path_exists(desired); /* reconciled, its supervisor not yet up */
 }
 
-static int spawn_supervisor(const char *self, const char *name, bool detach, sub_err *e) {
+/* Start argv with stdin from /dev/null and its output appended to
+ * tier1/supervise.log; detach: in a session of its own. */
+static int spawn_logged(char *const argv[], bool detach, sub_err *e) {
     _cleanup_free_ char *log = sub_t1_path("supervise.log");
     int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
-    char *argv[] = {(char *)self, "supervise", "--service", (char *)name, NULL};
     sub_proc_opts o = SUB_PROC_OPTS_INIT;
     o.stdin_fd = SUB_FD_NULL;
     o.stdout_fd = fd >= 0 ? fd : SUB_FD_NULL;
@@ -51,6 +52,11 @@ static int spawn_supervisor(const char *self, const char *name, bool detach, sub
     int r = sub_spawn(argv, &o, &pid, e);
     if (fd >= 0) close(fd);
     return r;
+}
+
+static int spawn_supervisor(const char *self, const char *name, bool detach, sub_err *e) {
+    char *argv[] = {(char *)self, "supervise", "--service", (char *)name, NULL};
+    return spawn_logged(argv, detach, e);
 }
 
 static void self_path(char *buf, size_t n) {
@@ -116,16 +122,9 @@ int sub_t1_root_run(bool boot, const char *self_exe, sub_err *e) {
     (void)sub_write_file_atomic(pidp, pidtxt, strlen(pidtxt), 0644, NULL);
     _cleanup_close_ int sfd = t1_signalfd(e);
     if (sfd < 0) return sfd;
-    _cleanup_free_ char *self = xstrdup(self_exe ? self_exe : "/proc/self/exe");
-    if (!self_exe) {
-        char buf[4096];
-        ssize_t n = readlink("/proc/self/exe", buf, sizeof buf - 1);
-        if (n > 0) {
-            buf[n] = 0;
-            free(self);
-            self = xstrdup(buf);
-        }
-    }
+    char buf[4096];
+    self_path(buf, sizeof buf);
+    const char *self = self_exe ? self_exe : buf;
     known *k = xcalloc(ROOT_MAX_SERVICES, sizeof *k);
     size_t nk = 0;
     bool quit = false;
@@ -153,20 +152,12 @@ int sub_t1_ensure_root(const char *self_exe, sub_err *e) {
     if (r < 0) return r;
     _cleanup_free_ char *lockp = sub_t1_path("root.lock");
     if (t1_lock_held(lockp)) return 0;
-    _cleanup_free_ char *log = sub_t1_path("supervise.log");
-    int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
     char self[4096]; /* by its real path, so ps shows what runs */
     self_path(self, sizeof self);
     char *argv[] = {(char *)(self_exe ? self_exe : self), "supervise", NULL};
-    sub_proc_opts o = SUB_PROC_OPTS_INIT;
-    o.stdin_fd = SUB_FD_NULL;
-    o.stdout_fd = fd >= 0 ? fd : SUB_FD_NULL;
-    o.stderr_fd = fd >= 0 ? fd : SUB_FD_NULL;
-    o.new_session = true;
-    pid_t pid;
-    r = sub_spawn(argv, &o, &pid, e);
-    if (fd >= 0) close(fd);
+    r = spawn_logged(argv, true, e);
     if (r < 0) return r;
+    _cleanup_free_ char *log = sub_t1_path("supervise.log");
     for (int i = 0; i < 200 && !t1_lock_held(lockp); i++) t1_sleep_ms(10);
     if (!t1_lock_held(lockp))
         return sub_err_setk(e, SUB_KIND_ENV, -EIO, "the root supervisor did not start; see %s", log);

@@ -121,7 +121,7 @@ static void proxy_point(svc *s, t1_ctr *c) {
 }
 
 /* ---- probes ---- */
-static int probe(svc *s, const sub_svc_manifest *m, const sub_probe_spec *p, t1_ctr *c, sub_probe_result *res) {
+static int probe(const sub_svc_manifest *m, const sub_probe_spec *p, t1_ctr *c, sub_probe_result *res) {
     _cleanup_strv_ char **rt = t1_runtime_argv(m->runtime);
     sub_err e = {0};
     int r = sub_probe_run(p, c->netns_fd, rt, c->id, res, &e);
@@ -129,7 +129,6 @@ static int probe(svc *s, const sub_svc_manifest *m, const sub_probe_spec *p, t1_
         res->ok = false;
         snprintf(res->detail, sizeof res->detail, "%.250s", e.msg);
     }
-    (void)s;
     return r;
 }
 
@@ -154,7 +153,7 @@ static int wait_ready(svc *s, const sub_svc_manifest *m, t1_ctr *c, sub_err *e) 
             if (t1_now_ms() >= end) return 0; /* running for the whole (short) deadline */
         } else {
             sub_probe_result res = {0};
-            probe(s, m, p, c, &res);
+            probe(m, p, c, &res);
             if (res.ok) return 0;
             snprintf(last, sizeof last, "%s", res.detail);
         }
@@ -487,7 +486,7 @@ static void tick(svc *s) {
     }
     if (now >= s->next_health && streq(s->status, "running")) {
         sub_probe_result res = {0};
-        probe(s, &s->m, &s->m.health, &s->cur, &res);
+        probe(&s->m, &s->m.health, &s->cur, &res);
         snprintf(s->health_detail, sizeof s->health_detail, "%s", res.detail);
         s->next_health = t1_now_ms() + s->m.health.interval_ms;
         if (res.ok) {

@@ -264,14 +264,12 @@ int t1_ctr_start(t1_ctr *c, sub_svc_runtime rt, int logfd, sub_err *e) {
     int st = 0;
     /* a leftover of an earlier run under this id (a crash, a reboot) */
     (void)runtime_run(rt, (const char *[]){"delete", "--force", c->id, NULL}, -1, &st, NULL);
-    off_t before = lseek(logfd, 0, SEEK_END);
     int r = runtime_run(rt, (const char *[]){"run", "--detach", "--pid-file", pidfile, "--bundle", c->bundle, c->id, NULL},
                         logfd, &st, e);
     if (r < 0) return r;
     if (st != 0) {
         char tail[400];
         log_tail(logfd, tail, sizeof tail);
-        (void)before;
         int st2;
         (void)runtime_run(rt, (const char *[]){"delete", "--force", c->id, NULL}, -1, &st2, NULL);
         return sub_err_setk(e, SUB_KIND_ENV, -EIO, "%s run %s failed (exit %d): %s", t1_runtime_bin(rt), c->id, st,
