@@ -4,7 +4,8 @@ STOPFILE exists; then print one JSON line: total, ok, failed, kinds of
 failure (refused, reset, empty reply, non-2xx, timeout), the bodies seen,
 and the longest run of consecutive failures in milliseconds.
 Loopback only: the host is fixed to 127.0.0.1.
-   poller.py PORT STOPFILE [PATH]"""
+   poller.py PORT STOPFILE [PATH]
+It also stops when STOPFILE's directory disappears, or after 10 minutes."""
 import json, os, socket, sys, time
 
 port, stop = int(sys.argv[1]), sys.argv[2]
@@ -43,7 +44,11 @@ def once():
     body = data.split(b"\r\n\r\n", 1)[1].decode(errors="replace").strip() if b"\r\n\r\n" in data else ""
     return None, body[:60]
 
-while not os.path.exists(stop):
+# Never outlive the test that started it: stop too when the stop file's
+# directory is gone (the test's temp dir removed) or after 10 minutes.
+deadline = time.monotonic() + 600
+while not os.path.exists(stop) and os.path.isdir(os.path.dirname(os.path.abspath(stop))) \
+        and time.monotonic() < deadline:
     kind, body = once()
     res["total"] += 1
     now = time.monotonic()
