@@ -132,6 +132,8 @@ static int probe(const sub_svc_manifest *m, const sub_probe_spec *p, t1_ctr *c, 
     return r;
 }
 
+static void rotate_logs(svc *s);
+
 /* Wait until c is ready (its readiness probe passes; without one, its health
  * probe; without either, it is running), up to the readiness deadline. */
 static int wait_ready(svc *s, const sub_svc_manifest *m, t1_ctr *c, sub_err *e) {
@@ -158,6 +160,7 @@ static int wait_ready(svc *s, const sub_svc_manifest *m, t1_ctr *c, sub_err *e) 
             snprintf(last, sizeof last, "%s", res.detail);
         }
         if (t1_now_ms() >= end) break;
+        rotate_logs(s); /* the loop's own rotation waits for the deploy */
         t1_sleep_ms((int)step);
     }
     return sub_err_setr(e, SUB_R_NOT_READY, SUB_KIND_CHECK, -ETIMEDOUT,
@@ -177,8 +180,15 @@ static void rotate_logs(svc *s) {
     }
     _cleanup_free_ char *one = xasprintf("%s.1", cur);
     /* copy, then truncate: the container holds the file open (O_APPEND), so a
-     * rename would only move its writes along */
-    (void)sub_copy_file(cur, one, 0640, NULL);
+     * rename would only move its writes along. Only the last log_max bytes are
+     * kept, so a rotated file never exceeds the cap. */
+    _cleanup_close_ int rfd = open(cur, O_RDONLY | O_CLOEXEC);
+    if (rfd >= 0) {
+        size_t keep = (size_t)((uint64_t)st.st_size < s->log_max ? (uint64_t)st.st_size : s->log_max);
+        _cleanup_free_ char *tail = xmalloc(keep + 1);
+        ssize_t n = pread(rfd, tail, keep, st.st_size - (off_t)keep);
+        if (n > 0) (void)sub_write_file_atomic(one, tail, (size_t)n, 0640, NULL);
+    }
     if (ftruncate(s->logfd, 0) < 0) {
     }
 }
@@ -323,8 +333,10 @@ static json_t *deploy(svc *s) {
     if (running && !stop_first) {
         int64_t end = t1_now_ms() + s->m.stop_grace_ms;
         while (s->proxy && s->cur.proxy_gen && sub_proxy_open_connections(s->proxy, s->cur.proxy_gen) > 0 &&
-               t1_now_ms() < end)
+               t1_now_ms() < end) {
+            rotate_logs(s);
             t1_sleep_ms(20);
+        }
         t1_ctr_stop(&s->cur, s->m.runtime, s->m.stop_grace_ms);
     }
     if (s->have_cur) t1_ctr_done(&s->cur);
