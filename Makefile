@@ -38,7 +38,7 @@ DEPS      := $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
 VERSION := $(shell cat VERSION)
 
 .PHONY: all check test unit bench clean deps asan mutation
-all: $(BUILD)/substrate $(BUILD)/unit-tests
+all: $(BUILD)/substrate $(BUILD)/unit-tests $(BUILD)/substrate-agent
 
 $(BUILD)/gen/version.h: VERSION
 	@mkdir -p $(dir $@)
@@ -56,6 +56,13 @@ $(BUILD)/libsubstrate.a: $(LIB_OBJS)
 $(BUILD)/substrate: $(CLI_OBJS) $(BUILD)/libsubstrate.a
 	@echo "  LINK    $@"
 	@$(CC) $(CFLAGS_ALL) $(LDFLAGS_ALL) -o $@ $(CLI_OBJS) $(BUILD)/libsubstrate.a $(PKG_LIBS)
+
+# The guest agent (PID 1 of a Tier-2 microVM): static, no sanitizer (it runs
+# in the guest, alone), found by the runner next to the substrate binary.
+$(BUILD)/substrate-agent: guest/agent.c include/substrate/guestproto.h
+	@mkdir -p $(dir $@)
+	@echo "  CC      $@ (static)"
+	@$(CC) -std=gnu17 -O2 $(WARN) -D_GNU_SOURCE -Iinclude -static -o $@ guest/agent.c
 
 $(BUILD)/unit-tests: $(UNIT_OBJS) $(BUILD)/libsubstrate.a
 	@echo "  LINK    $@"
