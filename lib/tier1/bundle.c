@@ -1,6 +1,7 @@
 /* OCI runtime bundles for Tier-1 services (see bundle.h). */
 #include "substrate/bundle.h"
 #include "substrate/fs.h"
+#include "substrate/imgproc.h"
 #include "substrate/json.h"
 #include <errno.h>
 #include <stdint.h>
@@ -8,7 +9,6 @@
 #include <sys/stat.h>
 
 #define OCI_VERSION "1.0.2"
-#define DEFAULT_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 #define NOFILE_LIMIT 1024
 #define CPU_PERIOD_US 100000
 
@@ -18,120 +18,6 @@
                  ##__VA_ARGS__)
 
 /* ---- process -------------------------------------------------------------------------------- */
-
-static bool strv_set(char *const *v) { return v && v[0]; }
-
-static void push_all(json_t *arr, char *const *v) {
-    for (; v && *v; v++) json_array_append_new(arr, sub_json_str(*v));
-}
-
-/* Kubernetes: command replaces the image's entrypoint, args replace its cmd;
- * the image's cmd is dropped when only a command is given. */
-static int build_args(const sub_svc_manifest *m, const sub_image_config *img, json_t **out,
-                      sub_err *e) {
-    _cleanup_json_ json_t *a = json_array();
-    if (strv_set(m->command)) {
-        push_all(a, m->command);
-        push_all(a, m->args);
-    } else {
-        push_all(a, img->entrypoint);
-        push_all(a, strv_set(m->args) ? m->args : img->cmd);
-    }
-    if (json_array_size(a) == 0)
-        return bad(e, m, "the image has no entrypoint or cmd and the manifest gives no command; "
-                         "set `command:` in the manifest");
-    if (!*json_string_value(json_array_get(a, 0)))
-        return bad(e, m, "the program to run (args[0]) is an empty string");
-    *out = TAKE_PTR(a);
-    return 0;
-}
-
-/* Set KEY=VALUE in env (an array of "KEY=VALUE"): replaces the value of an
- * entry with the same key in place, else appends. */
-static int env_set(const sub_svc_manifest *m, json_t *env, const char *kv, const char *from,
-                   sub_err *e) {
-    const char *eq = strchr(kv, '=');
-    if (!eq || eq == kv)
-        return bad(e, m, "%s environment entry \"%s\" is not KEY=VALUE", from, kv);
-    size_t klen = (size_t)(eq - kv) + 1; /* with the '=' */
-    size_t i;
-    json_t *it;
-    json_array_foreach(env, i, it) {
-        if (!strncmp(json_string_value(it), kv, klen)) {
-            json_array_set_new(env, i, sub_json_str(kv));
-            return 0;
-        }
-    }
-    json_array_append_new(env, sub_json_str(kv));
-    return 0;
-}
-
-/* The image's env in its order, values overridden by the manifest's, then
- * the manifest's new keys in its order; PATH defaults as in the engines. */
-static int build_env(const sub_svc_manifest *m, const sub_image_config *img, json_t **out,
-                     sub_err *e) {
-    _cleanup_json_ json_t *env = json_array();
-    int r;
-    for (char **p = img->env; p && *p; p++)
-        if ((r = env_set(m, env, *p, "the image's", e)) < 0) return r;
-    for (char **p = m->env; p && *p; p++)
-        if ((r = env_set(m, env, *p, "the manifest's", e)) < 0) return r;
-    bool have_path = false;
-    size_t i;
-    json_t *it;
-    json_array_foreach(env, i, it) have_path |= str_has_prefix(json_string_value(it), "PATH=");
-    if (!have_path) json_array_insert_new(env, 0, json_string(DEFAULT_PATH));
-    *out = TAKE_PTR(env);
-    return 0;
-}
-
-/* A decimal id 0..4294967294 ((uid_t)-1 means "unchanged" to the kernel). */
-static bool parse_id(const char *s, size_t n, uint32_t *out) {
-    if (n == 0 || n > 10) return false;
-    uint64_t v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (s[i] < '0' || s[i] > '9') return false;
-        v = v * 10 + (uint64_t)(s[i] - '0');
-    }
-    if (v >= UINT32_MAX) return false;
-    *out = (uint32_t)v;
-    return true;
-}
-
-/* "uid[:gid]", numeric only: there is no passwd lookup in the rootfs. A
- * lone uid runs with gid = uid, never the root group by accident. */
-static int build_user(const sub_svc_manifest *m, const sub_image_config *img, json_t **out,
-                      sub_err *e) {
-    const char *u = m->user ? m->user : img->user;
-    const char *from = m->user ? "the manifest's user" : "the image's User";
-    uint32_t uid = 0, gid = 0;
-    if (u && *u) {
-        const char *colon = strchr(u, ':');
-        size_t ulen = colon ? (size_t)(colon - u) : strlen(u);
-        bool ok = parse_id(u, ulen, &uid);
-        if (ok) gid = uid;
-        if (ok && colon) ok = parse_id(colon + 1, strlen(colon + 1), &gid);
-        if (!ok)
-            return bad(e, m,
-                       "%s \"%s\" is not a numeric uid[:gid]; names are not looked up in the "
-                       "image: use numbers, e.g. `user: \"65534:65534\"` in the manifest",
-                       from, u);
-    }
-    *out = json_pack("{s:I,s:I}", "uid", (json_int_t)uid, "gid", (json_int_t)gid);
-    return 0;
-}
-
-static int build_cwd(const sub_svc_manifest *m, const sub_image_config *img, const char **out,
-                     sub_err *e) {
-    const char *w = m->workdir && *m->workdir                   ? m->workdir
-                    : img->working_dir && *img->working_dir ? img->working_dir
-                                                              : "/";
-    if (w[0] != '/')
-        return bad(e, m, "the working directory \"%s\" (from the %s) must be an absolute path", w,
-                   w == m->workdir ? "manifest" : "image");
-    *out = w;
-    return 0;
-}
 
 static const char *const known_caps[] = {
     "CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_DAC_READ_SEARCH", "CAP_FOWNER", "CAP_FSETID",
@@ -174,21 +60,28 @@ static int build_caps(const sub_svc_manifest *m, json_t **out, sub_err *e) {
     return 0;
 }
 
+static json_t *strv_to_json(char *const *v) {
+    json_t *a = json_array();
+    for (; v && *v; v++) json_array_append_new(a, sub_json_str(*v));
+    return a;
+}
+
 static int build_process(const sub_svc_manifest *m, const sub_image_config *img, json_t **out,
                          sub_err *e) {
-    _cleanup_json_ json_t *args = NULL, *env = NULL, *user = NULL, *caps = NULL;
-    const char *cwd = "/";
-    int r;
-    if ((r = build_args(m, img, &args, e)) < 0 || (r = build_env(m, img, &env, e)) < 0 ||
-        (r = build_cwd(m, img, &cwd, e)) < 0 || (r = build_user(m, img, &user, e)) < 0 ||
-        (r = build_caps(m, &caps, e)) < 0)
-        return r;
+    _cleanup_free_ char *what = xasprintf("service %s", m->name);
+    sub_proc_spec_in in = {.what = what, .doc = "manifest", .reason = SUB_R_BAD_MANIFEST,
+                           .command = m->command, .args = m->args, .env = m->env,
+                           .user = m->user, .workdir = m->workdir};
+    _cleanup_proc_spec_ sub_proc_spec ps = {0};
+    _cleanup_json_ json_t *caps = NULL;
+    int r = sub_proc_spec_resolve(&in, img, &ps, e);
+    if (r < 0 || (r = build_caps(m, &caps, e)) < 0) return r;
     json_t *p = json_object();
     json_object_set_new(p, "terminal", json_false());
-    json_object_set_new(p, "user", TAKE_PTR(user));
-    json_object_set_new(p, "args", TAKE_PTR(args));
-    json_object_set_new(p, "env", TAKE_PTR(env));
-    json_object_set_new(p, "cwd", sub_json_str(cwd));
+    json_object_set_new(p, "user", json_pack("{s:I,s:I}", "uid", (json_int_t)ps.uid, "gid", (json_int_t)ps.gid));
+    json_object_set_new(p, "args", strv_to_json(ps.argv));
+    json_object_set_new(p, "env", strv_to_json(ps.env));
+    json_object_set_new(p, "cwd", sub_json_str(ps.cwd));
     json_object_set_new(p, "capabilities", TAKE_PTR(caps));
     json_object_set_new(p, "rlimits",
                         json_pack("[{s:s,s:I,s:I}]", "type", "RLIMIT_NOFILE", "hard",
