@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -446,4 +447,124 @@ TEST(jail_qemu_boots) {
     CHECK(!mountinfo_mentions(root));
     CHECK_INT(sub_jail_uid_processes(uid, NULL, &e), 0);
     if (getenv("UNIT_JAIL_SHOW")) fprintf(stderr, "# qemu in the jail: %lld ms\n%s", (long long)ms, mi);
+}
+
+/* A child that holds a new network namespace until its pipe closes. */
+static pid_t netns_holder(int *nsfd, int *keep) {
+    int pfd[2], rfd[2];
+    if (pipe2(pfd, O_CLOEXEC) < 0 || pipe2(rfd, O_CLOEXEC) < 0) return -1;
+    pid_t p = fork();
+    if (p == 0) {
+        close(pfd[1]);
+        close(rfd[0]);
+        if (unshare(CLONE_NEWNET) < 0) _exit(1);
+        (void)!write(rfd[1], "R", 1);
+        char c;
+        (void)!read(pfd[0], &c, 1);
+        _exit(0);
+    }
+    close(pfd[0]);
+    close(rfd[1]);
+    char c = 0;
+    (void)!read(rfd[0], &c, 1);
+    close(rfd[0]);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/ns/net", (int)p);
+    *nsfd = c == 'R' ? open(path, O_RDONLY | O_CLOEXEC) : -1;
+    *keep = pfd[1];
+    return p;
+}
+
+TEST(jail_joins_the_given_netns) {
+    if (!jail_possible()) return;
+    sub_err e = {0};
+    int nsfd = -1, keep = -1;
+    pid_t holder = netns_holder(&nsfd, &keep);
+    CHECK(holder > 0 && nsfd >= 0);
+    _cleanup_free_ char *root = make_root("root-netns");
+    char id[32];
+    snprintf(id, sizeof id, "unit-netns-%d", (int)getpid());
+    char *argv[] = {BUSYBOX, "sleep", "60", NULL};
+    sub_jail_opts o = {.id = id, .root_dir = root, .uid = SUB_JOB_UID_BASE + 1021, .gid = SUB_JOB_UID_BASE + 1021,
+                       .argv = argv, .stdout_fd = -1, .stderr_fd = -1, .pids_max = 4, .netns_fd = nsfd};
+    sub_jail j;
+    CHECK_OK(sub_jail_spawn(&o, &j, &e), &e);
+    if (!e.code) {
+        char a[128], b[128], pa[64], pb[64];
+        snprintf(pa, sizeof pa, "/proc/%d/ns/net", (int)j.pid);
+        snprintf(pb, sizeof pb, "/proc/%d/ns/net", (int)holder);
+        ssize_t na = readlink(pa, a, sizeof a - 1), nb = readlink(pb, b, sizeof b - 1);
+        CHECK(na > 0 && nb > 0);
+        if (na > 0 && nb > 0) {
+            a[na] = b[nb] = 0;
+            CHECK_STREQ(a, b);
+        }
+        CHECK(ns_differs(j.pid, "net") && ns_differs(j.pid, "pid") && ns_differs(j.pid, "mnt"));
+        CHECK_OK(sub_jail_destroy(&j, NULL, &e), &e);
+        sub_jail_done(&j);
+    }
+    close(nsfd);
+    close(keep);
+    waitpid(holder, NULL, 0);
+}
+
+/* cgroup v2: this host is hybrid (memory and pids belong to v1), so a child
+ * in a mount namespace of its own puts the v2 hierarchy (/sys/fs/cgroup/
+ * unified) at /sys/fs/cgroup and runs a jail without limits there: the
+ * group is made, holds the program, is emptied with cgroup.kill and removed. */
+TEST(jail_cgroup_v2) {
+    if (!jail_possible()) return;
+    if (!sub_path_exists("/sys/fs/cgroup/unified/cgroup.procs")) {
+        unit_skip("no cgroup v2 hierarchy at /sys/fs/cgroup/unified");
+        return;
+    }
+    _cleanup_free_ char *root = make_root("root-v2");
+    char id[32];
+    snprintf(id, sizeof id, "unit-v2-%d", (int)getpid());
+    _cleanup_free_ char *host_dir = xasprintf("/sys/fs/cgroup/unified/" SUB_JAIL_CGROUP_PREFIX "%s", id);
+    int pfd[2];
+    CHECK(pipe2(pfd, O_CLOEXEC) == 0);
+    pid_t p = fork();
+    if (p == 0) {
+        close(pfd[0]);
+        if (unshare(CLONE_NEWNS) < 0 || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0 ||
+            mount("/sys/fs/cgroup/unified", "/sys/fs/cgroup", NULL, MS_BIND, NULL) < 0) {
+            dprintf(pfd[1], "setup: %m\n");
+            _exit(1);
+        }
+        char *argv[] = {BUSYBOX, "sleep", "60", NULL};
+        sub_jail_opts o = {.id = id, .root_dir = root, .uid = SUB_JOB_UID_BASE + 1020,
+                           .gid = SUB_JOB_UID_BASE + 1020, .argv = argv, .stdout_fd = -1,
+                           .stderr_fd = -1, .netns_fd = -1};
+        sub_jail j;
+        sub_err ce = {0};
+        if (sub_jail_spawn(&o, &j, &ce) < 0) {
+            dprintf(pfd[1], "spawn: %s\n", ce.msg);
+            _exit(1);
+        }
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/cgroup", (int)j.pid);
+        char *cg = read_text(path);
+        dprintf(pfd[1], "dirs=%s%s\ncgroup:\n%s", j.cgroup_dirs[0], j.cgroup_dirs[1] ? " +more" : "", cg);
+        free(cg);
+        int st = 0;
+        if (sub_jail_destroy(&j, &st, &ce) < 0) dprintf(pfd[1], "destroy: %s\n", ce.msg);
+        dprintf(pfd[1], "killed=%d\n", WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL);
+        sub_jail_done(&j);
+        _exit(0);
+    }
+    close(pfd[1]);
+    _cleanup_free_ char *msg = NULL;
+    read_until(pfd[0], &msg, NULL, 20000);
+    close(pfd[0]);
+    int st = -1;
+    waitpid(p, &st, 0);
+    CHECK(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    _cleanup_free_ char *want_dirs = xasprintf("dirs=/sys/fs/cgroup/" SUB_JAIL_CGROUP_PREFIX "%s\n", id);
+    _cleanup_free_ char *want_cg = xasprintf("\n0::/" SUB_JAIL_CGROUP_PREFIX "%s\n", id);
+    if (!msg || !str_has_prefix(msg, want_dirs) || !strstr(msg, want_cg) || !strstr(msg, "killed=1\n") ||
+        strstr(msg, "destroy:"))
+        unit_fail(__FILE__, __LINE__, "v2 jail: %s", msg ? msg : "(no report)");
+    CHECK(!sub_path_exists(host_dir));
+    if (sub_path_exists(host_dir)) (void)rmdir(host_dir);
 }
