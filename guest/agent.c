@@ -367,6 +367,24 @@ static void write_inputs(job *j) {
     close(rootfd);
 }
 
+/* Each output's directory exists and the job may write into it: parents
+ * the agent makes are root's, the last one (when made here) the job's. */
+static void prepare_outputs(const job *j) {
+    for (size_t i = 0; i < j->noutputs; i++) {
+        const char *p = j->outputs[i];
+        if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./")) continue;
+        char full[4200];
+        snprintf(full, sizeof full, ROOT "%s", p);
+        char *slash = strrchr(full, '/');
+        if (slash == full + strlen(ROOT)) continue; /* directly under / */
+        *slash = 0;
+        struct stat st;
+        if (lstat(full, &st) == 0) continue;
+        mkdir_p(full, 0755);
+        if (chown(full, j->uid, j->gid) < 0) fail(full, errno);
+    }
+}
+
 static void if_up(int s, const char *name) {
     struct ifreq ifr = {0};
     snprintf(ifr.ifr_name, IFNAMSIZ, "%s", name);
@@ -674,6 +692,7 @@ int main(void) {
     read_job(&j);
     mount_root();
     write_inputs(&j);
+    prepare_outputs(&j);
     net_up(&j);
     for (size_t i = 0; i < j.nprobes; i++) run_probe(j.probes[i]);
     run_job(&j);

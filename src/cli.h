@@ -79,3 +79,4 @@ CMD(logs);
 CMD(supervise);
 CMD(sign_blob);
 CMD(verify_blob);
+CMD(sandbox);

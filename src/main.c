@@ -41,7 +41,7 @@ static const sub_cmd commands[] = {
     {"stop", cmd_stop, "stop a Tier-1 service (idempotent)", NULL},
     {"logs", cmd_logs, "a Tier-1 service's stdout and stderr", NULL},
     {"supervise", cmd_supervise, "the Tier-1 supervisor tree (reconcile starts it)", NULL},
-    {"sandbox", not_yet, "run a Tier-2 job in an ephemeral microVM", "a later issue"},
+    {"sandbox", cmd_sandbox, "run a signed Tier-2 jobspec in a jailed, ephemeral microVM", NULL},
     {"provision-vm", not_yet, "build and boot the golden VM", "a later issue"},
     {"destroy-vm", not_yet, "destroy the golden VM", "a later issue"},
     {"nested-smoke", not_yet, "check whether a hardware-backed microVM boots here", "a later issue"},

@@ -90,6 +90,10 @@ int sub_jail_spawn(const sub_jail_opts *o, sub_jail *out, sub_err *e);
  * that does not empty or a dir that stays busy, with -EBUSY naming it (the dir stays listed in
  * j->cgroup_dirs, so calling again retries). */
 int sub_jail_destroy(sub_jail *j, int *status, sub_err *e);
+/* After a runner died: SIGKILL what is left in the cgroups of the jail with
+ * this id and remove them. *killed gets how many processes were found;
+ * *dirs (may be NULL; caller frees) every cgroup dir path looked at. */
+int sub_jail_cleanup_id(const char *id, int *killed, char ***dirs, sub_err *e);
 /* Frees memory and closes the pidfd; never kills or removes anything. NULL is fine. */
 void sub_jail_done(sub_jail *j);
 

@@ -20,7 +20,8 @@
  *               SUB_JOB_STDIN_MAX bytes)
  *   timeout     required, whole seconds >= 1, boot included, at most the
  *               host's cap (the caller's timeout_max_s)
- *   vcpus       1..16 (default 1); memory_mb 32..16384 (default 256)
+ *   vcpus       1..16 (default 1); memory_mb 128..16384 (default 256; the
+ *               kernel image alone takes 66 MB of guest RAM: 64 MiB hangs at boot)
  *   egress      {"allow": ["HOST:PORT", ...]} numeric IPv4; absent or empty =
  *               deny all
  *   probes      ["HOST:PORT", ...] reachability tested from inside the guest

@@ -774,6 +774,44 @@ int sub_jail_destroy(sub_jail *j, int *status, sub_err *e) {
     return ret;
 }
 
+/* What a dead runner left of the jail with this id: its cgroups (each
+ * hierarchy's substrate-job-<id>), emptied with SIGKILL and removed. */
+int sub_jail_cleanup_id(const char *id, int *killed, char ***dirs, sub_err *e) {
+    if (killed) *killed = 0;
+    if (!valid_id(id)) return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "jail: invalid id \"%s\"", id);
+    char **v = NULL;
+    if (cg_is_v2()) {
+        strv_push(&v, "/sys/fs/cgroup/" SUB_JAIL_CGROUP_PREFIX);
+    } else {
+        _cleanup_free_ char *mem = NULL, *pids = NULL;
+        cg_v1_mounts(&mem, &pids);
+        if (mem) {
+            _cleanup_free_ char *d = xasprintf("%s/" SUB_JAIL_CGROUP_PREFIX, mem);
+            strv_push(&v, d);
+        }
+        if (pids) {
+            _cleanup_free_ char *d = xasprintf("%s/" SUB_JAIL_CGROUP_PREFIX, pids);
+            strv_push(&v, d);
+        }
+    }
+    int ret = 0;
+    for (char **p = v; p && *p; p++) {
+        char *d = xasprintf("%s%s", *p, id);
+        free(*p);
+        *p = d;
+        pid_t pv[1024];
+        int n = cg_procs(d, pv, (int)ARRAY_SIZE(pv));
+        if (n == -ENOENT) continue;
+        if (n > 0 && killed) *killed += n;
+        int r = cg_kill_all(d, e);
+        if (r == 0) r = cg_rmdir(d, e);
+        if (r < 0 && ret == 0) ret = r;
+    }
+    if (dirs) *dirs = v;
+    else strv_free(v);
+    return ret;
+}
+
 void sub_jail_done(sub_jail *j) {
     if (!j) return;
     strv_free(j->cgroup_dirs);

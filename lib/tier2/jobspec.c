@@ -326,7 +326,7 @@ int sub_jobspec_parse(const char *text, size_t len, const char *path, uint32_t t
                    (long long)json_integer_value(t), timeout_max_s);
     if ((r = uint_field(path, o, "timeout", true, 1, timeout_max_s, 0, &out->timeout_s, e)) < 0 ||
         (r = uint_field(path, o, "vcpus", false, 1, 16, 1, &out->vcpus, e)) < 0 ||
-        (r = uint_field(path, o, "memory_mb", false, 32, 16384, 256, &out->memory_mb, e)) < 0)
+        (r = uint_field(path, o, "memory_mb", false, 128, 16384, 256, &out->memory_mb, e)) < 0)
         return r;
     json_t *eg = json_object_get(o, "egress");
     if (eg) {

@@ -1,0 +1,73 @@
+/* Tier-2: one jobspec, one ephemeral microVM, one report.
+ *
+ * The steps, in order (each a named library step, so the CLI, the
+ * acceptance harness, the benchmarks and — through sub_job_run_authorized —
+ * a Tier-1 escalation socket run the same code):
+ *   1. authorise: the jobspec's bytes verify against the trust store (or the
+ *      given keys) with its cosign blob signature (<jobspec>.sig); the keys a
+ *      jobspec might name are never consulted. Then it is parsed — the same
+ *      bytes that were verified.
+ *   2. admit the image: its cosign signature verifies under the jobspec's
+ *      identity policy with the same keys (admit.h).
+ *   3. the disk: pull by digest, unpack (hostile layers refused, unpack.h),
+ *      and make a read-only erofs image of the tree, cached per image digest
+ *      ($SUBSTRATE_STATE/tier2/disks/<hex>.erofs), built atomically.
+ *   4. the VM: the host kernel extracted once, our agent in a cached
+ *      initramfs (vmimage.h); the accelerator: KVM when a probe boot works
+ *      (cached verdict), else TCG.
+ *   5. run: the VMM in a jail (jail.h) — its own uid, namespaces, cgroup,
+ *      seccomp sandbox, a read-only root — with no NIC unless the jobspec
+ *      allows egress; the job goes to the agent over virtio-serial; one
+ *      wall-clock deadline, boot included, enforced here.
+ *   6. teardown, then an audit that nothing of the job remains, and the
+ *      report (kept under $SUBSTRATE_STATE/tier2/reports/<job id>.json).
+ *
+ * Exit codes (sub_job_exit_code), as timeout(1) users expect: the job's own
+ * when it completed and the teardown is clean; 124 when it timed out; 125
+ * when the runner refused the job, failed itself, found residue or saw an
+ * egress violation (the report's "outcome" says which).
+ *
+ * Ownership: the report is a new JSON reference (caller decrefs). */
+#pragma once
+#include "error.h"
+#include "jobspec.h"
+#include <jansson.h>
+#include <stdbool.h>
+
+#define SUB_JOB_EXIT_TIMEOUT 124
+#define SUB_JOB_EXIT_RUNNER 125
+#define SUB_JOB_STREAM_MAX (1u << 20)    /* stdout and stderr each, in the report */
+#define SUB_JOB_MEM_OVERHEAD_MB 192      /* qemu + the kernel image's page cache, charged too */
+#define SUB_JOB_TEARDOWN_GRACE_S 5       /* the runner returns within the deadline + this */
+
+typedef void (*sub_job_note_fn)(void *ud, const char *msg);
+
+typedef struct sub_job_opts {
+    char *const *key_files;      /* trusted public keys (NULL: the trust store) for the
+                                  * jobspec's signature and the image's */
+    const char *signature_path;  /* NULL: <jobspec>.sig */
+    sub_job_note_fn note;        /* progress lines (may be NULL) */
+    void *ud;
+} sub_job_opts;
+
+/* Run the signed jobspec at path. Returns 0 when a report was made (whatever
+ * the job did: read sub_job_exit_code), < 0 when not even that was possible.
+ * A refused jobspec or image still yields a report with outcome "refused"
+ * (and e filled): *report is set whenever a job id was given out or the
+ * refusal is known. */
+int sub_job_run_signed(const char *path, const sub_job_opts *o, json_t **report, sub_err *e);
+
+/* The entry point for jobspecs authorised otherwise than by a signature: a
+ * Tier-1 service's escalation under its manifest's policy (issue 7). Not
+ * reachable from the CLI. authorization names the authority
+ * ("manifest-policy"); origin (borrowed, may be NULL) goes into the report. */
+int sub_job_run_authorized(const sub_jobspec *j, const char *authorization, const json_t *origin,
+                           const sub_job_opts *o, json_t **report, sub_err *e);
+
+/* The process exit code the report stands for (above). */
+int sub_job_exit_code(const json_t *report);
+
+/* Remove what dead runners left (job dirs whose lock no runner holds, their
+ * cgroups, netns, taps) and audit it. Returns how many jobs were swept;
+ * *swept (may be NULL) gets [{job_id, teardown}] (new reference). */
+int sub_job_sweep(json_t **swept, sub_err *e);

@@ -1,0 +1,974 @@
+/* The Tier-2 runner: authorise, admit, prepare, run in a jailed microVM
+ * under one deadline, tear down, audit, report (tier2.h). */
+#include "t2-internal.h"
+#include "substrate/admit.h"
+#include "substrate/digest.h"
+#include "substrate/fs.h"
+#include "substrate/guestproto.h"
+#include "substrate/imgproc.h"
+#include "substrate/jail.h"
+#include "substrate/json.h"
+#include "substrate/strbuf.h"
+#include "substrate/vmimage.h"
+#include "substrate/config.h"
+#include <dirent.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/random.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#define CONSOLE_TAIL (16u << 10)
+#define DONE_GRACE_MS 3000 /* after DONE, the guest's power-off */
+#define GUEST_MODULES                                                                              \
+    { "virtio_mmio", "virtio_console", "virtio_blk", "erofs", "overlay", "virtio_net", NULL }
+#define JOB_PIDS_MAX 128
+
+static void closedirp(DIR **d) {
+    if (*d) closedir(*d);
+}
+
+char *t2_path(const char *rel) {
+    _cleanup_free_ char *base = sub_state_path("tier2");
+    return rel ? sub_path_join(base, rel) : TAKE_PTR(base);
+}
+
+int64_t t2_now_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void note(const sub_job_opts *o, const char *fmt, ...) _printf_(2, 3);
+static void note(const sub_job_opts *o, const char *fmt, ...) {
+    if (!o || !o->note) return;
+    va_list ap;
+    va_start(ap, fmt);
+    _cleanup_free_ char *m = xvasprintf(fmt, ap);
+    va_end(ap);
+    o->note(o->ud, m);
+}
+
+/* ---- keys: the trust store, or the files given; never the jobspec's ---- */
+static int load_keys(const sub_job_opts *o, sub_pubkey ***keys, size_t *n, sub_err *e) {
+    size_t nf = o ? strv_len(o->key_files) : 0;
+    if (!nf) return sub_admit_trusted_keys(NULL, keys, n, e);
+    sub_pubkey **v = xcalloc(nf + 1, sizeof *v);
+    for (size_t i = 0; i < nf; i++) {
+        int r = sub_pubkey_load_file(o->key_files[i], &v[i], e);
+        if (r < 0) {
+            sub_pubkeys_free(v);
+            return r;
+        }
+    }
+    *keys = v;
+    *n = nf;
+    return 0;
+}
+
+/* ---- the session: one VM, the agent's frames, the deadline ---- */
+typedef struct stream {
+    sub_buf data;
+    uint64_t total;
+} stream;
+
+typedef struct session {
+    int ctl, con, pidfd, tfd, sfd;
+    sub_buf out;       /* frames still to send */
+    size_t out_off;
+    sub_buf in;        /* bytes read, not yet parsed */
+    char console[CONSOLE_TAIL];
+    size_t con_len, con_total;
+    stream so, se;
+    int64_t t0, hello_ms, guest_uptime_ms;
+    bool hello, done, exited, timed_out, vmm_gone, interrupted, protocol_error;
+    int signal;
+    int exit_code;     /* -1 until EXIT */
+    json_t *probes;    /* guest evidence, in order */
+    json_t *outputs;
+    json_t *errors;    /* agent ERROR texts */
+    char *outputs_dir;
+    bool stop_at_hello; /* the KVM probe */
+} session;
+
+static void frame(sub_buf *b, uint8_t type, const void *p, size_t n) {
+    unsigned char h[SUB_GP_HDR];
+    sub_gp_header(h, type, (uint32_t)n);
+    sub_buf_append(b, h, sizeof h);
+    if (n) sub_buf_append(b, p, n);
+}
+
+static void frame_str(sub_buf *b, uint8_t type, const char *s) { frame(b, type, s, strlen(s)); }
+
+static void stream_add(stream *s, const unsigned char *p, size_t n) {
+    s->total += n;
+    size_t room = s->data.len < SUB_JOB_STREAM_MAX ? SUB_JOB_STREAM_MAX - s->data.len : 0;
+    sub_buf_append(&s->data, p, n < room ? n : room);
+}
+
+static json_t *stream_json(const stream *s) {
+    size_t n = sub_utf8_cut(s->data.data ? s->data.data : "", s->data.len);
+    _cleanup_free_ char *txt = xstrndup(s->data.data ? s->data.data : "", n);
+    _cleanup_free_ char *clean = sub_utf8_sanitize(txt);
+    return json_pack("{s:s,s:I,s:b}", "text", clean, "bytes", (json_int_t)s->total, "truncated",
+                     s->total > s->data.len);
+}
+
+/* An output file the guest sent: kept under the report's outputs dir, by its
+ * guest path (beneath that dir only). */
+static void got_output(session *s, const unsigned char *p, size_t n) {
+    if (n < 8) {
+        s->protocol_error = true;
+        return;
+    }
+    uint32_t status = sub_gp_get32(p), pl = sub_gp_get32(p + 4);
+    if (pl == 0 || pl > n - 8) {
+        s->protocol_error = true;
+        return;
+    }
+    _cleanup_free_ char *path = xstrndup((const char *)p + 8, pl);
+    size_t clen = n - 8 - pl;
+    json_t *o = json_pack("{s:o}", "path", sub_json_str(path));
+    if (status) {
+        json_object_set_new(o, "error", json_string(status == EFBIG ? "over the outputs' size cap"
+                                                     : status == ENOENT ? "no such file"
+                                                                        : strerror((int)status)));
+    } else {
+        char sha[SUB_DIGEST_MAX];
+        (void)sub_sha256_buf(p + 8 + pl, clen, sha, NULL);
+        json_object_set_new(o, "bytes", json_integer((json_int_t)clen));
+        json_object_set_new(o, "sha256", json_string(sha));
+        if (s->outputs_dir && strlen(path) > 1 && path[0] == '/') {
+            _cleanup_close_ int dfd = -1;
+            sub_err e = {0};
+            if (sub_mkdir_p(s->outputs_dir, 0700, &e) == 0 &&
+                (dfd = open(s->outputs_dir, O_PATH | O_DIRECTORY | O_CLOEXEC)) >= 0) {
+                const char *rel = path + 1;
+                _cleanup_free_ char *parent = xstrdup(rel);
+                char *sl = strrchr(parent, '/');
+                if (sl) {
+                    *sl = 0;
+                    (void)sub_mkdir_p_at(dfd, parent, 0700, SUB_RESOLVE_BENEATH, NULL);
+                }
+                if (sub_write_file_at(dfd, rel, p + 8 + pl, clen, 0600, SUB_RESOLVE_BENEATH, &e) == 0) {
+                    _cleanup_free_ char *saved = sub_path_join(s->outputs_dir, rel);
+                    json_object_set_new(o, "saved_to", json_string(saved));
+                }
+            }
+        }
+    }
+    json_array_append_new(s->outputs, o);
+}
+
+static void got_frame(session *s, uint8_t type, const unsigned char *p, size_t n) {
+    switch (type) {
+    case SUB_GP_HELLO:
+        if (n < 4 || s->hello) {
+            s->protocol_error = true;
+            break;
+        }
+        s->hello = true;
+        s->hello_ms = t2_now_ms() - s->t0;
+        s->guest_uptime_ms = sub_gp_get32(p);
+        break;
+    case SUB_GP_PROBE_RESULT: {
+        _cleanup_free_ char *t = xstrndup((const char *)p, n);
+        char target[64], res[32], err[32];
+        unsigned long long ms = 0;
+        if (sscanf(t, "%63s %31s %31s %llu", target, res, err, &ms) != 4) {
+            s->protocol_error = true;
+            break;
+        }
+        json_array_append_new(s->probes, json_pack("{s:s,s:s,s:s,s:I}", "target", target, "result", res, "errno",
+                                                   err, "ms", (json_int_t)ms));
+        break;
+    }
+    case SUB_GP_STDOUT: stream_add(&s->so, p, n); break;
+    case SUB_GP_STDERR: stream_add(&s->se, p, n); break;
+    case SUB_GP_EXIT:
+        if (n != 4) {
+            s->protocol_error = true;
+            break;
+        }
+        s->exit_code = (int)sub_gp_get32(p);
+        break;
+    case SUB_GP_OUTPUT_FILE: got_output(s, p, n); break;
+    case SUB_GP_ERROR: {
+        _cleanup_free_ char *t = xstrndup((const char *)p, n);
+        json_array_append_new(s->errors, json_string(t));
+        break;
+    }
+    case SUB_GP_DONE: s->done = true; break;
+    default: s->protocol_error = true;
+    }
+}
+
+static void parse_frames(session *s) {
+    size_t off = 0;
+    while (s->in.len - off >= SUB_GP_HDR && !s->protocol_error) {
+        const unsigned char *h = (const unsigned char *)s->in.data + off;
+        uint32_t len = sub_gp_get32(h);
+        if (len > SUB_GP_MAX_PAYLOAD) {
+            s->protocol_error = true;
+            break;
+        }
+        if (s->in.len - off - SUB_GP_HDR < len) break;
+        got_frame(s, h[4], h + SUB_GP_HDR, len);
+        off += SUB_GP_HDR + len;
+    }
+    if (off) {
+        memmove(s->in.data, s->in.data + off, s->in.len - off);
+        s->in.len -= off;
+    }
+}
+
+static void read_ctl(session *s) {
+    unsigned char b[65536];
+    for (;;) {
+        ssize_t n = read(s->ctl, b, sizeof b);
+        if (n > 0) {
+            sub_buf_append(&s->in, b, (size_t)n);
+            parse_frames(s);
+            continue;
+        }
+        if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+            close(s->ctl);
+            s->ctl = -1;
+        }
+        return;
+    }
+}
+
+static void read_console(session *s) {
+    char b[4096];
+    for (;;) {
+        ssize_t n = read(s->con, b, sizeof b);
+        if (n <= 0) {
+            if (n == 0 || (errno != EINTR && errno != EAGAIN)) {
+                close(s->con);
+                s->con = -1;
+            }
+            return;
+        }
+        s->con_total += (size_t)n;
+        for (ssize_t i = 0; i < n; i++) {
+            if (s->con_len == sizeof s->console) {
+                memmove(s->console, s->console + sizeof s->console / 2, sizeof s->console / 2);
+                s->con_len = sizeof s->console / 2;
+            }
+            s->console[s->con_len++] = b[i];
+        }
+    }
+}
+
+static void arm(int tfd, int64_t at_ms_from_now) {
+    if (at_ms_from_now < 1) at_ms_from_now = 1;
+    struct itimerspec it = {.it_value = {.tv_sec = at_ms_from_now / 1000, .tv_nsec = (at_ms_from_now % 1000) * 1000000}};
+    (void)timerfd_settime(tfd, 0, &it, NULL);
+}
+
+/* Until the VMM is gone (its own power-off, a crash, a kill from outside),
+ * the deadline passes (timed_out), a signal arrives (interrupted), or the
+ * guest breaks the protocol. The VMM is not killed here. */
+static void session_loop(session *s, int64_t deadline_ms) {
+    arm(s->tfd, deadline_ms - t2_now_ms());
+    int64_t done_at = 0;
+    for (;;) {
+        if (s->done && !done_at) {
+            done_at = t2_now_ms();
+            int64_t until = done_at + DONE_GRACE_MS < deadline_ms ? done_at + DONE_GRACE_MS : deadline_ms;
+            arm(s->tfd, until - t2_now_ms());
+        }
+        if (s->stop_at_hello && s->hello) return;
+        if (s->protocol_error) return;
+        struct pollfd pf[5] = {
+            {.fd = s->ctl, .events = POLLIN | (s->out_off < s->out.len ? POLLOUT : 0)},
+            {.fd = s->con, .events = POLLIN},
+            {.fd = s->vmm_gone ? -1 : s->pidfd, .events = POLLIN},
+            {.fd = s->tfd, .events = POLLIN},
+            {.fd = s->sfd, .events = POLLIN},
+        };
+        if (poll(pf, ARRAY_SIZE(pf), -1) < 0) {
+            if (errno == EINTR) continue;
+            return;
+        }
+        if (pf[0].revents & POLLOUT) {
+            ssize_t w = write(s->ctl, s->out.data + s->out_off, s->out.len - s->out_off);
+            if (w > 0) s->out_off += (size_t)w;
+        }
+        if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) read_ctl(s);
+        if (pf[1].revents & (POLLIN | POLLHUP | POLLERR)) read_console(s);
+        if (pf[4].revents & POLLIN) {
+            struct signalfd_siginfo si;
+            if (read(s->sfd, &si, sizeof si) == sizeof si) {
+                s->interrupted = true;
+                s->signal = (int)si.ssi_signo;
+                return;
+            }
+        }
+        if (pf[2].revents & POLLIN) {
+            /* gone: take what it wrote last, then stop */
+            s->vmm_gone = true;
+            if (s->ctl >= 0) read_ctl(s);
+            if (s->con >= 0) read_console(s);
+            return;
+        }
+        if (pf[3].revents & POLLIN) {
+            uint64_t x;
+            (void)!read(s->tfd, &x, sizeof x);
+            if (t2_now_ms() >= deadline_ms) {
+                s->timed_out = true;
+                return;
+            }
+            if (s->done) return; /* it did not power off in time: killed */
+        }
+    }
+}
+
+/* ---- egress evidence: the guest's word and the host's ---- */
+static bool is_loopback(const char *target) { return !strncmp(target, "127.", 4); }
+
+static bool allowed(const sub_jobspec *j, const char *target) {
+    for (size_t i = 0; i < j->negress; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "%s:%u", j->egress[i].host, j->egress[i].port);
+        if (!strcmp(t, target)) return true;
+    }
+    return false;
+}
+
+/* Each probe: result blocked / connected / allowed / allowed_unreachable, and
+ * whether it is a violation (a blocked probe that connected, or a refusal
+ * from a non-loopback target: a packet reached something). */
+static json_t *egress_report(const sub_jobspec *j, const session *s, const json_t *counters, bool *violation) {
+    bool nic = counters != NULL;
+    json_t *arr = json_array();
+    *violation = false;
+    for (size_t i = 0; i < j->nprobes; i++) {
+        char target[32];
+        snprintf(target, sizeof target, "%s:%u", j->probes[i].host, j->probes[i].port);
+        json_t *g = NULL;
+        size_t k;
+        json_t *it;
+        json_array_foreach(s->probes, k, it) {
+            if (!strcmp(json_string_value(json_object_get(it, "target")), target)) {
+                g = it;
+                break;
+            }
+        }
+        bool allow = allowed(j, target);
+        const char *gres = g ? json_string_value(json_object_get(g, "result")) : NULL;
+        const char *result;
+        bool bad = false;
+        if (!gres) {
+            result = "not_run";
+        } else if (!strcmp(gres, "connected")) {
+            result = allow ? "allowed" : "connected";
+            bad = !allow;
+        } else if (!strcmp(gres, "refused") && !is_loopback(target)) {
+            result = allow ? "allowed_unreachable" : "connected";
+            bad = !allow; /* a refusal came back from somewhere outside the VM */
+        } else {
+            result = allow ? "allowed_unreachable" : "blocked";
+        }
+        *violation |= bad;
+        _cleanup_free_ char *rule = xasprintf("%s %s", allow ? "allow" : "probe", target);
+        json_t *cnt = nic ? json_object_get(counters, rule) : NULL;
+        json_t *host = nic ? json_pack("{s:s,s:s,s:o,s:s}", "nic", "tap", "nft_rule", rule, "packets",
+                                       json_is_integer(cnt) ? json_integer(json_integer_value(cnt)) : json_null(),
+                                       "evidence", allow ? "packets the allow rule accepted"
+                                                         : "packets the job's nftables dropped for this target")
+                           : json_pack("{s:s,s:s}", "nic", "none",
+                                       "evidence", "no network device was attached to the VM (-nic none): its "
+                                       "only interface is its own loopback, so nothing it sends leaves it");
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:b,s:o,s:o}", "target", target, "result", result,
+                                             "allowed_by_jobspec", allow, "guest", g ? json_deep_copy(g) : json_null(),
+                                             "host", host));
+    }
+    return arr;
+}
+
+/* ---- the accelerator ---- */
+typedef struct vm_assets {
+    sub_vm_kernel kernel;
+    char *initramfs;
+    unsigned long tsc_khz;
+} vm_assets;
+
+static void vm_assets_done(vm_assets *a) {
+    sub_vm_kernel_done(&a->kernel);
+    free(a->initramfs);
+}
+
+/* The agent binary: $SUBSTRATE_AGENT, else substrate-agent beside our own binary. */
+static char *agent_path(void) {
+    const char *env = getenv("SUBSTRATE_AGENT");
+    if (env && *env) return xstrdup(env);
+    char self[PATH_MAX];
+    ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (n <= 0) return xstrdup("substrate-agent");
+    self[n] = 0;
+    char *sl = strrchr(self, '/');
+    if (sl) *sl = 0;
+    return xasprintf("%s/substrate-agent", self);
+}
+
+static int prepare_assets(vm_assets *a, sub_err *e) {
+    _cleanup_free_ char *cache = t2_path("cache");
+    int r = sub_mkdir_p(cache, 0755, e);
+    if (r < 0) return r;
+    _cleanup_free_ char *agent = agent_path();
+    if (access(agent, X_OK) < 0)
+        return sub_err_setk(e, SUB_KIND_ENV, -ENOENT, "the guest agent %s is missing (build it with `make`, or "
+                            "set SUBSTRATE_AGENT)", agent);
+    if ((r = sub_vm_kernel_prepare(cache, &a->kernel, e)) < 0) return r;
+    if ((r = sub_vm_tsc_khz(cache, &a->tsc_khz, e)) < 0) return r;
+    const char *mods[] = GUEST_MODULES;
+    return sub_vm_initramfs_prepare(cache, &a->kernel, agent, mods, &a->initramfs, e);
+}
+
+/* ---- one job ---- */
+typedef struct job {
+    char id[96];
+    char *dir;
+    int lock_fd;
+    uid_t uid;
+    int uid_lock;
+    sub_jail jail;
+    bool jailed;
+    unsigned long netns_ino;
+    unsigned long sock_ino[2];
+    t2_egress eg;
+} job;
+
+static void job_id(const char *name, char out[96]) {
+    unsigned char r[4] = {0};
+    if (getrandom(r, sizeof r, 0) != sizeof r) {
+        unsigned v = (unsigned)getpid() ^ (unsigned)t2_now_ms();
+        memcpy(r, &v, sizeof r);
+    }
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    snprintf(out, 96, "%.40s-%04d%02d%02d%02d%02d%02d-%02x%02x%02x%02x", name, tm.tm_year + 1900, tm.tm_mon + 1,
+             tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, r[0], r[1], r[2], r[3]);
+}
+
+static unsigned long fd_inode(int fd) {
+    struct stat st;
+    return fstat(fd, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+static unsigned long ns_inode(pid_t pid, const char *ns) {
+    char p[64];
+    snprintf(p, sizeof p, "/proc/%d/ns/%s", (int)pid, ns);
+    struct stat st;
+    return stat(p, &st) == 0 ? (unsigned long)st.st_ino : 0;
+}
+
+/* Every process whose network namespace is inode ino. */
+static int netns_holders(unsigned long ino) {
+    if (!ino) return 0;
+    int n = 0;
+    _cleanup_(closedirp) DIR *d = opendir("/proc");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] < '1' || de->d_name[0] > '9') continue;
+        char p[300];
+        snprintf(p, sizeof p, "/proc/%s/ns/net", de->d_name);
+        struct stat st;
+        if (stat(p, &st) == 0 && (unsigned long)st.st_ino == ino) n++;
+    }
+    return n;
+}
+
+static int our_fds_on(const unsigned long ino[2]) {
+    int n = 0;
+    _cleanup_(closedirp) DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        struct stat st;
+        char p[300];
+        snprintf(p, sizeof p, "/proc/self/fd/%s", de->d_name);
+        if (stat(p, &st) == 0 && S_ISSOCK(st.st_mode) &&
+            ((ino[0] && st.st_ino == ino[0]) || (ino[1] && st.st_ino == ino[1])))
+            n++;
+    }
+    return n;
+}
+
+static int mounts_under(const char *dir) {
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return 0;
+    char line[4096];
+    int n = 0;
+    size_t dl = strlen(dir);
+    while (fgets(line, sizeof line, f)) {
+        char *p = strstr(line, dir);
+        if (p && (p[dl] == '/' || p[dl] == ' ')) n++;
+    }
+    return n;
+}
+
+static void check(json_t *checks, int *residual, const char *name, int count, const char *what) {
+    if (count < 0) count = 0;
+    *residual += count;
+    json_array_append_new(checks, json_pack("{s:s,s:i,s:s}", "check", name, "residual", count, "what", what));
+}
+
+/* The audit, after everything was removed: what of the job is still there. */
+static json_t *audit(const job *jb, const char *const *cgroups, bool had_vmm, int pidfd) {
+    json_t *checks = json_array();
+    int residual = 0;
+    int vmm = 0;
+    if (had_vmm && pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0) vmm = 1;
+    check(checks, &residual, "vmm_process", vmm, "the VMM process (by pidfd: no pid-reuse confusion)");
+    pid_t first = 0;
+    int up = jb->uid ? sub_jail_uid_processes(jb->uid, &first, NULL) : 0;
+    check(checks, &residual, "uid_processes", up, "processes of the job's uid (scan of /proc)");
+    int cg = 0;
+    for (const char *const *c = cgroups; c && *c; c++) cg += sub_path_exists(*c);
+    check(checks, &residual, "cgroups", cg, "the job's cgroup directories");
+    check(checks, &residual, "mounts", jb->dir ? mounts_under(jb->dir) : 0, "mounts referring to the job dir");
+    check(checks, &residual, "netns", netns_holders(jb->netns_ino), "processes in the job's network namespace");
+    check(checks, &residual, "sockets", our_fds_on(jb->sock_ino), "the runner's ends of the job's sockets");
+    check(checks, &residual, "job_dir", jb->dir && sub_path_exists(jb->dir), "the job directory");
+    if (jb->eg.made)
+        check(checks, &residual, "egress", t2_egress_residue(&jb->eg),
+              "the job's named network namespace (its tap and nftables table live in it) and uplink veth");
+    return json_pack("{s:o,s:i}", "checks", checks, "residual", residual);
+}
+
+static void report_set_outcome(json_t *rep, const char *outcome, int code, const sub_err *e) {
+    json_object_set_new(rep, "outcome", json_string(outcome));
+    json_object_set_new(rep, "runner_exit_code", json_integer(code));
+    if (e && e->code) {
+        json_object_set_new(rep, "error", sub_json_str(e->msg));
+        json_object_set_new(rep, "reason", e->reason ? json_string(sub_reason_to_string(e->reason)) : json_null());
+    }
+}
+
+int sub_job_exit_code(const json_t *report) {
+    json_t *c = json_object_get(report, "runner_exit_code");
+    return json_is_integer(c) ? (int)json_integer_value(c) : SUB_JOB_EXIT_RUNNER;
+}
+
+static void save_report(json_t *rep) {
+    const char *id = json_string_value(json_object_get(rep, "job_id"));
+    if (!id) return;
+    _cleanup_free_ char *dir = t2_path("reports");
+    if (sub_mkdir_p(dir, 0700, NULL) < 0) return;
+    _cleanup_free_ char *p = xasprintf("%s/%s.json", dir, id);
+    _cleanup_free_ char *s = sub_json_dump_pretty(rep);
+    json_object_set_new(rep, "report_file", json_string(p));
+    (void)sub_write_file_atomic(p, s, strlen(s), 0600, NULL);
+}
+
+static void job_frames(sub_buf *b, const sub_jobspec *j, const sub_proc_spec *ps, uint32_t uid, uint32_t gid,
+                       const char *net) {
+    if (net) frame_str(b, SUB_GP_NET, net);
+    for (char **a = ps->argv; a && *a; a++) frame_str(b, SUB_GP_ARG, *a);
+    for (char **v = ps->env; v && *v; v++) frame_str(b, SUB_GP_ENV, *v);
+    frame_str(b, SUB_GP_CWD, ps->cwd);
+    _cleanup_free_ char *u = xasprintf("%u:%u", uid, gid);
+    frame_str(b, SUB_GP_USER, u);
+    for (size_t i = 0; i < j->ninputs; i++) {
+        const sub_job_input *in = &j->inputs[i];
+        size_t pl = strlen(in->path);
+        unsigned char h[8];
+        sub_gp_put32(h, in->mode);
+        sub_gp_put32(h + 4, (uint32_t)pl);
+        unsigned char fh[SUB_GP_HDR];
+        sub_gp_header(fh, SUB_GP_INPUT, (uint32_t)(8 + pl + in->len));
+        sub_buf_append(b, fh, sizeof fh);
+        sub_buf_append(b, h, 8);
+        sub_buf_append(b, in->path, pl);
+        sub_buf_append(b, in->content, in->len);
+    }
+    for (size_t i = 0; i < j->nprobes; i++) {
+        char t[32];
+        snprintf(t, sizeof t, "%s:%u", j->probes[i].host, j->probes[i].port);
+        frame_str(b, SUB_GP_PROBE, t);
+    }
+    for (char **p = j->outputs; p && *p; p++) frame_str(b, SUB_GP_OUTPUT, *p);
+    unsigned char m[8];
+    sub_gp_put64(m, j->output_max_bytes);
+    frame(b, SUB_GP_OUTMAX, m, 8);
+    for (size_t off = 0; off < j->stdin_len; off += 65536) {
+        size_t n = j->stdin_len - off < 65536 ? j->stdin_len - off : 65536;
+        frame(b, SUB_GP_STDIN, j->stdin_data + off, n);
+    }
+    frame(b, SUB_GP_RUN, NULL, 0);
+}
+
+static bool test_hang(void) {
+    const char *h = getenv("SUBSTRATE_TEST_GUEST_HANG");
+    return h && !strcmp(h, "boot");
+}
+
+typedef struct run_ctx {
+    const sub_jobspec *j;
+    const sub_job_opts *o;
+    json_t *rep;
+    sub_pubkey **keys;
+    size_t nkeys;
+} run_ctx;
+
+/* Everything after authorisation. Fills c->rep; returns 0 when the report
+ * stands (whatever the outcome), < 0 for a refusal or failure before a VM. */
+static int run_job(run_ctx *c, sub_err *e) {
+    const sub_jobspec *j = c->j;
+    json_t *rep = c->rep;
+    int64_t t_start = t2_now_ms();
+    int r;
+
+    /* dead runners' leftovers first: a clean slate, reported */
+    json_t *swept = NULL;
+    if (sub_job_sweep(&swept, NULL) > 0) json_object_set_new(rep, "swept", swept);
+    else json_decref(swept);
+
+    /* the image: admitted under the jobspec's policy, with the same keys */
+    _cleanup_reg_ sub_reg *reg = NULL;
+    sub_reg_opts ro = {.host = j->ref.registry};
+    if ((r = sub_reg_new(&ro, &reg, e)) < 0) return r;
+    note(c->o, "verifying the image %s/%s@%s", j->ref.registry, j->ref.repository, j->ref.digest);
+    sub_admit_opts ao = {.ref = &j->ref, .reg = reg, .keys = (const sub_pubkey *const *)c->keys, .nkeys = c->nkeys,
+                         .identity = j->identity, .policy = j->policy};
+    _cleanup_admission_ sub_admission ad = {0};
+    r = sub_admit_image(&ao, &ad, e);
+    if (r < 0) {
+        sub_err_prefix(e, "refused the job's image");
+        return r;
+    }
+    const char *img_key = ad.sig.verified >= 0 && (size_t)ad.sig.verified < ad.sig.n_records
+                              ? ad.sig.records[ad.sig.verified].key_id
+                              : "";
+    json_object_set_new(json_object_get(rep, "image"), "key_id", json_string(img_key));
+    note(c->o, "image verified: signed by key %s", img_key);
+
+    t2_disk disk = {0};
+    if ((r = t2_disk_prepare(&j->ref, reg, c->o ? c->o->note : NULL, c->o ? c->o->ud : NULL, &disk, e)) < 0) return r;
+    json_object_set_new(json_object_get(rep, "image"), "disk", json_pack("{s:s,s:b}", "path", disk.path, "cached", disk.reused));
+
+    _cleanup_free_ char *what = xasprintf("jobspec %s", j->path ? j->path : j->name);
+    sub_proc_spec_in pin = {.what = what, .doc = "jobspec", .reason = SUB_R_BAD_JOBSPEC, .command = j->command,
+                            .args = j->args, .env = j->env, .user = j->user, .workdir = j->workdir};
+    _cleanup_proc_spec_ sub_proc_spec ps = {0};
+    r = sub_proc_spec_resolve(&pin, &disk.config, &ps, e);
+    if (r < 0) {
+        t2_disk_done(&disk);
+        return r;
+    }
+    /* the jobspec's user; else the image's unless it is root; else nobody */
+    uint32_t uid = ps.uid, gid = ps.gid;
+    if (!ps.user_from_doc && (!ps.user_given || uid == 0)) uid = gid = 65534;
+
+    vm_assets va = {0};
+    if ((r = prepare_assets(&va, e)) < 0) {
+        vm_assets_done(&va);
+        t2_disk_done(&disk);
+        return r;
+    }
+    const t2_backend *be = NULL;
+    if ((r = t2_backend_qemu(&be, e)) < 0) {
+        vm_assets_done(&va);
+        t2_disk_done(&disk);
+        return r;
+    }
+    bool kvm = false; /* TODO(accel probe) */
+    json_object_set_new(rep, "backend", json_string(be->name));
+    json_object_set_new(rep, "accelerator", json_string(kvm ? "kvm" : "tcg"));
+    json_object_set_new(rep, "kernel", json_pack("{s:s,s:s}", "version", va.kernel.version, "image", va.kernel.vmlinux));
+
+    /* the job: id, dir, lock, uid */
+    job jb = {.lock_fd = -1, .uid_lock = -1, .eg = {.tap_fd = -1}};
+    job_id(j->name, jb.id);
+    json_object_set_new(rep, "job_id", json_string(jb.id));
+    _cleanup_free_ char *jobs = t2_path("jobs");
+    jb.dir = sub_path_join(jobs, jb.id);
+    _cleanup_free_ char *root = sub_path_join(jb.dir, "root");
+    _cleanup_free_ char *newdir = xasprintf("%s/.new-%s", jobs, jb.id);
+    _cleanup_free_ char *newlock = sub_path_join(newdir, "lock");
+    _cleanup_free_ char *cmdline =
+        xasprintf("console=ttyS0 quiet loglevel=4 tsc=reliable no_timer_check tsc_early_khz=%lu rdinit=/init "
+                  "panic=-1%s", va.tsc_khz, test_hang() ? " substrate_hang=boot" : "");
+    _cleanup_free_ char *outdir = t2_path("reports");
+    _cleanup_free_ char *t2dir = t2_path(NULL);
+    session s = {.ctl = -1, .con = -1, .pidfd = -1, .tfd = -1, .sfd = -1, .exit_code = -1,
+                 .probes = json_array(), .outputs = json_array(), .errors = json_array()};
+    s.outputs_dir = xasprintf("%s/%s.outputs", outdir, jb.id);
+    int sv_ctl[2] = {-1, -1}, sv_con[2] = {-1, -1};
+    _cleanup_strv_ char **argv = NULL;
+    bool ran = false;
+    int64_t deadline = 0;
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+
+    /* made under a dot name and locked before it gets its real name: a
+     * sweeping runner never sees an unlocked job dir */
+    if ((r = sub_mkdir_p(newdir, 0711, e)) < 0) goto teardown;
+    jb.lock_fd = open(newlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (jb.lock_fd < 0 || flock(jb.lock_fd, LOCK_EX | LOCK_NB) < 0 || chmod(newdir, 0711) < 0 ||
+        rename(newdir, jb.dir) < 0) {
+        r = sub_err_setk(e, SUB_KIND_ENV, -errno, "making the job dir %s: %s", jb.dir, strerror(errno));
+        (void)sub_rm_rf(newdir, NULL);
+        goto teardown;
+    }
+    if ((r = sub_mkdir_p(root, 0755, e)) < 0) goto teardown;
+    if ((r = sub_jail_uid_acquire(t2dir, &jb.uid, &jb.uid_lock, e)) < 0) goto teardown;
+    json_object_set_new(rep, "vmm", json_pack("{s:I}", "uid", (json_int_t)jb.uid));
+    if (j->negress) {
+        note(c->o, "egress: a tap in the job's own network namespace, nftables admitting %zu destination(s)",
+             j->negress);
+        if ((r = t2_egress_setup(jb.id + strlen(jb.id) - 8, (unsigned)(jb.uid % SUB_JOB_UID_COUNT), j, &jb.eg, e)) < 0)
+            goto teardown;
+        json_object_set_new(rep, "network", json_pack("{s:s,s:s,s:s,s:s}", "netns", jb.eg.netns, "nft_table",
+                                                      jb.eg.table, "uplink", jb.eg.uplink[0] ? jb.eg.uplink : "host",
+                                                      "guest", jb.eg.guest_net));
+    }
+    {
+        _cleanup_json_ json_t *rec = json_pack("{s:s,s:I,s:I}", "job_id", jb.id, "uid", (json_int_t)jb.uid,
+                                               "runner_pid", (json_int_t)getpid());
+        _cleanup_free_ char *txt = sub_json_dump(rec, NULL);
+        _cleanup_free_ char *jp = sub_path_join(jb.dir, "job.json");
+        (void)sub_write_file_atomic(jp, txt, strlen(txt), 0600, NULL);
+    }
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_ctl) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_con) < 0) {
+        r = sub_err_setk(e, SUB_KIND_ENV, -errno, "socketpair: %s", strerror(errno));
+        goto teardown;
+    }
+    jb.sock_ino[0] = fd_inode(sv_ctl[0]);
+    jb.sock_ino[1] = fd_inode(sv_con[0]);
+    t2_vm_config vc = {.kernel = va.kernel.vmlinux, .initramfs = va.initramfs, .disk = disk.path,
+                       .cmdline = cmdline, .vcpus = j->vcpus, .memory_mb = j->memory_mb, .kvm = kvm,
+                       .ctl_fd = sv_ctl[1], .console_fd = sv_con[1], .tap_fd = jb.eg.tap_fd, .mac = jb.eg.mac};
+    if ((r = be->argv(be, &vc, &argv, e)) < 0) goto teardown;
+    const char *ro_paths[] = {va.kernel.vmlinux, va.initramfs, disk.path, NULL};
+    int pass[] = {sv_ctl[1], sv_con[1], jb.eg.tap_fd};
+    sub_jail_opts jo = {.id = jb.id, .root_dir = root, .uid = jb.uid, .gid = jb.uid, .argv = argv,
+                        .ro_paths = ro_paths, .fds = pass, .nfds = jb.eg.tap_fd >= 0 ? 3 : 2, .stdout_fd = -1,
+                        .stderr_fd = sv_con[1], .memory_bytes = ((uint64_t)j->memory_mb + SUB_JOB_MEM_OVERHEAD_MB) << 20,
+                        .pids_max = JOB_PIDS_MAX, .netns_fd = -1};
+    s.t0 = t2_now_ms();
+    deadline = s.t0 + (int64_t)j->timeout_s * 1000;
+    note(c->o, "starting the microVM (%s, %s, %u MiB, %u vCPU, deadline %us)", be->name, kvm ? "kvm" : "tcg",
+         j->memory_mb, j->vcpus, j->timeout_s);
+    if ((r = sub_jail_spawn(&jo, &jb.jail, e)) < 0) goto teardown;
+    jb.jailed = true;
+    jb.netns_ino = ns_inode(jb.jail.pid, "net");
+    json_object_set_new(json_object_get(rep, "vmm"), "pid", json_integer(jb.jail.pid));
+    close(sv_ctl[1]);
+    close(sv_con[1]);
+    sv_ctl[1] = sv_con[1] = -1;
+    s.ctl = sv_ctl[0];
+    s.con = sv_con[0];
+    sv_ctl[0] = sv_con[0] = -1;
+    (void)fcntl(s.ctl, F_SETFL, O_NONBLOCK);
+    (void)fcntl(s.con, F_SETFL, O_NONBLOCK);
+    s.pidfd = jb.jail.pidfd;
+    s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    s.sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
+    job_frames(&s.out, j, &ps, uid, gid, jb.eg.made ? jb.eg.guest_net : NULL);
+    ran = true;
+    session_loop(&s, deadline);
+    r = 0;
+
+teardown:;
+    /* teardown: kill what is left (the jail's cgroup, all of it), reap,
+     * remove, then audit */
+    int64_t t_td = t2_now_ms();
+    int wst = -1;
+    sub_err te = {0};
+    _cleanup_strv_ char **cgroups = NULL;
+    int audit_pidfd = -1;
+    if (jb.jailed) {
+        for (char **cg = jb.jail.cgroup_dirs; cg && *cg; cg++) strv_push(&cgroups, *cg);
+        if (jb.jail.pidfd >= 0) audit_pidfd = fcntl(jb.jail.pidfd, F_DUPFD_CLOEXEC, 3);
+        (void)sub_jail_destroy(&jb.jail, &wst, &te);
+    }
+    if (s.ctl >= 0) read_ctl(&s);
+    if (s.con >= 0) read_console(&s);
+    json_t *counters = jb.eg.made ? t2_egress_counters(&jb.eg) : NULL;
+    t2_egress_teardown(&jb.eg);
+    int fds[] = {s.ctl, s.con, s.tfd, s.sfd, sv_ctl[0], sv_ctl[1], sv_con[0], sv_con[1]};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0) close(fds[i]);
+    if (jb.uid_lock >= 0) close(jb.uid_lock);
+    if (jb.dir) (void)sub_rm_rf(jb.dir, NULL);
+    if (jb.lock_fd >= 0) close(jb.lock_fd);
+    json_t *td = audit(&jb, (const char *const *)cgroups, jb.jailed, audit_pidfd);
+    if (audit_pidfd >= 0) close(audit_pidfd);
+    json_object_set_new(td, "ms", json_integer(t2_now_ms() - t_td));
+    json_object_set_new(rep, "teardown", td);
+    if (jb.jailed) sub_jail_done(&jb.jail);
+    /* a signal that came during teardown is ours (signalfd drained above or
+     * now): never let it hit the default handler half-way */
+    {
+        struct timespec zero = {0};
+        siginfo_t si;
+        while (sigtimedwait(&block, &si, &zero) > 0) {
+            s.interrupted = true;
+            s.signal = si.si_signo;
+        }
+    }
+    sigprocmask(SIG_SETMASK, &old, NULL);
+
+    int residual = (int)json_integer_value(json_object_get(td, "residual"));
+    if (ran) {
+        int64_t now = t2_now_ms();
+        json_object_set_new(rep, "duration_ms", json_integer(now - s.t0));
+        json_object_set_new(rep, "boot_ms", s.hello ? json_integer(s.hello_ms) : json_null());
+        json_object_set_new(rep, "guest_uptime_at_hello_ms", s.hello ? json_integer(s.guest_uptime_ms) : json_null());
+        json_object_set_new(rep, "timed_out", json_boolean(s.timed_out));
+        json_object_set_new(rep, "exit_code", s.exit_code >= 0 && !s.timed_out ? json_integer(s.exit_code) : json_null());
+        json_object_set_new(rep, "stdout", stream_json(&s.so));
+        json_object_set_new(rep, "stderr", stream_json(&s.se));
+        bool violation = false;
+        json_object_set_new(rep, "egress", egress_report(j, &s, counters, &violation));
+        json_object_set_new(rep, "outputs", json_incref(s.outputs));
+        if (json_array_size(s.errors)) json_object_set_new(rep, "agent_errors", json_incref(s.errors));
+        if (s.con_len) {
+            _cleanup_free_ char *ct = xstrndup(s.console, s.con_len);
+            _cleanup_free_ char *cc = sub_utf8_sanitize(ct);
+            json_object_set_new(rep, "console_tail", json_string(cc));
+        }
+        json_object_set_new(rep, "vmm_wait_status", json_integer(wst));
+        json_object_set_new(rep, "total_ms", json_integer(now - t_start));
+        sub_err oe = {0};
+        if (residual) {
+            sub_err_setk(&oe, SUB_KIND_ENV, -EBUSY, "teardown left %d item(s) of job %s behind (see teardown.checks)",
+                         residual, jb.id);
+            report_set_outcome(rep, "residue", SUB_JOB_EXIT_RUNNER, &oe);
+        } else if (violation) {
+            sub_err_setk(&oe, SUB_KIND_CHECK, -EPERM, "egress_violation: a probe that must be blocked got through "
+                         "(see egress)");
+            report_set_outcome(rep, "egress_violation", SUB_JOB_EXIT_RUNNER, &oe);
+        } else if (s.timed_out) {
+            sub_err_setk(&oe, SUB_KIND_CHECK, -ETIMEDOUT, "the job ran past its %us deadline (%s) and was killed",
+                         j->timeout_s, s.hello ? "after boot" : "the guest never finished booting");
+            report_set_outcome(rep, "timed_out", SUB_JOB_EXIT_TIMEOUT, &oe);
+        } else if (s.interrupted) {
+            sub_err_setk(&oe, SUB_KIND_ENV, -EINTR, "the runner was interrupted by signal %d; the job was killed",
+                         s.signal);
+            report_set_outcome(rep, "interrupted", SUB_JOB_EXIT_RUNNER, &oe);
+        } else if (s.protocol_error) {
+            sub_err_setk(&oe, SUB_KIND_ENV, -EPROTO, "the guest broke the agent protocol; the job was killed");
+            report_set_outcome(rep, "failed", SUB_JOB_EXIT_RUNNER, &oe);
+        } else if (s.exit_code < 0 || !s.done) {
+            const char *why = json_array_size(s.errors) ? json_string_value(json_array_get(s.errors, 0))
+                              : !s.hello ? "the guest stopped before its agent answered (kernel panic? see console_tail)"
+                              : s.vmm_gone ? "the VMM exited before the job finished (killed from outside, or the guest crashed)"
+                                           : "the job did not finish";
+            sub_err_setk(&oe, SUB_KIND_ENV, -EIO, "%s", why);
+            report_set_outcome(rep, "failed", SUB_JOB_EXIT_RUNNER, &oe);
+        } else {
+            report_set_outcome(rep, "completed", s.exit_code, NULL);
+        }
+    } else {
+        if (residual) json_object_set_new(rep, "teardown_residual_after_refusal", json_integer(residual));
+    }
+    json_decref(counters);
+    sub_buf_free(&s.out);
+    sub_buf_free(&s.in);
+    sub_buf_free(&s.so.data);
+    sub_buf_free(&s.se.data);
+    json_decref(s.probes);
+    json_decref(s.outputs);
+    json_decref(s.errors);
+    free(s.outputs_dir);
+    free(jb.dir);
+    vm_assets_done(&va);
+    t2_disk_done(&disk);
+    (void)te;
+    return r;
+}
+
+static json_t *report_new(const sub_jobspec *j) {
+    _cleanup_free_ char *img = xasprintf("%s/%s@%s", j->ref.registry, j->ref.repository, j->ref.digest);
+    return json_pack("{s:n,s:s,s:{},s:{s:s,s:s}}", "job_id", "name", j->name, "jobspec", "image", "ref", img,
+                     "digest", j->ref.digest);
+}
+
+static int finish(run_ctx *c, int r, const sub_err *e, json_t **report) {
+    if (r < 0) report_set_outcome(c->rep, "refused", SUB_JOB_EXIT_RUNNER, e);
+    save_report(c->rep);
+    *report = c->rep;
+    c->rep = NULL;
+    return 0;
+}
+
+int sub_job_run_signed(const char *path, const sub_job_opts *o, json_t **report, sub_err *e) {
+    *report = NULL;
+    _cleanup_free_ char *data = NULL, *sig = NULL;
+    size_t len = 0, slen = 0;
+    _cleanup_free_ char *sigpath = o && o->signature_path ? xstrdup(o->signature_path) : xasprintf("%s.sig", path);
+    int r = sub_read_file(path, SUB_JOBSPEC_MAX, &data, &len, e);
+    if (r < 0) {
+        if (r == -ENOENT) sub_err_setr(e, SUB_R_BAD_JOBSPEC, SUB_KIND_INPUT, r, "no such jobspec: %s", path);
+        return r;
+    }
+    char sha[SUB_DIGEST_MAX];
+    (void)sub_sha256_buf(data, len, sha, NULL);
+    json_t *pre = json_pack("{s:n,s:{s:s,s:s,s:s}}", "job_id", "jobspec", "path", path, "sha256", sha, "signature",
+                            sigpath);
+    run_ctx c = {.o = o, .rep = pre};
+    r = sub_read_file(sigpath, 4096, &sig, &slen, e);
+    if (r < 0) {
+        sub_err_setr(e, SUB_R_NO_SIGNATURE, SUB_KIND_CHECK, -EKEYREJECTED,
+                     "%s is not signed: no %s (sign it with `substrate sign-blob %s --key KEY`)", path, sigpath, path);
+        return finish(&c, r, e, report);
+    }
+    r = load_keys(o, &c.keys, &c.nkeys, e);
+    char by[SUB_DIGEST_MAX] = "";
+    if (r == 0) r = sub_blob_verify((const sub_pubkey *const *)c.keys, c.nkeys, data, len, sig, by, e);
+    if (r < 0) {
+        sub_err_prefix(e, "refused the jobspec %s (its signature does not verify with a trusted key; the "
+                       "keys a jobspec names are never used)", path);
+        sub_pubkeys_free(c.keys);
+        return finish(&c, r, e, report);
+    }
+    json_object_set_new(json_object_get(pre, "jobspec"), "key_id", json_string(by));
+    json_object_set_new(json_object_get(pre, "jobspec"), "authorization", json_string("signature"));
+    note(o, "jobspec %s: signature verified (key %s)", path, by);
+    _cleanup_jobspec_ sub_jobspec j = {0};
+    r = sub_jobspec_parse(data, len, path, sub_job_timeout_max(), &j, e);
+    if (r < 0) {
+        sub_pubkeys_free(c.keys);
+        return finish(&c, r, e, report);
+    }
+    c.j = &j;
+    json_t *base = report_new(&j);
+    json_object_update(base, pre);
+    json_decref(pre);
+    c.rep = base;
+    r = run_job(&c, e);
+    sub_pubkeys_free(c.keys);
+    return finish(&c, r, e, report);
+}
+
+int sub_job_run_authorized(const sub_jobspec *j, const char *authorization, const json_t *origin,
+                           const sub_job_opts *o, json_t **report, sub_err *e) {
+    *report = NULL;
+    run_ctx c = {.o = o, .j = j, .rep = report_new(j)};
+    json_object_set_new(json_object_get(c.rep, "jobspec"), "authorization", json_string(authorization));
+    if (origin) json_object_set_new(c.rep, "origin", json_deep_copy(origin));
+    int r = load_keys(o, &c.keys, &c.nkeys, e);
+    if (r == 0) r = run_job(&c, e);
+    sub_pubkeys_free(c.keys);
+    return finish(&c, r, e, report);
+}

@@ -1,0 +1,64 @@
+/* Tier-2 internals shared by the files of lib/tier2 (not a public interface). */
+#pragma once
+#include "substrate/error.h"
+#include "substrate/jobspec.h"
+#include "substrate/manifest.h"
+#include "substrate/registry.h"
+#include "substrate/tier2.h"
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* $SUBSTRATE_STATE/tier2/<rel> (rel NULL: the dir itself); caller frees. */
+char *t2_path(const char *rel);
+int64_t t2_now_ms(void);
+
+/* ---- the job's disk (disk.c) ---- */
+typedef struct t2_disk {
+    char *path;               /* <state>/tier2/disks/<hex>.erofs, 0644 */
+    bool reused;              /* the cached image was used (its hash checked) */
+    sub_image_config config;  /* the image's config (owned) */
+} t2_disk;
+/* Pull ref (with digest) through reg, unpack it, make (or reuse, after
+ * checking its recorded sha256) the erofs image. */
+int t2_disk_prepare(const sub_ref *ref, sub_reg *reg, sub_job_note_fn note, void *ud, t2_disk *out,
+                    sub_err *e);
+void t2_disk_done(t2_disk *d);
+
+/* ---- the VMM backend (qemu.c): how to start one microVM ---- */
+typedef struct t2_vm_config {
+    const char *kernel, *initramfs, *disk;
+    const char *cmdline;
+    uint32_t vcpus, memory_mb;
+    bool kvm;
+    int ctl_fd, console_fd;   /* socket ends handed to the VMM (same numbers in the jail) */
+    int tap_fd;               /* -1: no NIC at all */
+    const char *mac;          /* with tap_fd */
+} t2_vm_config;
+typedef struct t2_backend {
+    const char *name;         /* "qemu-microvm" */
+    const char *binary;       /* absolute path */
+    /* argv of the VMM for c (NULL-terminated, caller strv_frees) */
+    int (*argv)(const struct t2_backend *b, const t2_vm_config *c, char ***out, sub_err *e);
+} t2_backend;
+/* The qemu microvm backend; -ENOENT (env) when qemu is not installed. */
+int t2_backend_qemu(const t2_backend **out, sub_err *e);
+
+/* ---- egress (egress.c): only when the jobspec allows destinations ---- */
+typedef struct t2_egress {
+    char netns[80];     /* substrate-<tag>, in /run/netns */
+    char veth[16];      /* sj-<tag>: the uplink end */
+    char table[64];     /* substrate_<tag>, in the job's namespace */
+    char uplink[64];    /* "" = the host's namespace */
+    char mac[18];
+    char guest_net[48]; /* "addr/prefix gateway" for the agent */
+    int tap_fd;         /* for the VMM */
+    bool made;          /* the namespace exists (teardown has work) */
+} t2_egress;
+/* tag: [a-z0-9]{8} unique per job; slot: the job's uid slot (its /30). */
+int t2_egress_setup(const char *tag, unsigned slot, const sub_jobspec *j, t2_egress *eg, sub_err *e);
+json_t *t2_egress_counters(const t2_egress *eg);
+void t2_egress_teardown(t2_egress *eg);
+/* What of it is still there (namespace, uplink veth). */
+int t2_egress_residue(const t2_egress *eg);

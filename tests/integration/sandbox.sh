@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Tier-2 end to end, with the real registry and a real qemu microVM (TCG here;
+# KVM cannot boot a guest on these machines): a signed jobspec runs the
+# signed `job` image; output, exit code, stdin, env, inputs and outputs
+# arrive; a probe with no allow rule is blocked with the guest's and the
+# host's evidence; timeouts (a sleeping job, a guest that never boots) end in
+# 124; altered, unsigned and wrongly signed jobspecs and images are refused
+# (125) before anything boots; the VMM runs jailed (its own uid, namespaces,
+# cgroup, seccomp); qemu killed from outside, the runner stopped with SIGTERM
+# and the runner SIGKILLed all leave nothing behind (the last one swept by
+# the next run); 4 jobs at once stay apart and clean.
+. "$(dirname "$0")/../lib.sh"
+PY=/usr/bin/python3
+if [ "$(id -u)" != 0 ]; then t_skip "sandbox" "needs root (namespaces, cgroups, a uid per job)"; t_done; exit 0; fi
+if ! [ -x /usr/bin/qemu-system-x86_64 ]; then t_skip "sandbox" "qemu-system-x86 is not installed (scripts/install-deps)"; t_done; exit 0; fi
+if ! ls /boot/vmlinuz-* >/dev/null 2>&1; then t_skip "sandbox" "no kernel in /boot (linux-image-amd64, scripts/install-deps)"; t_done; exit 0; fi
+
+git clone -q "$TOP" "$T/repo"
+R=$T/repo
+SHA=$(git -C "$R" rev-parse HEAD)
+t_registry
+REG=$SUBSTRATE_REGISTRY
+cd "$T" || exit 1
+SUBSTRATE_PASSPHRASE=pw "$BIN" key generate "$T/k1" >/dev/null
+SUBSTRATE_PASSPHRASE=pw "$BIN" key generate "$T/k2" >/dev/null
+"$BIN" key trust "$T/k1.pub" >/dev/null
+export SUBSTRATE_AGENT=${SUBSTRATE_AGENT:-$(dirname "$BIN")/substrate-agent}
+[ -x "$SUBSTRATE_AGENT" ] || SUBSTRATE_AGENT=$TOP/build/substrate-agent
+
+JOB=$("$BIN" build --repo "$R" job --version 1.0.0 --rev "$SHA" -q | awk '{print $NF}'); JOB=${JOB#*@}
+if [[ $JOB != sha256:* ]]; then echo "Bail out! could not build the job image ($JOB)"; exit 1; fi
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/job@$JOB" --key "$T/k1.key" >/dev/null
+# the same image under another digest: unsigned, and signed by an untrusted key
+"$BIN" pull -q "$REG/job@$JOB" --oci "$T/lay:u" >/dev/null
+umoci config --image "$T/lay:u" --config.label=dev.substrate.test=unsigned >/dev/null 2>&1
+JU=$("$BIN" push -q --oci "$T/lay:u" "$REG/job:unsigned" | awk '{print $NF}'); JU=${JU#*@}
+umoci config --image "$T/lay:u" --config.label=dev.substrate.test=otherkey >/dev/null 2>&1
+JK=$("$BIN" push -q --oci "$T/lay:u" "$REG/job:otherkey" | awk '{print $NF}'); JK=${JK#*@}
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/job@$JK" --key "$T/k2.key" >/dev/null
+for d in "$JU" "$JK"; do [[ $d == sha256:* ]] || { echo "Bail out! test images ($JU $JK)"; exit 1; }; done
+
+# spec FILE [json fields...]: a jobspec for the signed job image, signed with k1
+spec() {
+    local f=$1; shift
+    local extra=""
+    for x in "$@"; do extra="$extra, $x"; done
+    printf '{"name": "t", "image": "%s/job@%s", "timeout": 60, "memory_mb": 128%s}\n' "$REG" "$JOB" "$extra" >"$f"
+    SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob "$f" --key "$T/k1.key" >/dev/null
+}
+run() { "$BIN" sandbox --json "$@" 2>"$T/stderr.txt"; }
+# q REPORT EXPR: a Python expression over the report d
+q() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$@" 2>/dev/null; }
+residual() { q "$1" 'd["teardown"]["residual"]'; }
+# nothing of any job left: job dirs, processes of the job uid range, cgroups
+leftovers() {
+    local n=0
+    n=$((n + $(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)))
+    n=$((n + $(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)))
+    n=$((n + $(find /sys/fs/cgroup -maxdepth 3 -name 'substrate-job-t-*' 2>/dev/null | wc -l)))
+    echo "$n"
+}
+
+# ---- echo, env, stdin, inputs, outputs ----
+spec echo.json '"command": ["/bin/sh", "-c"]' \
+    '"args": ["echo hello from $WHO; cat; cat /in/a.txt; id -u; pwd; echo result >/out/r.txt"]' \
+    '"env": {"WHO": "the guest"}' '"stdin": "stdin line\n"' '"workdir": "/tmp"' \
+    '"inputs": [{"path": "/in/a.txt", "content": "input file\n"}]' '"outputs": {"paths": ["/out/r.txt"]}'
+run echo.json >r1.json; rc=$?
+t_eq "echo job: exit 0, outcome completed" "$rc $(q r1.json 'd["outcome"]')" "0 completed"
+t_eq "  its stdout: echo, env, stdin, input file, uid 65534 (the image's is not root... it is 65534), workdir" \
+    "$(q r1.json 'd["stdout"]["text"]')" "$(printf 'hello from the guest\nstdin line\ninput file\n65534\n/tmp')"
+t_eq "  the output file came back (sha256 of 'result\\n')" "$(q r1.json 'd["outputs"][0]["sha256"]')" \
+    "sha256:$(printf 'result\n' | sha256sum | cut -d' ' -f1)"
+t_check "  ... and was saved beside the report" test -f "$(q r1.json 'd["outputs"][0]["saved_to"]')"
+t_eq "  teardown: residual 0, every check listed" "$(residual r1.json) $(q r1.json 'len(d["teardown"]["checks"]) >= 7')" "0 True"
+t_eq "  report names the jobspec key, the image key, backend, accelerator" \
+    "$(q r1.json '(d["jobspec"]["key_id"] == d["image"]["key_id"] != "", d["backend"], d["accelerator"] in ("tcg","kvm"))')" \
+    "(True, 'qemu-microvm', True)"
+t_check "  the report is kept under \$SUBSTRATE_STATE/tier2/reports" test -f "$(q r1.json 'd["report_file"]')"
+t_eq "  boot measured" "$(q r1.json 'd["boot_ms"] > 0')" "True"
+
+# ---- the job's own exit code, and the human output ----
+spec fail.json '"command": ["/bin/sh", "-c", "echo to-stderr >&2; exit 7"]'
+"$BIN" sandbox fail.json >out.txt 2>err.txt; rc=$?
+t_eq "failing command: the runner exits with the job's code (7)" "$rc" "7"
+t_check "  the job's stderr is on ours, and the summary says completed, exit 7" \
+    grep -q "to-stderr" err.txt
+t_check "  ... summary" grep -q "completed, exit 7" err.txt
+
+# ---- egress: no allow rule -> blocked, with both sides' evidence ----
+spec probe.json '"command": ["/bin/true"]' '"probes": ["192.0.2.1:80", "10.0.2.2:443"]'
+run probe.json >r2.json; rc=$?
+t_eq "probes without an allow rule: job completes (exit 0)" "$rc" "0"
+t_eq "  each probe blocked; guest saw ENETUNREACH; host attached no NIC" \
+    "$(q r2.json '[(p["result"], p["guest"]["errno"], p["host"]["nic"]) for p in d["egress"]]')" \
+    "[('blocked', 'ENETUNREACH', 'none'), ('blocked', 'ENETUNREACH', 'none')]"
+
+# ---- timeouts ----
+spec sleep.json '"command": ["/bin/sleep", "600"]' '"timeout": 5'
+s0=$(date +%s%N)
+run sleep.json >r3.json; rc=$?
+el=$(( ($(date +%s%N) - s0) / 1000000 ))
+t_eq "sleep 600 with timeout 5: exit 124, timed_out, residual 0" \
+    "$rc $(q r3.json 'd["timed_out"]') $(residual r3.json)" "124 True 0"
+if [ "$el" -le $((5000 + 5000 + 15000)) ]; then t_ok "  the runner returned within the deadline + grace + preparation ($el ms)"
+else t_not_ok "  the runner took $el ms for a 5 s deadline"; fi
+spec hang.json '"command": ["/bin/true"]' '"timeout": 4'
+SUBSTRATE_TEST_GUEST_HANG=boot run hang.json >r4.json; rc=$?
+t_eq "a guest that never boots: 124, timed out, no boot time, residual 0" \
+    "$rc $(q r4.json 'd["timed_out"]') $(q r4.json 'd["boot_ms"]') $(residual r4.json)" "124 True None 0"
+
+# ---- refusals before anything boots ----
+cp echo.json altered.json; cp echo.json.sig altered.json.sig; sed -i 's/hello from/HELLO FROM/' altered.json
+run altered.json >r5.json; rc=$?
+t_eq "jobspec changed after signing: 125, refused, no_trusted_key, no VM" \
+    "$rc $(q r5.json 'd["outcome"]') $(q r5.json 'd["reason"]') $(q r5.json '"vmm" in d')" "125 refused no_trusted_key False"
+spec other.json '"command": ["/bin/true"]'
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob other.json --key "$T/k2.key" >/dev/null
+cp k2.pub other.json.pub
+run other.json >r6.json; rc=$?
+t_eq "signed by an untrusted key (its .pub lying beside it): refused (125)" "$rc $(q r6.json 'd["outcome"]')" "125 refused"
+printf '{"name": "t", "image": "%s/job@%s", "timeout": 60, "keys": ["k2.pub"]}\n' "$REG" "$JOB" >ownkey.json
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob ownkey.json --key "$T/k2.key" >/dev/null
+run ownkey.json >r6b.json; rc=$?
+t_eq "a jobspec naming its own key, signed by that key only: refused (125)" "$rc $(q r6b.json 'd["outcome"]')" "125 refused"
+rm -f unsigned.json.sig; spec unsigned.json '"command": ["/bin/true"]'; rm -f unsigned.json.sig
+run unsigned.json >r7.json; rc=$?
+t_eq "an unsigned jobspec: refused (125), reason no_signature" "$rc $(q r7.json 'd["reason"]')" "125 no_signature"
+printf '{"name": "t", "image": "%s/job@%s", "timeout": 60}\n' "$REG" "$JU" >ui.json
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob ui.json --key "$T/k1.key" >/dev/null
+run ui.json >r8.json; rc=$?
+t_eq "an unsigned image: refused (125), no_signature" "$rc $(q r8.json 'd["reason"]')" "125 no_signature"
+printf '{"name": "t", "image": "%s/job@%s", "timeout": 60}\n' "$REG" "$JK" >ki.json
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob ki.json --key "$T/k1.key" >/dev/null
+run ki.json >r9.json; rc=$?
+t_eq "an image signed by another key: refused (125), no_trusted_key" "$rc $(q r9.json 'd["reason"]')" "125 no_trusted_key"
+printf '{"name": "t", "image": "%s/job@%s", "timeout": 60, "bogus": 1}\n' "$REG" "$JOB" >bad.json
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob bad.json --key "$T/k1.key" >/dev/null
+t_fails "a signed but malformed jobspec: 125, names the field" 125 "bogus" "$BIN" sandbox bad.json
+t_fails "no jobspec argument: 125, usage" 125 "JOBSPEC" "$BIN" sandbox
+
+# ---- the jail, seen from the host while a job runs ----
+spec jail.json '"command": ["/bin/sleep", "30"]' '"timeout": 40'
+run jail.json >r10.json &
+rp=$!
+qp=""
+for _ in $(seq 1 200); do
+    qp=$(ps -eo pid=,comm= | awk '$2 ~ /^qemu-system/ {print $1}' | while read -r p; do
+        u=$(awk '/^Uid:/ {print $2}' /proc/$p/status 2>/dev/null); [ "${u:-0}" -ge 1000000000 ] && echo "$p"; done | head -1)
+    [ -n "$qp" ] && break; sleep 0.1
+done
+if [ -n "$qp" ]; then
+    st=/proc/$qp/status
+    t_eq "the VMM runs as a job uid (not root), no capabilities, no_new_privs, seccomp filter" \
+        "$(awk '/^Uid:/ {print ($2 >= 1000000000)} /^CapEff:/ {print $2} /^NoNewPrivs:/ {print $2} /^Seccomp:/ {print $2}' "$st" | tr '\n' ' ')" \
+        "1 0000000000000000 1 2 "
+    same=0
+    for ns in mnt pid net ipc uts; do [ "$(readlink /proc/$qp/ns/$ns)" = "$(readlink /proc/self/ns/$ns)" ] && same=$((same+1)); done
+    t_eq "  in its own mount, pid, net, ipc and uts namespaces" "$same" "0"
+    t_check "  in a cgroup of its own (substrate-job-<id>)" grep -q "substrate-job-t-" /proc/$qp/cgroup
+    t_check "  its root is not the host's (no /etc/passwd there)" test ! -e /proc/$qp/root/etc/passwd
+    # qemu killed by someone else, mid-job
+    kill -9 "$qp"
+    wait "$rp"; rc=$?
+    t_eq "qemu SIGKILLed from outside: 125, outcome failed, residual 0" \
+        "$rc $(q r10.json 'd["outcome"]') $(residual r10.json)" "125 failed 0"
+else
+    t_not_ok "found the jailed qemu process"; kill "$rp" 2>/dev/null; wait "$rp"
+fi
+
+# ---- the runner stopped with SIGTERM mid-job ----
+spec term.json '"command": ["/bin/sleep", "30"]' '"timeout": 40'
+run term.json >r11.json &
+rp=$!
+for _ in $(seq 1 100); do [ -n "$(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 -name 't-*' 2>/dev/null)" ] && break; sleep 0.1; done
+sleep 1
+kill -TERM "$rp"; wait "$rp"; rc=$?
+t_eq "runner SIGTERMed mid-job: 125, outcome interrupted, residual 0" \
+    "$rc $(q r11.json 'd["outcome"]') $(residual r11.json)" "125 interrupted 0"
+t_eq "  nothing of it is left (job dirs, job-uid processes, cgroups)" "$(leftovers)" "0"
+
+# ---- the runner SIGKILLed: its VMM dies with it; the next run sweeps ----
+"$BIN" sandbox -q term.json >/dev/null 2>&1 &
+rp=$!
+for _ in $(seq 1 100); do [ -n "$(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 -name 't-*' 2>/dev/null)" ] && break; sleep 0.1; done
+sleep 1
+kill -KILL "$rp"; wait "$rp" 2>/dev/null
+for _ in $(seq 1 50); do [ "$(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)" = 0 ] && break; sleep 0.1; done
+t_eq "runner SIGKILLed: its qemu died with it (parent-death signal)" \
+    "$(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)" "0"
+t_eq "  its job dir is still there (nothing ran to remove it)" \
+    "$(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 | wc -l)" "1"
+run fail.json >r12.json
+t_eq "  the next run swept it and says so (residual 0)" \
+    "$(q r12.json 'len(d["swept"])') $(q r12.json 'd["swept"][0]["teardown"]["residual"]')" "1 0"
+t_eq "  nothing is left" "$(leftovers)" "0"
+
+# ---- 4 jobs at once ----
+pids=()
+for i in 1 2 3 4; do
+    spec "par$i.json" '"command": ["/bin/sh", "-c"]' "\"args\": [\"echo job-$i; id -u\"]"
+    run "par$i.json" >"rp$i.json" &
+    pids+=($!)
+done
+ok=0
+for i in 1 2 3 4; do
+    wait "${pids[$((i-1))]}"; rc=$?
+    [ "$rc $(q "rp$i.json" 'd["stdout"]["text"].split()[0]') $(residual "rp$i.json")" = "0 job-$i 0" ] && ok=$((ok+1))
+done
+t_eq "4 jobs at once: each its own output, exit 0, residual 0" "$ok" "4"
+t_eq "  4 distinct job ids and VMM uids" \
+    "$(for i in 1 2 3 4; do q "rp$i.json" 'd["job_id"]'; done | sort -u | wc -l) $(for i in 1 2 3 4; do q "rp$i.json" 'd["vmm"]["uid"]'; done | sort -u | wc -l)" "4 4"
+t_eq "  nothing is left" "$(leftovers)" "0"
+t_done
