@@ -66,10 +66,13 @@ static void summary(const json_t *r) {
     json_t *ec = json_object_get(r, "exit_code");
     char code[32] = "";
     if (json_is_integer(ec)) snprintf(code, sizeof code, ", exit %lld", (long long)json_integer_value(ec));
-    cli_line(stderr, "job %s: %s%s (%.1f s, boot %.1f s, %s)", id ? id : "-", outcome ? outcome : "?", code,
-             (double)json_integer_value(json_object_get(r, "duration_ms")) / 1000.0,
-             (double)json_integer_value(json_object_get(r, "boot_ms")) / 1000.0,
-             json_string_value(json_object_get(r, "accelerator")) ?: "-");
+    if (json_object_get(r, "duration_ms"))
+        cli_line(stderr, "job %s: %s%s (%.1f s, boot %.1f s, %s)", id ? id : "-", outcome ? outcome : "?", code,
+                 (double)json_integer_value(json_object_get(r, "duration_ms")) / 1000.0,
+                 (double)json_integer_value(json_object_get(r, "boot_ms")) / 1000.0,
+                 json_string_value(json_object_get(r, "accelerator")) ?: "-");
+    else
+        cli_line(stderr, "job %s: %s before the VM started", id ? id : "-", outcome ? outcome : "?");
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(r, "egress"), i, p) {

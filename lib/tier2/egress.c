@@ -118,18 +118,23 @@ static void net_base(unsigned *a, unsigned *b) {
 
 static char *rules(const t2_egress *eg, const sub_jobspec *j) {
     sub_buf b = {0};
-    sub_buf_printf(&b, "table inet %s {\n chain fwd {\n  type filter hook forward priority 0; policy drop;\n"
+    sub_buf_printf(&b, "table inet %s {\n chain job_forward {\n  type filter hook forward priority 0; policy drop;\n"
                        "  ct state established,related accept\n", eg->table);
     for (size_t i = 0; i < j->negress; i++)
         sub_buf_printf(&b, "  iifname \"tap0\" ip daddr %s tcp dport %u counter accept comment \"allow %s:%u\"\n",
                        j->egress[i].host, j->egress[i].port, j->egress[i].host, j->egress[i].port);
-    for (size_t i = 0; i < j->nprobes; i++)
+    for (size_t i = 0; i < j->nprobes; i++) {
+        bool allowed = false;
+        for (size_t k = 0; k < j->negress; k++)
+            allowed |= !strcmp(j->egress[k].host, j->probes[i].host) && j->egress[k].port == j->probes[i].port;
+        if (allowed) continue;
         sub_buf_printf(&b, "  iifname \"tap0\" ip daddr %s tcp dport %u counter drop comment \"probe %s:%u\"\n",
                        j->probes[i].host, j->probes[i].port, j->probes[i].host, j->probes[i].port);
+    }
     sub_buf_printf(&b, "  iifname \"tap0\" counter drop comment \"deny\"\n }\n"
-                       " chain in {\n  type filter hook input priority 0; policy drop;\n"
+                       " chain job_input {\n  type filter hook input priority 0; policy drop;\n"
                        "  ct state established,related accept\n  iifname \"lo\" accept\n }\n"
-                       " chain post {\n  type nat hook postrouting priority 100; policy accept;\n"
+                       " chain job_postrouting {\n  type nat hook postrouting priority 100; policy accept;\n"
                        "  oifname \"eth0\" masquerade\n }\n}\n");
     return sub_buf_detach(&b, NULL);
 }

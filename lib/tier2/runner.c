@@ -905,7 +905,8 @@ static json_t *report_new(const sub_jobspec *j) {
 }
 
 static int finish(run_ctx *c, int r, const sub_err *e, json_t **report) {
-    if (r < 0) report_set_outcome(c->rep, "refused", SUB_JOB_EXIT_RUNNER, e);
+    /* a refusal is the job's fault (input, a check said no); a failure the runner's */
+    if (r < 0) report_set_outcome(c->rep, sub_err_exit_code(e) == SUB_EXIT_ENV ? "failed" : "refused", SUB_JOB_EXIT_RUNNER, e);
     save_report(c->rep);
     *report = c->rep;
     c->rep = NULL;

@@ -40,11 +40,12 @@ SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/job@$JK" --key "$T/k2.key" >/dev/null
 for d in "$JU" "$JK"; do [[ $d == sha256:* ]] || { echo "Bail out! test images ($JU $JK)"; exit 1; }; done
 
 # spec FILE [json fields...]: a jobspec for the signed job image, signed with k1
+# (timeout $TO, default 60)
 spec() {
     local f=$1; shift
     local extra=""
     for x in "$@"; do extra="$extra, $x"; done
-    printf '{"name": "t", "image": "%s/job@%s", "timeout": 60, "memory_mb": 128%s}\n' "$REG" "$JOB" "$extra" >"$f"
+    printf '{"name": "t", "image": "%s/job@%s", "timeout": %s, "memory_mb": 128%s}\n' "$REG" "$JOB" "${TO:-60}" "$extra" >"$f"
     SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob "$f" --key "$T/k1.key" >/dev/null
 }
 run() { "$BIN" sandbox --json "$@" 2>"$T/stderr.txt"; }
@@ -95,8 +96,47 @@ t_eq "  each probe blocked; guest saw ENETUNREACH; host attached no NIC" \
     "$(q r2.json '[(p["result"], p["guest"]["errno"], p["host"]["nic"]) for p in d["egress"]]')" \
     "[('blocked', 'ENETUNREACH', 'none'), ('blocked', 'ENETUNREACH', 'none')]"
 
+# ---- egress allowed: servers in a namespace this test made, reached only through the allowlist ----
+UP=sbxup-$$
+ip netns add "$UP"
+t_on_exit "ip netns del $UP"
+ip -n "$UP" link set lo up
+ip -n "$UP" addr add 198.18.0.1/32 dev lo
+ip -n "$UP" addr add 198.18.0.2/32 dev lo
+cat >srv.py <<'PY'
+import socket, sys, threading, os
+def serve(addr, port, log):
+    s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port)); s.listen(16)
+    while True:
+        c, _ = s.accept()
+        with open(log, "a") as f: f.write("x\n")
+        c.sendall(b"hi\n"); c.close()
+for a, p, l in (("198.18.0.1", 8080, "srv1.log"), ("198.18.0.2", 8081, "srv2.log")):
+    open(l, "w").close()
+    threading.Thread(target=serve, args=(a, p, l), daemon=True).start()
+open("srv.ready", "w").close()
+threading.Event().wait(600)
+PY
+ip netns exec "$UP" $PY srv.py &
+SRVPID=$!
+t_on_exit "kill $SRVPID"
+for _ in $(seq 1 50); do [ -e srv.ready ] && break; sleep 0.1; done
+spec egress.json '"command": ["/bin/sh", "-c", "probe tcp 198.18.0.1:8080; probe tcp 198.18.0.2:8081; true"]' \
+    '"egress": {"allow": ["198.18.0.1:8080"]}' '"probes": ["198.18.0.1:8080", "198.18.0.2:8081"]'
+SUBSTRATE_JOB_UPLINK_NETNS=$UP run egress.json >re.json; rc=$?
+t_eq "egress allowlist: job completes; the allowed target connects, the other is blocked" \
+    "$rc $(q re.json '[p["result"] for p in d["egress"]]')" "0 ['allowed', 'blocked']"
+t_eq "  host evidence: the allow rule accepted packets, the job's nftables dropped the other's" \
+    "$(q re.json '[p["host"]["packets"] > 0 for p in d["egress"]]')" "[True, True]"
+t_eq "  the allowed server saw the probe and the job (2), the other none" "$(wc -l <srv1.log) $(wc -l <srv2.log)" "2 0"
+t_eq "  the job's own probe tool agrees (connected, then timeout)" \
+    "$(q re.json 'd["stdout"]["text"].count(chr(34)+"result"+chr(34)+":"+chr(34)+"connected")') $(q re.json 'd["stdout"]["text"].count(chr(34)+"result"+chr(34)+":"+chr(34)+"timeout")')" "1 1"
+t_eq "  residual 0, the egress check included; no substrate netns is left" \
+    "$(residual re.json) $(q re.json '[c["check"] for c in d["teardown"]["checks"]].count("egress")') $(ip netns list | grep -c '^substrate-')" "0 1 0"
+
 # ---- timeouts ----
-spec sleep.json '"command": ["/bin/sleep", "600"]' '"timeout": 5'
+TO=5 spec sleep.json '"command": ["/bin/sleep", "600"]'
 s0=$(date +%s%N)
 run sleep.json >r3.json; rc=$?
 el=$(( ($(date +%s%N) - s0) / 1000000 ))
@@ -104,7 +144,7 @@ t_eq "sleep 600 with timeout 5: exit 124, timed_out, residual 0" \
     "$rc $(q r3.json 'd["timed_out"]') $(residual r3.json)" "124 True 0"
 if [ "$el" -le $((5000 + 5000 + 15000)) ]; then t_ok "  the runner returned within the deadline + grace + preparation ($el ms)"
 else t_not_ok "  the runner took $el ms for a 5 s deadline"; fi
-spec hang.json '"command": ["/bin/true"]' '"timeout": 4'
+TO=4 spec hang.json '"command": ["/bin/true"]'
 SUBSTRATE_TEST_GUEST_HANG=boot run hang.json >r4.json; rc=$?
 t_eq "a guest that never boots: 124, timed out, no boot time, residual 0" \
     "$rc $(q r4.json 'd["timed_out"]') $(q r4.json 'd["boot_ms"]') $(residual r4.json)" "124 True None 0"
@@ -140,8 +180,8 @@ t_fails "a signed but malformed jobspec: 125, names the field" 125 "bogus" "$BIN
 t_fails "no jobspec argument: 125, usage" 125 "JOBSPEC" "$BIN" sandbox
 
 # ---- the jail, seen from the host while a job runs ----
-spec jail.json '"command": ["/bin/sleep", "30"]' '"timeout": 40'
-run jail.json >r10.json &
+TO=40 spec jail.json '"command": ["/bin/sleep", "30"]'
+"$BIN" sandbox --json jail.json >r10.json 2>/dev/null &  # not via a function: $! must be the runner
 rp=$!
 qp=""
 for _ in $(seq 1 200); do
@@ -169,8 +209,8 @@ else
 fi
 
 # ---- the runner stopped with SIGTERM mid-job ----
-spec term.json '"command": ["/bin/sleep", "30"]' '"timeout": 40'
-run term.json >r11.json &
+TO=40 spec term.json '"command": ["/bin/sleep", "30"]'
+"$BIN" sandbox --json term.json >r11.json 2>/dev/null &
 rp=$!
 for _ in $(seq 1 100); do [ -n "$(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 -name 't-*' 2>/dev/null)" ] && break; sleep 0.1; done
 sleep 1
@@ -199,7 +239,7 @@ t_eq "  nothing is left" "$(leftovers)" "0"
 pids=()
 for i in 1 2 3 4; do
     spec "par$i.json" '"command": ["/bin/sh", "-c"]' "\"args\": [\"echo job-$i; id -u\"]"
-    run "par$i.json" >"rp$i.json" &
+    "$BIN" sandbox --json "par$i.json" >"rp$i.json" 2>/dev/null &
     pids+=($!)
 done
 ok=0
