@@ -191,6 +191,8 @@ for _ in $(seq 1 200); do
 done
 if [ -n "$qp" ]; then
     st=/proc/$qp/status
+    # qemu installs its -sandbox filter during its own start-up, before the guest runs
+    for _ in $(seq 1 100); do [ "$(awk '/^Seccomp:/ {print $2}' "$st")" = 2 ] && break; sleep 0.1; done
     t_eq "the VMM runs as a job uid (not root), no capabilities, no_new_privs, seccomp filter" \
         "$(awk '/^Uid:/ {print ($2 >= 1000000000)} /^CapEff:/ {print $2} /^NoNewPrivs:/ {print $2} /^Seccomp:/ {print $2}' "$st" | tr '\n' ' ')" \
         "1 0000000000000000 1 2 "
