@@ -22,7 +22,8 @@
  *     made read-only, pivot_root'ed into and the old root detached. No /proc,
  *     /sys or /etc: qemu 7.2 boots without them. Every mount lives only in
  *     the jail's mount namespace and vanishes with it;
- *   - as the job's uid/gid with no supplementary groups, no capabilities
+ *   - as the job's uid/gid with no supplementary groups (with kvm: only
+ *     the group of /dev/kvm, so the VMM can open it), no capabilities
  *     (bounding, ambient, inheritable, permitted, effective all empty),
  *     no_new_privs, umask 077, PATH as its only environment, stdin
  *     /dev/null, only the fds asked for;

@@ -206,6 +206,7 @@ typedef struct plan {
     size_t nkeep;
     int errfd, syncfd;
     int last_cap;
+    gid_t kvm_gid;      /* with o->kvm: the group that may open /dev/kvm */
 } plan;
 
 typedef struct child_report {
@@ -282,7 +283,13 @@ static int plan_build(plan *p, const sub_jail_opts *o, sub_err *e) {
     }
     static const char *const devs[] = {"/dev/null", "/dev/zero", "/dev/random", "/dev/urandom"};
     for (size_t i = 0; i < ARRAY_SIZE(devs); i++) plan_add(p, root, devs[i], BIND_DEV);
-    if (o->kvm) plan_add(p, root, "/dev/kvm", BIND_DEV);
+    if (o->kvm) {
+        struct stat kst;
+        if (stat("/dev/kvm", &kst) < 0)
+            return sub_err_setk(e, SUB_KIND_ENV, -errno, "jail: /dev/kvm: %s", strerror(errno));
+        p->kvm_gid = kst.st_gid;
+        plan_add(p, root, "/dev/kvm", BIND_DEV);
+    }
     /* parents first; a path below another entry is already visible through it */
     qsort(p->ents, p->nents, sizeof *p->ents, cmp_ent);
     size_t w = 0;
@@ -390,7 +397,8 @@ static void child_drop(const plan *p) {
         if (prctl(PR_CAPBSET_DROP, c, 0, 0, 0) < 0 && errno != EINVAL) child_fail(p, "capbset-drop", NULL);
     if (prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0) < 0 && errno != EINVAL)
         child_fail(p, "ambient-clear", NULL);
-    if (setgroups(0, NULL) < 0) child_fail(p, "setgroups", NULL);
+    /* no supplementary group, but the one of /dev/kvm when the VMM needs it */
+    if (o->kvm ? setgroups(1, &p->kvm_gid) < 0 : setgroups(0, NULL) < 0) child_fail(p, "setgroups", NULL);
     if (setresgid(o->gid, o->gid, o->gid) < 0) child_fail(p, "setresgid", NULL);
     if (setresuid(o->uid, o->uid, o->uid) < 0) child_fail(p, "setresuid", NULL);
     /* the uid change emptied permitted and effective; inheritable too */
