@@ -6,6 +6,8 @@
 #include "unit.h"
 #include "substrate/fs.h"
 #include "substrate/jail.h"
+#include "substrate/vmimage.h"
+#include "substrate/proc.h"
 #include <fcntl.h>
 #include <poll.h>
 #include <sched.h>
@@ -388,17 +390,46 @@ TEST(jail_dies_with_its_runner) {
 }
 
 /* qemu boots a microVM from inside the jail and powers off (TCG, ~2-4 s). */
+/* A static /init that says so and powers the VM off (built here with cc). */
+static char *tiny_init(void) {
+    static const char src[] = "#include <stdio.h>\n#include <sys/reboot.h>\n#include <unistd.h>\n"
+                              "int main(void) { printf(\"tiny-init ran\\n\"); fflush(stdout); sync();"
+                              " reboot(RB_POWER_OFF); return 1; }\n";
+    _cleanup_free_ char *c = xasprintf("%s/tiny-init.c", unit_tmpdir());
+    char *bin = xasprintf("%s/tiny-init", unit_tmpdir());
+    sub_err e = {0};
+    if (sub_write_file_atomic(c, src, strlen(src), 0644, &e) < 0) return bin;
+    char *argv[] = {"cc", "-static", "-O1", "-o", bin, c, NULL};
+    sub_proc_opts po = SUB_PROC_OPTS_INIT;
+    int st = -1;
+    (void)sub_run(argv, &po, &st, &e);
+    return bin;
+}
+
 TEST(jail_qemu_boots) {
-    static const char *const kernel = "/tmp/t2exp/vmlinux", *const initrd = "/tmp/t2exp/ir.cpio";
     if (!jail_possible()) return;
     if (access("/usr/bin/qemu-system-x86_64", X_OK) < 0) {
         unit_skip("qemu-system-x86_64 is not installed");
         return;
     }
-    if (!sub_path_exists(kernel) || !sub_path_exists(initrd)) {
-        unit_skip("no test kernel/initramfs at /tmp/t2exp (vmlinux, ir.cpio)");
+    _cleanup_free_ char *cache = xasprintf("%s/vmcache", unit_tmpdir());
+    sub_vm_kernel k = {0};
+    sub_err ke = {0};
+    if (sub_vm_kernel_prepare(cache, &k, &ke) < 0) {
+        sub_vm_kernel_done(&k);
+        unit_skip("no kernel to boot (linux-image-amd64)");
         return;
     }
+    _cleanup_free_ char *init = tiny_init();
+    _cleanup_free_ char *initrd = NULL;
+    unsigned long khz = 0;
+    CHECK_OK(sub_vm_tsc_khz(cache, &khz, &ke), &ke);
+    CHECK_OK(sub_vm_initramfs_prepare(cache, &k, init, NULL, &initrd, &ke), &ke);
+    _cleanup_free_ char *kernel = xstrdup(k.vmlinux);
+    sub_vm_kernel_done(&k);
+    if (ke.code) return;
+    _cleanup_free_ char *append =
+        xasprintf("console=ttyS0 quiet tsc=reliable no_timer_check tsc_early_khz=%lu rdinit=/init panic=-1", khz);
     sub_err e = {0};
     uid_t uid;
     _cleanup_close_ int lock = -1;
@@ -411,9 +442,7 @@ TEST(jail_qemu_boots) {
     char *argv[] = {"/usr/bin/qemu-system-x86_64", "-M", "microvm,acpi=on", "-accel", "tcg", "-m", "128",
                     "-nodefaults", "-no-reboot", "-display", "none", "-sandbox",
                     "on,obsolete=deny,elevateprivileges=deny,spawn=deny,resourcecontrol=deny",
-                    "-kernel", (char *)kernel, "-initrd", (char *)initrd, "-append",
-                    "console=ttyS0 quiet tsc=reliable no_timer_check tsc_early_khz=2096017 rdinit=/init panic=-1",
-                    "-serial", "stdio", NULL};
+                    "-kernel", kernel, "-initrd", initrd, "-append", append, "-serial", "stdio", NULL};
     const char *ro[] = {kernel, initrd, NULL};
     sub_jail_opts o = {.id = id, .root_dir = root, .uid = uid, .gid = uid, .argv = argv, .ro_paths = ro,
                        .stdout_fd = out[1], .stderr_fd = out[1], .memory_bytes = 512u << 20,
@@ -438,12 +467,14 @@ TEST(jail_qemu_boots) {
     int st = -1;
     CHECK_OK(sub_jail_destroy(&j, &st, &e), &e);
     sub_jail_done(&j);
-    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) || !text || !strstr(text, "reboot: Power down"))
+    if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0) || !text || !strstr(text, "tiny-init ran") ||
+        !strstr(text, "reboot: Power down"))
         unit_fail(__FILE__, __LINE__, "qemu status 0x%x after %lld ms, output: %s", st, (long long)ms,
                   text ? text : "(none)");
     /* its root held the firmware and TCG module directories */
     CHECK(strstr(mi, " /usr/share/qemu ") && strstr(mi, " /usr/lib/x86_64-linux-gnu/qemu "));
-    CHECK(strstr(mi, " /lib64/ld-linux-x86-64.so.2 ") && strstr(mi, " /tmp/t2exp/vmlinux "));
+    _cleanup_free_ char *kmnt = xasprintf(" %s ", kernel);
+    CHECK(strstr(mi, " /lib64/ld-linux-x86-64.so.2 ") && strstr(mi, kmnt));
     CHECK(!mountinfo_mentions(root));
     CHECK_INT(sub_jail_uid_processes(uid, NULL, &e), 0);
     if (getenv("UNIT_JAIL_SHOW")) fprintf(stderr, "# qemu in the jail: %lld ms\n%s", (long long)ms, mi);
