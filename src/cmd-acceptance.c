@@ -16,6 +16,8 @@
 #include "substrate/release.h"
 #include "substrate/svc-manifest.h"
 #include "substrate/tier1.h"
+#include "substrate/tier2.h"
+#include <fcntl.h>
 #include "substrate/transfer.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -496,6 +498,105 @@ static void check_tier1(actx *a) {
     sub_build_result_free(&v2);
 }
 
+/* ---- tier 2 (issue 8) ---- */
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* A jobspec for the job image, signed with the platform key, in the private state. */
+static int t2_jobspec(actx *a, const char *name, const char *body, char **path, sub_err *e) {
+    *path = xasprintf("%s/%s.json", a->state, name);
+    _cleanup_free_ char *text = xasprintf("{\"name\": \"%s\", \"image\": \"%s/job@%s\", %s}\n", name, a->addr,
+                                          a->job_digest, body);
+    int r = sub_write_file_atomic(*path, text, strlen(text), 0644, e);
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    bool created = false;
+    char id[SUB_DIGEST_MAX] = "";
+    if (r == 0) r = platform_key(a, &created, id, &k, e);
+    _cleanup_free_ char *sig = NULL;
+    if (r == 0) r = sub_blob_sign_file(k, *path, &sig, e);
+    _cleanup_free_ char *sigp = xasprintf("%s.sig", *path), *line = xasprintf("%s\n", sig ? sig : "");
+    if (r == 0) r = sub_write_file_atomic(sigp, line, strlen(line), 0644, e);
+    return r;
+}
+
+static int t2_run(actx *a, const char *name, const char *body, json_t **rep, sub_err *e) {
+    _cleanup_free_ char *path = NULL;
+    int r = t2_jobspec(a, name, body, &path, e);
+    if (r < 0) return r;
+    sub_job_opts o = {0};
+    return sub_job_run_signed(path, &o, rep, e);
+}
+
+static int t2_residual(const json_t *rep) {
+    json_t *td = json_object_get(rep, "teardown");
+    return td ? (int)json_integer_value(json_object_get(td, "residual")) : -1;
+}
+
+static void check_tier2(actx *a) {
+    const char *boot = "tier-2: a signed job boots in a jailed microVM and its output comes back";
+    if (!a->job_digest[0]) {
+        record(a, boot, false, "job was not pushed");
+        return;
+    }
+    setenv("SUBSTRATE_STATE", a->state, 1);
+    sub_err e = {0};
+    /* the job image, signed with the platform key (the trust store's) */
+    _cleanup_privkey_ sub_privkey *k = NULL;
+    bool created = false;
+    char id[SUB_DIGEST_MAX] = "";
+    sub_cosign_sign_result sr = {0};
+    int r = platform_key(a, &created, id, &k, &e);
+    _cleanup_reg_ sub_reg *c = client(a);
+    _cleanup_free_ char *identity = xasprintf("%s/job", a->addr);
+    if (r == 0) r = c ? sub_cosign_sign_registry(c, "job", identity, a->job_digest, k, &sr, &e) : -EIO;
+    if (r < 0) {
+        record(a, boot, false, "signing the job image: %s", e.msg);
+        return;
+    }
+    _cleanup_json_ json_t *r1 = NULL, *r2 = NULL;
+    r = t2_run(a, "acceptance-echo",
+               "\"command\": [\"/bin/echo\", \"tier2-ok\"], \"timeout\": 120, \"probes\": [\"192.0.2.1:80\"]",
+               &r1, &e);
+    const char *out = json_string_value(json_object_get(json_object_get(r1, "stdout"), "text"));
+    const char *outcome = json_string_value(json_object_get(r1, "outcome"));
+    record(a, boot, r == 0 && out && streq(out, "tier2-ok\n") && sub_job_exit_code(r1) == 0,
+           "job %s: %s, exit %d, stdout %.40s, %s %s, boot %lld ms%s%s",
+           json_string_value(json_object_get(r1, "job_id")) ?: "-", outcome ?: "-", sub_job_exit_code(r1), out ?: "",
+           json_string_value(json_object_get(r1, "backend")) ?: "-",
+           json_string_value(json_object_get(r1, "accelerator")) ?: "-",
+           (long long)json_integer_value(json_object_get(r1, "boot_ms")), e.code ? ": " : "", e.code ? e.msg : "");
+    json_t *p = json_array_get(json_object_get(r1, "egress"), 0);
+    json_t *g = json_object_get(p, "guest");
+    record(a, "tier-2: a probe with no allow rule is blocked, with the guest's and the host's evidence",
+           streq(json_string_value(json_object_get(p, "result")) ?: "", "blocked") && g &&
+               streq(json_string_value(json_object_get(json_object_get(p, "host"), "nic")) ?: "", "none"),
+           "192.0.2.1:80 -> %s (guest: %s %s; host: %s)", json_string_value(json_object_get(p, "result")) ?: "no result",
+           json_string_value(json_object_get(g, "result")) ?: "-", json_string_value(json_object_get(g, "errno")) ?: "-",
+           json_string_value(json_object_get(json_object_get(p, "host"), "evidence")) ?: "-");
+    sub_err e2 = {0};
+    int64_t t0 = mono_ms();
+    r = t2_run(a, "acceptance-sleep", "\"command\": [\"/bin/sleep\", \"600\"], \"timeout\": 5", &r2, &e2);
+    int64_t ms = mono_ms() - t0;
+    record(a, "tier-2: a job past its deadline is killed: 124, timed_out",
+           r == 0 && sub_job_exit_code(r2) == SUB_JOB_EXIT_TIMEOUT && json_is_true(json_object_get(r2, "timed_out")),
+           "sleep 600 with timeout 5: exit %d, outcome %s, the runner returned after %lld ms%s%s", sub_job_exit_code(r2),
+           json_string_value(json_object_get(r2, "outcome")) ?: "-", (long long)ms, e2.code ? ": " : "",
+           e2.code ? e2.msg : "");
+    _cleanup_free_ char *jobs = sub_path_join(a->state, "tier2/jobs");
+    _cleanup_strv_ char **left = NULL;
+    _cleanup_close_ int jfd = open(jobs, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (jfd >= 0) (void)sub_dir_names_at(jfd, &left);
+    record(a, "tier-2: teardown leaves zero residue (audited after each job)",
+           t2_residual(r1) == 0 && t2_residual(r2) == 0 && strv_len(left) == 0,
+           "echo job: residual %d over %zu checks; timed-out job: residual %d; job dirs left: %zu", t2_residual(r1),
+           json_array_size(json_object_get(json_object_get(r1, "teardown"), "checks")), t2_residual(r2),
+           strv_len(left));
+}
+
 static void stop_tier1(actx *a) {
     if (!a->t1_started) return;
     (void)sub_t1_stop("acceptance-hello", NULL);
@@ -587,6 +688,7 @@ int cmd_acceptance(int argc, char **argv) {
         check_registry,        check_reproducible,   check_push_hello,       check_push_job,
         check_pull,            check_refusals,       check_signed_verifies,  check_provenance,
         check_unsigned_refused, check_other_key_refused, check_real_cosign, check_tier1,
+        check_tier2,
     };
     for (size_t i = 0; i < ARRAY_SIZE(checks) && !interrupted; i++) checks[i](&a);
     if (interrupted) fprintf(stderr, "substrate acceptance: interrupted; cleaning up\n");
