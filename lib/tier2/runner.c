@@ -32,6 +32,7 @@
 #define GUEST_MODULES                                                                              \
     { "virtio_mmio", "virtio_console", "virtio_blk", "erofs", "overlay", "virtio_net", NULL }
 #define JOB_PIDS_MAX 128
+#define ZERO_DIGEST "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 
 static void closedirp(DIR **d) {
     if (*d) closedir(*d);
@@ -637,6 +638,15 @@ static int run_job(run_ctx *c, sub_err *e) {
     if (sub_job_sweep(&swept, NULL) > 0) json_object_set_new(rep, "swept", swept);
     else json_decref(swept);
 
+    if (streq(j->ref.digest, ZERO_DIGEST)) {
+        _cleanup_free_ char *pinned = sub_state_path("jobs/probe-demo.json");
+        return sub_err_setr(e, SUB_R_BAD_JOBSPEC, SUB_KIND_INPUT, -EINVAL,
+                            "%s: the image digest is the all-zero placeholder of the reference jobspec: pin the "
+                            "digest build-sign-push printed for the job image, then sign the result with "
+                            "`substrate sign-blob`%s%s", j->path ? j->path : j->name,
+                            sub_path_exists(pinned) ? "; the demo made a pinned, signed copy: " : "",
+                            sub_path_exists(pinned) ? pinned : "");
+    }
     /* the image: admitted under the jobspec's policy, with the same keys */
     _cleanup_reg_ sub_reg *reg = NULL;
     sub_reg_opts ro = {.host = j->ref.registry};
@@ -930,8 +940,13 @@ int sub_job_run_signed(const char *path, const sub_job_opts *o, json_t **report,
     run_ctx c = {.o = o, .rep = pre};
     r = sub_read_file(sigpath, 4096, &sig, &slen, e);
     if (r < 0) {
+        _cleanup_free_ char *pinned = sub_state_path("jobs/probe-demo.json");
+        bool placeholder = memmem(data, len, ZERO_DIGEST, strlen(ZERO_DIGEST)) != NULL;
         sub_err_setr(e, SUB_R_NO_SIGNATURE, SUB_KIND_CHECK, -EKEYREJECTED,
-                     "%s is not signed: no %s (sign it with `substrate sign-blob %s --key KEY`)", path, sigpath, path);
+                     "%s is not signed: no %s (sign it with `substrate sign-blob %s --key KEY`)%s%s%s", path, sigpath,
+                     path, placeholder ? "; its image digest is also the all-zero placeholder of the reference" : "",
+                     placeholder && sub_path_exists(pinned) ? ": the demo made a pinned, signed copy: " : "",
+                     placeholder && sub_path_exists(pinned) ? pinned : "");
         return finish(&c, r, e, report);
     }
     r = load_keys(o, &c.keys, &c.nkeys, e);
