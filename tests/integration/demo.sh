@@ -25,7 +25,11 @@ t_eq "the demo's service answered on its port" "$(grep -c "^GET http://127.0.0.1
 t_eq "align said ALIGNED (4 times) and DRIFT once" "$(grep -c '^ALIGNED hello$' "$T/demo.out") $(grep -c '^DRIFT hello$' "$T/demo.out")" "4 1"
 t_eq "the DRIFT named the tampered file" "$(grep -c 'usr/bin/hello changed' "$T/demo.out")" 1
 t_eq "it promoted and rolled back" "$(grep -c ': promoted sha256:' "$T/demo.out")" 2
-tail -12 "$T/demo.out" >"$T/tail"
+# Tier-2: the reference jobspec, pinned and signed, ran: output, a blocked probe, zero residue
+t_eq "the reference job ran: its greeting, its blocked probe, residual 0" \
+    "$(grep -c '^hello from the guest$' "$T/demo.out") $(grep -c '^  egress 192.0.2.1:80: blocked (guest: unreachable ENETUNREACH; host: none)' "$T/demo.out") $(grep -c '^  teardown: [0-9]* checks, residual 0' "$T/demo.out")" "1 1 1"
+t_check "the pinned, signed copy it ran verifies with the trust store" "$BIN" verify-blob "$SUBSTRATE_STATE/jobs/probe-demo.json"
+tail -16 "$T/demo.out" >"$T/tail"
 if grep -qx "  export SUBSTRATE_STATE=$SUBSTRATE_STATE SUBSTRATE_REGISTRY=$SUBSTRATE_REGISTRY" "$T/tail" &&
    grep -q "^With that environment, try next:" "$T/tail" &&
    grep -Eq "^  $BIN verify $SUBSTRATE_REGISTRY/hello@sha256:[0-9a-f]{64} --provenance --json$" "$T/tail" &&
