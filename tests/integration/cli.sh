@@ -26,7 +26,7 @@ for c in $cmds; do
 done
 t_eq "every command, including the ones not available yet, answers --help with exit 0" "$bad" ""
 t_fails "a command not available yet says so, with exit 2" 2 \
-    "^substrate sandbox: error: not available yet" "$BIN" sandbox run
+    "^substrate provision-vm: error: not available yet" "$BIN" provision-vm
 
 # ---- unknown commands and options; usage errors --------------------------------
 t_fails "an unknown command suggests the nearest one" 2 \
