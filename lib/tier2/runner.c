@@ -550,6 +550,153 @@ static json_t *audit(const job *jb, const char *const *cgroups, bool had_vmm, in
     return json_pack("{s:o,s:i}", "checks", checks, "residual", residual);
 }
 
+/* The job's dir, made under a dot name and locked before it gets its real
+ * name (a sweeping runner never sees an unlocked job dir), its jail mount
+ * point, its uid, and job.json (what a sweep needs). jb->id and jb->dir set. */
+static int job_open(job *jb, sub_err *e) {
+    _cleanup_free_ char *jobs = t2_path("jobs");
+    _cleanup_free_ char *newdir = xasprintf("%s/.new-%s", jobs, jb->id);
+    _cleanup_free_ char *newlock = sub_path_join(newdir, "lock");
+    _cleanup_free_ char *root = sub_path_join(jb->dir, "root");
+    _cleanup_free_ char *t2dir = t2_path(NULL);
+    int r = sub_mkdir_p(newdir, 0711, e);
+    if (r < 0) return r;
+    jb->lock_fd = open(newlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (jb->lock_fd < 0 || flock(jb->lock_fd, LOCK_EX | LOCK_NB) < 0 || chmod(newdir, 0711) < 0 ||
+        rename(newdir, jb->dir) < 0) {
+        r = sub_err_setk(e, SUB_KIND_ENV, -errno, "making the job dir %s: %s", jb->dir, strerror(errno));
+        (void)sub_rm_rf(newdir, NULL);
+        return r;
+    }
+    if ((r = sub_mkdir_p(root, 0755, e)) < 0) return r;
+    if ((r = sub_jail_uid_acquire(t2dir, &jb->uid, &jb->uid_lock, e)) < 0) return r;
+    _cleanup_json_ json_t *rec = json_pack("{s:s,s:I,s:I}", "job_id", jb->id, "uid", (json_int_t)jb->uid,
+                                           "runner_pid", (json_int_t)getpid());
+    _cleanup_free_ char *txt = sub_json_dump(rec, NULL);
+    _cleanup_free_ char *jp = sub_path_join(jb->dir, "job.json");
+    return sub_write_file_atomic(jp, txt, strlen(txt), 0600, e);
+}
+
+#define KVM_PROBE_MS 20000
+
+static char *accel_key(const vm_assets *va, const t2_backend *be) {
+    struct stat q = {0}, k = {0}, d = {0};
+    (void)stat(be->binary, &q);
+    (void)stat(va->kernel.vmlinux, &k);
+    (void)stat("/dev/kvm", &d);
+    return xasprintf("%s %lld %lld %s %lld %llx", be->binary, (long long)q.st_size, (long long)q.st_mtime,
+                     va->kernel.vmlinux, (long long)k.st_size, (unsigned long long)d.st_rdev);
+}
+
+/* One short boot with KVM to the agent's HELLO under a deadline: a broken
+ * KVM may make qemu exit, hang, or pause itself (the deadline covers all
+ * three). true when the agent answered. */
+static bool kvm_probe_boot(const vm_assets *va, const t2_backend *be, const char *disk, const char *cmdline,
+                           char *detail, size_t dn) {
+    job jb = {.lock_fd = -1, .uid_lock = -1, .eg = {.tap_fd = -1}};
+    job_id("kvm-probe", jb.id);
+    _cleanup_free_ char *jobs = t2_path("jobs");
+    jb.dir = sub_path_join(jobs, jb.id);
+    _cleanup_free_ char *root = sub_path_join(jb.dir, "root");
+    int sv_ctl[2] = {-1, -1}, sv_con[2] = {-1, -1};
+    session s = {.ctl = -1, .con = -1, .pidfd = -1, .tfd = -1, .sfd = -1, .exit_code = -1, .stop_at_hello = true,
+                 .probes = json_array(), .outputs = json_array(), .errors = json_array()};
+    _cleanup_strv_ char **argv = NULL;
+    sub_err e = {0};
+    sigset_t block, old;
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigprocmask(SIG_BLOCK, &block, &old);
+    int r = job_open(&jb, &e);
+    if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_ctl) < 0 ||
+                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_con) < 0))
+        r = sub_err_setk(&e, SUB_KIND_ENV, -errno, "socketpair: %s", strerror(errno));
+    t2_vm_config vc = {.kernel = va->kernel.vmlinux, .initramfs = va->initramfs, .disk = disk, .cmdline = cmdline,
+                       .vcpus = 1, .memory_mb = 128, .kvm = true, .ctl_fd = sv_ctl[1], .console_fd = sv_con[1],
+                       .tap_fd = -1};
+    if (r == 0) r = be->argv(be, &vc, &argv, &e);
+    const char *ro_paths[] = {va->kernel.vmlinux, va->initramfs, disk, NULL};
+    int pass[] = {sv_ctl[1], sv_con[1]};
+    sub_jail_opts jo = {.id = jb.id, .root_dir = root, .uid = jb.uid, .gid = jb.uid, .argv = argv,
+                        .ro_paths = ro_paths, .fds = pass, .nfds = 2, .stdout_fd = -1, .stderr_fd = sv_con[1],
+                        .memory_bytes = (128ull + SUB_JOB_MEM_OVERHEAD_MB) << 20, .pids_max = JOB_PIDS_MAX,
+                        .netns_fd = -1, .kvm = true};
+    int64_t t0 = t2_now_ms();
+    if (r == 0 && (r = sub_jail_spawn(&jo, &jb.jail, &e)) == 0) {
+        jb.jailed = true;
+        s.ctl = TAKE_FD(sv_ctl[0]);
+        s.con = TAKE_FD(sv_con[0]);
+        (void)fcntl(s.ctl, F_SETFL, O_NONBLOCK);
+        (void)fcntl(s.con, F_SETFL, O_NONBLOCK);
+        s.pidfd = jb.jail.pidfd;
+        s.t0 = t0;
+        s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+        s.sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
+        session_loop(&s, t0 + KVM_PROBE_MS);
+    }
+    if (s.hello)
+        snprintf(detail, dn, "a KVM probe boot reached the guest agent in %lld ms", (long long)s.hello_ms);
+    else if (r < 0)
+        snprintf(detail, dn, "the KVM probe could not start: %.300s", e.msg);
+    else
+        snprintf(detail, dn, "a KVM probe boot %s (console: %.200s)",
+                 s.vmm_gone ? "ended before the guest agent answered" : "did not reach the guest agent within 20 s",
+                 s.con_len ? s.console : "empty");
+    if (jb.jailed) (void)sub_jail_destroy(&jb.jail, NULL, NULL);
+    sub_jail_done(&jb.jail);
+    int fds[] = {s.ctl, s.con, s.tfd, s.sfd, sv_ctl[0], sv_ctl[1], sv_con[0], sv_con[1], jb.uid_lock};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0) close(fds[i]);
+    (void)sub_rm_rf(jb.dir, NULL);
+    if (jb.lock_fd >= 0) close(jb.lock_fd);
+    free(jb.dir);
+    sub_buf_free(&s.out);
+    sub_buf_free(&s.in);
+    sub_buf_free(&s.so.data);
+    sub_buf_free(&s.se.data);
+    json_decref(s.probes);
+    json_decref(s.outputs);
+    json_decref(s.errors);
+    sigprocmask(SIG_SETMASK, &old, NULL);
+    return s.hello;
+}
+
+/* KVM when it works here, else TCG. $SUBSTRATE_ACCEL=tcg|kvm decides
+ * without a probe; otherwise no usable /dev/kvm means TCG, and a probe boot
+ * decides once per kernel, qemu binary and /dev/kvm (cache/accel.json). */
+static bool use_kvm(const vm_assets *va, const t2_backend *be, const char *disk, const char *cmdline,
+                    const sub_job_opts *o, char *why, size_t wn) {
+    const char *force = getenv("SUBSTRATE_ACCEL");
+    if (force && (streq(force, "tcg") || streq(force, "kvm"))) {
+        snprintf(why, wn, "chosen by SUBSTRATE_ACCEL=%s", force);
+        return streq(force, "kvm");
+    }
+    int fd = open("/dev/kvm", O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        snprintf(why, wn, "/dev/kvm: %s", strerror(errno));
+        return false;
+    }
+    close(fd);
+    _cleanup_free_ char *cachef = t2_path("cache/accel.json");
+    _cleanup_free_ char *key = accel_key(va, be);
+    _cleanup_json_ json_t *c = NULL;
+    if (sub_json_load_file(cachef, 65536, &c, NULL) == 0 &&
+        streq(json_string_value(json_object_get(c, "key")), key)) {
+        snprintf(why, wn, "cached verdict: %s", json_string_value(json_object_get(c, "detail")) ?: "");
+        return json_is_true(json_object_get(c, "kvm"));
+    }
+    note(o, "probing KVM with one short boot (once per kernel and qemu)");
+    char detail[512];
+    bool ok = kvm_probe_boot(va, be, disk, cmdline, detail, sizeof detail);
+    _cleanup_json_ json_t *v = json_pack("{s:s,s:b,s:s}", "key", key, "kvm", ok, "detail", detail);
+    _cleanup_free_ char *txt = sub_json_dump_pretty(v);
+    (void)sub_write_file_atomic(cachef, txt, strlen(txt), 0644, NULL);
+    snprintf(why, wn, "%s", detail);
+    return ok;
+}
+
 static void report_set_outcome(json_t *rep, const char *outcome, int code, const sub_err *e) {
     json_object_set_new(rep, "outcome", json_string(outcome));
     json_object_set_new(rep, "runner_exit_code", json_integer(code));
@@ -695,9 +842,14 @@ static int run_job(run_ctx *c, sub_err *e) {
         t2_disk_done(&disk);
         return r;
     }
-    bool kvm = false; /* TODO(accel probe) */
+    _cleanup_free_ char *cmdline =
+        xasprintf("console=ttyS0 quiet loglevel=4 tsc=reliable no_timer_check tsc_early_khz=%lu rdinit=/init "
+                  "panic=-1%s", va.tsc_khz, test_hang() ? " substrate_hang=boot" : "");
+    char accel_why[600];
+    bool kvm = use_kvm(&va, be, disk.path, cmdline, c->o, accel_why, sizeof accel_why);
     json_object_set_new(rep, "backend", json_string(be->name));
     json_object_set_new(rep, "accelerator", json_string(kvm ? "kvm" : "tcg"));
+    json_object_set_new(rep, "accelerator_why", json_string(accel_why));
     json_object_set_new(rep, "kernel", json_pack("{s:s,s:s}", "version", va.kernel.version, "image", va.kernel.vmlinux));
 
     /* the job: id, dir, lock, uid */
@@ -707,13 +859,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     _cleanup_free_ char *jobs = t2_path("jobs");
     jb.dir = sub_path_join(jobs, jb.id);
     _cleanup_free_ char *root = sub_path_join(jb.dir, "root");
-    _cleanup_free_ char *newdir = xasprintf("%s/.new-%s", jobs, jb.id);
-    _cleanup_free_ char *newlock = sub_path_join(newdir, "lock");
-    _cleanup_free_ char *cmdline =
-        xasprintf("console=ttyS0 quiet loglevel=4 tsc=reliable no_timer_check tsc_early_khz=%lu rdinit=/init "
-                  "panic=-1%s", va.tsc_khz, test_hang() ? " substrate_hang=boot" : "");
     _cleanup_free_ char *outdir = t2_path("reports");
-    _cleanup_free_ char *t2dir = t2_path(NULL);
     session s = {.ctl = -1, .con = -1, .pidfd = -1, .tfd = -1, .sfd = -1, .exit_code = -1,
                  .probes = json_array(), .outputs = json_array(), .errors = json_array()};
     s.outputs_dir = xasprintf("%s/%s.outputs", outdir, jb.id);
@@ -728,18 +874,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     sigaddset(&block, SIGHUP);
     sigprocmask(SIG_BLOCK, &block, &old);
 
-    /* made under a dot name and locked before it gets its real name: a
-     * sweeping runner never sees an unlocked job dir */
-    if ((r = sub_mkdir_p(newdir, 0711, e)) < 0) goto teardown;
-    jb.lock_fd = open(newlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (jb.lock_fd < 0 || flock(jb.lock_fd, LOCK_EX | LOCK_NB) < 0 || chmod(newdir, 0711) < 0 ||
-        rename(newdir, jb.dir) < 0) {
-        r = sub_err_setk(e, SUB_KIND_ENV, -errno, "making the job dir %s: %s", jb.dir, strerror(errno));
-        (void)sub_rm_rf(newdir, NULL);
-        goto teardown;
-    }
-    if ((r = sub_mkdir_p(root, 0755, e)) < 0) goto teardown;
-    if ((r = sub_jail_uid_acquire(t2dir, &jb.uid, &jb.uid_lock, e)) < 0) goto teardown;
+    if ((r = job_open(&jb, e)) < 0) goto teardown;
     json_object_set_new(rep, "vmm", json_pack("{s:I}", "uid", (json_int_t)jb.uid));
     if (j->negress) {
         note(c->o, "egress: a tap in the job's own network namespace, nftables admitting %zu destination(s)",
@@ -749,13 +884,6 @@ static int run_job(run_ctx *c, sub_err *e) {
         json_object_set_new(rep, "network", json_pack("{s:s,s:s,s:s,s:s}", "netns", jb.eg.netns, "nft_table",
                                                       jb.eg.table, "uplink", jb.eg.uplink[0] ? jb.eg.uplink : "host",
                                                       "guest", jb.eg.guest_net));
-    }
-    {
-        _cleanup_json_ json_t *rec = json_pack("{s:s,s:I,s:I}", "job_id", jb.id, "uid", (json_int_t)jb.uid,
-                                               "runner_pid", (json_int_t)getpid());
-        _cleanup_free_ char *txt = sub_json_dump(rec, NULL);
-        _cleanup_free_ char *jp = sub_path_join(jb.dir, "job.json");
-        (void)sub_write_file_atomic(jp, txt, strlen(txt), 0600, NULL);
     }
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_ctl) < 0 ||
         socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_con) < 0) {
@@ -773,7 +901,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     sub_jail_opts jo = {.id = jb.id, .root_dir = root, .uid = jb.uid, .gid = jb.uid, .argv = argv,
                         .ro_paths = ro_paths, .fds = pass, .nfds = jb.eg.tap_fd >= 0 ? 3 : 2, .stdout_fd = -1,
                         .stderr_fd = sv_con[1], .memory_bytes = ((uint64_t)j->memory_mb + SUB_JOB_MEM_OVERHEAD_MB) << 20,
-                        .pids_max = JOB_PIDS_MAX, .netns_fd = -1};
+                        .pids_max = JOB_PIDS_MAX, .netns_fd = -1, .kvm = kvm};
     s.t0 = t2_now_ms();
     deadline = s.t0 + (int64_t)j->timeout_s * 1000;
     note(c->o, "starting the microVM (%s, %s, %u MiB, %u vCPU, deadline %us)", be->name, kvm ? "kvm" : "tcg",

@@ -88,6 +88,31 @@ t_check "  the job's stderr is on ours, and the summary says completed, exit 7" 
     grep -q "to-stderr" err.txt
 t_check "  ... summary" grep -q "completed, exit 7" err.txt
 
+# ---- the accelerator: KVM only when a probe boot shows it works ----
+t_eq "the report says which accelerator ran, and why" \
+    "$(q r1.json 'd["accelerator"] in ("tcg", "kvm") and len(d["accelerator_why"]) > 0')" "True"
+# a /dev/kvm that is not KVM at all (the null device), in a private mount
+# namespace with a /dev of our own: the probe boot must fail and TCG run
+cat >fakekvm.sh <<'SH'
+set -e
+mount -t tmpfs -o mode=755 tmpfs /dev
+mknod -m 666 /dev/null c 1 3; mknod -m 666 /dev/zero c 1 5
+mknod -m 666 /dev/random c 1 8; mknod -m 666 /dev/urandom c 1 9
+mkdir /dev/net; mknod -m 666 /dev/net/tun c 10 200
+mknod -m 660 /dev/kvm c 1 3
+exec "$@"
+SH
+unshare --mount --propagation private sh fakekvm.sh "$BIN" sandbox --json fail.json >rk.json 2>/dev/null; rc=$?
+t_eq "a /dev/kvm that boots nothing: the probe boot fails, the job runs on TCG (exit 7)" \
+    "$rc $(q rk.json 'd["accelerator"]') $(q rk.json '"KVM probe boot" in d["accelerator_why"]')" "7 tcg True"
+t_eq "  the verdict is cached (kvm: false), and the probe left nothing" \
+    "$(q "$SUBSTRATE_STATE/tier2/cache/accel.json" 'd["kvm"]') $(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 | wc -l)" "False 0"
+if [ ! -e /dev/kvm ]; then
+    SUBSTRATE_ACCEL=kvm run fail.json >rk2.json; rc=$?
+    t_eq "KVM forced where there is none: refused by the jail, 125, says /dev/kvm" \
+        "$rc $(q rk2.json 'd["outcome"]') $(q rk2.json '"/dev/kvm" in d["error"]')" "125 failed True"
+fi
+
 # ---- egress: no allow rule -> blocked, with both sides' evidence ----
 spec probe.json '"command": ["/bin/true"]' '"probes": ["192.0.2.1:80", "10.0.2.2:443"]'
 run probe.json >r2.json; rc=$?
