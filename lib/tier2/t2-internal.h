@@ -4,6 +4,7 @@
 #include "substrate/jobspec.h"
 #include "substrate/manifest.h"
 #include "substrate/registry.h"
+#include "substrate/strbuf.h"
 #include "substrate/tier2.h"
 #include <jansson.h>
 #include <stdbool.h>
@@ -62,3 +63,46 @@ json_t *t2_egress_counters(const t2_egress *eg);
 void t2_egress_teardown(t2_egress *eg);
 /* What of it is still there (namespace, uplink veth). */
 int t2_egress_residue(const t2_egress *eg);
+
+/* ---- the session with one VM's agent (session.c) ---- */
+#define T2_CONSOLE_TAIL (16u << 10)
+typedef struct stream {
+    sub_buf data;
+    uint64_t total;
+} stream;
+
+typedef struct session {
+    int ctl, con, pidfd, tfd, sfd;
+    sub_buf out;       /* frames still to send */
+    size_t out_off;
+    sub_buf in;        /* bytes read, not yet parsed */
+    char console[T2_CONSOLE_TAIL];
+    size_t con_len, con_total;
+    stream so, se;
+    int64_t t0, hello_ms, guest_uptime_ms;
+    bool hello, done, exited, timed_out, vmm_gone, interrupted, protocol_error;
+    int signal;
+    int exit_code;     /* -1 until EXIT */
+    json_t *probes;    /* guest evidence, in order */
+    json_t *outputs;
+    json_t *errors;    /* agent ERROR texts */
+    char *outputs_dir;
+    bool stop_at_hello; /* the KVM probe */
+} session;
+
+/* A session with no fds yet (-1) and its JSON arrays made. */
+void t2_session_init(session *s);
+void t2_session_done(session *s);   /* frees memory; closes nothing */
+/* Append one frame (header + payload) to b. */
+void t2_frame(sub_buf *b, uint8_t type, const void *p, size_t n);
+void t2_frame_str(sub_buf *b, uint8_t type, const char *s);
+/* Bytes read from the guest's channel: complete frames are parsed (bounded:
+ * a frame over the maximum, or one the protocol does not allow, sets
+ * protocol_error); the rest waits for more. */
+void t2_session_feed(session *s, const void *p, size_t n);
+/* stdout/stderr as report JSON: {text (valid UTF-8), bytes, truncated} */
+json_t *t2_stream_json(const stream *st);
+/* Until the VMM is gone, the deadline passes, a signal arrives on s->sfd,
+ * the guest breaks the protocol, or (stop_at_hello) the agent said HELLO. */
+void t2_session_loop(session *s, int64_t deadline_ms);
+void t2_session_drain(session *s);   /* read what is left on ctl and console */

@@ -16,7 +16,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     FUZZ_ASSERT(j.name && j.image && j.ref.digest && !j.ref.tag);
     FUZZ_ASSERT(j.timeout_s >= 1 && j.timeout_s <= SUB_JOB_TIMEOUT_MAX_DEFAULT);
-    FUZZ_ASSERT(j.vcpus >= 1 && j.vcpus <= 16 && j.memory_mb >= 32 && j.memory_mb <= 16384);
+    FUZZ_ASSERT(j.vcpus >= 1 && j.vcpus <= 16 && j.memory_mb >= 128 && j.memory_mb <= 16384);
     for (size_t i = 0; i < j.negress; i++) FUZZ_ASSERT(j.egress[i].port >= 1);
     for (size_t i = 0; i < j.nprobes; i++) FUZZ_ASSERT(j.probes[i].port >= 1);
     for (size_t i = 0; i < j.ninputs; i++) FUZZ_ASSERT(j.inputs[i].path[0] == '/');
