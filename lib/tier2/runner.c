@@ -30,6 +30,7 @@
 #define GUEST_MODULES                                                                              \
     { "virtio_mmio", "virtio_console", "virtio_blk", "erofs", "overlay", "virtio_net", NULL }
 #define JOB_PIDS_MAX 128
+#define JOB_UID_LOCKS "/run/substrate" /* uids/<uid>.lock: every runner on the host */
 #define ZERO_DIGEST "sha256:0000000000000000000000000000000000000000000000000000000000000000"
 
 static void closedirp(DIR **d) {
@@ -298,7 +299,6 @@ static int job_open(job *jb, sub_err *e) {
     _cleanup_free_ char *newdir = xasprintf("%s/.new-%s", jobs, jb->id);
     _cleanup_free_ char *newlock = sub_path_join(newdir, "lock");
     _cleanup_free_ char *root = sub_path_join(jb->dir, "root");
-    _cleanup_free_ char *t2dir = t2_path(NULL);
     int r = sub_mkdir_p(newdir, 0711, e);
     if (r < 0) return r;
     jb->lock_fd = open(newlock, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
@@ -309,7 +309,8 @@ static int job_open(job *jb, sub_err *e) {
         return r;
     }
     if ((r = sub_mkdir_p(root, 0755, e)) < 0) return r;
-    if ((r = sub_jail_uid_acquire(t2dir, &jb->uid, &jb->uid_lock, e)) < 0) return r;
+    /* uids are the host's, not one state dir's: their locks live in /run */
+    if ((r = sub_jail_uid_acquire(JOB_UID_LOCKS, &jb->uid, &jb->uid_lock, e)) < 0) return r;
     _cleanup_json_ json_t *rec = json_pack("{s:s,s:I,s:I}", "job_id", jb->id, "uid", (json_int_t)jb->uid,
                                            "runner_pid", (json_int_t)getpid());
     _cleanup_free_ char *txt = sub_json_dump(rec, NULL);
