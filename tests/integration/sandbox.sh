@@ -174,6 +174,13 @@ SUBSTRATE_TEST_GUEST_HANG=boot run hang.json >r4.json; rc=$?
 t_eq "a guest that never boots: 124, timed out, no boot time, residual 0" \
     "$rc $(q r4.json 'd["timed_out"]') $(q r4.json 'd["boot_ms"]') $(residual r4.json)" "124 True None 0"
 
+# ---- a guest kernel panic (root in the guest may do that): a failed job, nothing left ----
+spec panic.json '"user": "0"' '"command": ["/bin/sh", "-c", "echo c >/proc/sysrq-trigger; sleep 30"]'
+run panic.json >rpa.json; rc=$?
+t_eq "a guest that panics: 125, outcome failed, the VMM exited, residual 0" \
+    "$rc $(q rpa.json 'd["outcome"]') $(q rpa.json '"VMM exited" in d["error"] or "guest stopped" in d["error"]') $(residual rpa.json)" \
+    "125 failed True 0"
+
 # ---- refusals before anything boots ----
 cp echo.json altered.json; cp echo.json.sig altered.json.sig; sed -i 's/hello from/HELLO FROM/' altered.json
 run altered.json >r5.json; rc=$?
