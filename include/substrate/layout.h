@@ -97,3 +97,9 @@ int sub_layout_refname_validate(const char *name, sub_err *e);
  * contains no '/', so "/tmp/a:b/c" is a directory; "DIR:sha256:<hex>" names
  * the image by digest. Caller frees both. */
 void sub_layout_parse_arg(const char *arg, char **dir, char **name);
+
+struct sub_image_config;
+/* The config of the image manifest `digest` in the layout at dir (both
+ * digest-checked as read). An index is refused (input class, -EBADMSG):
+ * what runs must be named by an image manifest's digest. */
+int sub_layout_image_config(const char *dir, const char *digest, struct sub_image_config *cfg, sub_err *e);

@@ -531,3 +531,19 @@ int sub_layout_verify(const char *dir, sub_err *e) {
     }
     return count;
 }
+
+int sub_layout_image_config(const char *dir, const char *digest, sub_image_config *cfg, sub_err *e) {
+    _cleanup_free_ char *mb = NULL, *cb = NULL;
+    size_t ml = 0, cl = 0;
+    int r = sub_layout_read_blob(dir, digest, SUB_REG_MAX_MANIFEST, &mb, &ml, e);
+    if (r < 0) return r;
+    _cleanup_manifest_ sub_manifest man = {0};
+    r = sub_manifest_parse(mb, ml, NULL, &man, e);
+    if (r < 0) return r;
+    if (man.kind != SUB_MANIFEST_IMAGE)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG, "%s is not an image manifest (an index?): pin the "
+                            "digest of an image manifest, as build-sign-push prints it", digest);
+    r = sub_layout_read_blob(dir, man.config.digest, 4u << 20, &cb, &cl, e);
+    if (r < 0) return r;
+    return sub_image_config_parse(cb, cl, cfg, e);
+}

@@ -96,21 +96,6 @@ int t1_admit(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char k
 }
 
 /* ---- image -> rootfs ---- */
-static int image_config(const char *layout, const char *digest, sub_image_config *cfg, sub_err *e) {
-    _cleanup_free_ char *mb = NULL, *cb = NULL;
-    size_t ml = 0, cl = 0;
-    int r = sub_layout_read_blob(layout, digest, SUB_REG_MAX_MANIFEST, &mb, &ml, e);
-    if (r < 0) return r;
-    _cleanup_manifest_ sub_manifest man = {0};
-    r = sub_manifest_parse(mb, ml, NULL, &man, e);
-    if (r < 0) return r;
-    if (man.kind != SUB_MANIFEST_IMAGE)
-        return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG, "%s is not an image manifest (an index?): pin a "
-                            "platform image's digest", digest);
-    r = sub_layout_read_blob(layout, man.config.digest, 4u << 20, &cb, &cl, e);
-    if (r < 0) return r;
-    return sub_image_config_parse(cb, cl, cfg, e);
-}
 
 static unsigned long next_generation(const char *name) {
     unsigned long g = 0;
@@ -256,7 +241,7 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
          ri.reused ? "cached, checked" : ri.replaced ? "cache entry differed from its content list: unpacked again" : "unpacked",
          ri.entries, ri.setuid_cleared && ri.setuid_cleared[0] ? "; setuid/setgid bits cleared" : "");
     _cleanup_(sub_image_config_freep) sub_image_config cfg = {0};
-    r = image_config(layout, digest, &cfg, e);
+    r = sub_layout_image_config(layout, digest, &cfg, e);
     if (r < 0) {
         sub_rootfs_info_done(&ri);
         return r;

@@ -23,21 +23,6 @@ static void note(sub_job_note_fn fn, void *ud, const char *fmt, ...) {
     fn(ud, m);
 }
 
-static int image_config(const char *layout, const char *digest, sub_image_config *cfg, sub_err *e) {
-    _cleanup_free_ char *mb = NULL, *cb = NULL;
-    size_t ml = 0, cl = 0;
-    int r = sub_layout_read_blob(layout, digest, SUB_REG_MAX_MANIFEST, &mb, &ml, e);
-    if (r < 0) return r;
-    _cleanup_manifest_ sub_manifest man = {0};
-    r = sub_manifest_parse(mb, ml, NULL, &man, e);
-    if (r < 0) return r;
-    if (man.kind != SUB_MANIFEST_IMAGE)
-        return sub_err_setk(e, SUB_KIND_INPUT, -EBADMSG, "%s is not an image manifest (an index?): name the "
-                            "job image's own digest in the jobspec", digest);
-    r = sub_layout_read_blob(layout, man.config.digest, 4u << 20, &cb, &cl, e);
-    if (r < 0) return r;
-    return sub_image_config_parse(cb, cl, cfg, e);
-}
 
 /* mkfs.erofs TREE into a temp file beside path, then rename: a reader never
  * sees half an image. A fixed timestamp and UUID make it repeatable. */
@@ -90,7 +75,7 @@ int t2_disk_prepare(const sub_ref *ref, sub_reg *reg, sub_job_note_fn fn, void *
         sub_rootfs_info_done(&ri);
         return r;
     }
-    r = image_config(layout, digest, &out->config, e);
+    r = sub_layout_image_config(layout, digest, &out->config, e);
     if (r < 0) {
         sub_rootfs_info_done(&ri);
         return r;

@@ -6,6 +6,7 @@
  * back over a pipe); the code is ours. */
 #include "substrate/fs.h"
 #include "substrate/jail.h"
+#include "t2-internal.h"
 #include "substrate/residue.h"
 #include <ctype.h>
 #include <dirent.h>
@@ -35,12 +36,6 @@
 #define ROOT_TMPFS_OPTS "size=256k,nr_inodes=1024,mode=0755"
 
 /* ---- small helpers ----------------------------------------------------------------------- */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void sleep_ms(long ms) {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -559,13 +554,13 @@ static bool cg_has(const char *dir, pid_t pid) {
 static int cg_kill_all(const char *dir, sub_err *e) {
     _cleanup_free_ char *killf = xasprintf("%s/cgroup.kill", dir);
     if (access(killf, F_OK) == 0) (void)write_str(killf, "1");
-    int64_t end = now_ms() + KILL_WAIT_MS;
+    int64_t end = t2_now_ms() + KILL_WAIT_MS;
     for (;;) {
         pid_t v[1024];
         int n = cg_procs(dir, v, (int)ARRAY_SIZE(v));
         if (n == -ENOENT || n == 0) return 0;
         if (n < 0) return sub_err_set(e, n, "jail: reading %s/cgroup.procs: %s", dir, strerror(-n));
-        if (now_ms() > end)
+        if (t2_now_ms() > end)
             return sub_err_setk(e, SUB_KIND_ENV, -EBUSY,
                                 "jail: cgroup %s still holds pid %d after SIGKILL for %d ms", dir,
                                 (int)v[0], KILL_WAIT_MS);
@@ -580,10 +575,10 @@ static int cg_kill_all(const char *dir, sub_err *e) {
 }
 
 static int cg_rmdir(const char *dir, sub_err *e) {
-    int64_t end = now_ms() + RMDIR_WAIT_MS;
+    int64_t end = t2_now_ms() + RMDIR_WAIT_MS;
     while (rmdir(dir) < 0) {
         if (errno == ENOENT) return 0;
-        if (errno != EBUSY || now_ms() > end)
+        if (errno != EBUSY || t2_now_ms() > end)
             return sub_err_setk(e, SUB_KIND_ENV, -errno, "jail: cannot remove cgroup %s: %m", dir);
         sleep_ms(10);
     }

@@ -320,6 +320,16 @@ static int job_open(job *jb, sub_err *e) {
 
 #define KVM_PROBE_MS 20000
 
+/* While a VM runs, SIGINT/SIGTERM/SIGHUP arrive on a signalfd (block), so
+ * the runner tears down before it goes; old is the mask to restore. */
+static void block_stop_signals(sigset_t *block, sigset_t *old) {
+    sigemptyset(block);
+    sigaddset(block, SIGINT);
+    sigaddset(block, SIGTERM);
+    sigaddset(block, SIGHUP);
+    sigprocmask(SIG_BLOCK, block, old);
+}
+
 static char *accel_key(const vm_assets *va, const t2_backend *be) {
     struct stat q = {0}, k = {0}, d = {0};
     (void)stat(be->binary, &q);
@@ -346,11 +356,7 @@ static bool kvm_probe_boot(const vm_assets *va, const t2_backend *be, const char
     _cleanup_strv_ char **argv = NULL;
     sub_err e = {0};
     sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, &old);
+    block_stop_signals(&block, &old);
     int r = job_open(&jb, &e);
     if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_ctl) < 0 ||
                    socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_con) < 0))
@@ -604,11 +610,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     bool ran = false;
     int64_t deadline = 0;
     sigset_t block, old;
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigprocmask(SIG_BLOCK, &block, &old);
+    block_stop_signals(&block, &old);
 
     if ((r = job_open(&jb, e)) < 0) goto teardown;
     json_object_set_new(rep, "vmm", json_pack("{s:I}", "uid", (json_int_t)jb.uid));
