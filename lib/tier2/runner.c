@@ -76,69 +76,6 @@ static int load_keys(const sub_job_opts *o, sub_pubkey ***keys, size_t *n, sub_e
 }
 
 /* ---- the session: one VM, the agent's frames, the deadline ---- */
-/* ---- egress evidence: the guest's word and the host's ---- */
-static bool is_loopback(const char *target) { return !strncmp(target, "127.", 4); }
-
-static bool allowed(const sub_jobspec *j, const char *target) {
-    for (size_t i = 0; i < j->negress; i++) {
-        char t[32];
-        snprintf(t, sizeof t, "%s:%u", j->egress[i].host, j->egress[i].port);
-        if (!strcmp(t, target)) return true;
-    }
-    return false;
-}
-
-/* Each probe: result blocked / connected / allowed / allowed_unreachable, and
- * whether it is a violation (a blocked probe that connected, or a refusal
- * from a non-loopback target: a packet reached something). */
-static json_t *egress_report(const sub_jobspec *j, const session *s, const json_t *counters, bool *violation) {
-    bool nic = counters != NULL;
-    json_t *arr = json_array();
-    *violation = false;
-    for (size_t i = 0; i < j->nprobes; i++) {
-        char target[32];
-        snprintf(target, sizeof target, "%s:%u", j->probes[i].host, j->probes[i].port);
-        json_t *g = NULL;
-        size_t k;
-        json_t *it;
-        json_array_foreach(s->probes, k, it) {
-            if (!strcmp(json_string_value(json_object_get(it, "target")), target)) {
-                g = it;
-                break;
-            }
-        }
-        bool allow = allowed(j, target);
-        const char *gres = g ? json_string_value(json_object_get(g, "result")) : NULL;
-        const char *result;
-        bool bad = false;
-        if (!gres) {
-            result = "not_run";
-        } else if (!strcmp(gres, "connected")) {
-            result = allow ? "allowed" : "connected";
-            bad = !allow;
-        } else if (!strcmp(gres, "refused") && !is_loopback(target)) {
-            result = allow ? "allowed_unreachable" : "connected";
-            bad = !allow; /* a refusal came back from somewhere outside the VM */
-        } else {
-            result = allow ? "allowed_unreachable" : "blocked";
-        }
-        *violation |= bad;
-        _cleanup_free_ char *rule = xasprintf("%s %s", allow ? "allow" : "probe", target);
-        json_t *cnt = nic ? json_object_get(counters, rule) : NULL;
-        json_t *host = nic ? json_pack("{s:s,s:s,s:o,s:s}", "nic", "tap", "nft_rule", rule, "packets",
-                                       json_is_integer(cnt) ? json_integer(json_integer_value(cnt)) : json_null(),
-                                       "evidence", allow ? "packets the allow rule accepted"
-                                                         : "packets the job's nftables dropped for this target")
-                           : json_pack("{s:s,s:s}", "nic", "none",
-                                       "evidence", "no network device was attached to the VM (-nic none): its "
-                                       "only interface is its own loopback, so nothing it sends leaves it");
-        json_array_append_new(arr, json_pack("{s:s,s:s,s:b,s:o,s:o}", "target", target, "result", result,
-                                             "allowed_by_jobspec", allow, "guest", g ? json_deep_copy(g) : json_null(),
-                                             "host", host));
-    }
-    return arr;
-}
-
 /* ---- the accelerator ---- */
 typedef struct vm_assets {
     sub_vm_kernel kernel;
@@ -714,7 +651,7 @@ teardown:;
         json_object_set_new(rep, "stdout", t2_stream_json(&s.so));
         json_object_set_new(rep, "stderr", t2_stream_json(&s.se));
         bool violation = false;
-        json_object_set_new(rep, "egress", egress_report(j, &s, counters, &violation));
+        json_object_set_new(rep, "egress", t2_egress_verdict(j, s.probes, counters, &violation));
         json_object_set_new(rep, "outputs", json_incref(s.outputs));
         if (json_array_size(s.errors)) json_object_set_new(rep, "agent_errors", json_incref(s.errors));
         if (s.con_len) {
@@ -725,35 +662,11 @@ teardown:;
         json_object_set_new(rep, "vmm_wait_status", json_integer(wst));
         json_object_set_new(rep, "total_ms", json_integer(now - t_start));
         sub_err oe = {0};
-        if (residual) {
-            sub_err_setk(&oe, SUB_KIND_ENV, -EBUSY, "teardown left %d item(s) of job %s behind (see teardown.checks)",
-                         residual, jb.id);
-            report_set_outcome(rep, "residue", SUB_JOB_EXIT_RUNNER, &oe);
-        } else if (violation) {
-            sub_err_setk(&oe, SUB_KIND_CHECK, -EPERM, "egress_violation: a probe that must be blocked got through "
-                         "(see egress)");
-            report_set_outcome(rep, "egress_violation", SUB_JOB_EXIT_RUNNER, &oe);
-        } else if (s.timed_out) {
-            sub_err_setk(&oe, SUB_KIND_CHECK, -ETIMEDOUT, "the job ran past its %us deadline (%s) and was killed",
-                         j->timeout_s, s.hello ? "after boot" : "the guest never finished booting");
-            report_set_outcome(rep, "timed_out", SUB_JOB_EXIT_TIMEOUT, &oe);
-        } else if (s.interrupted) {
-            sub_err_setk(&oe, SUB_KIND_ENV, -EINTR, "the runner was interrupted by signal %d; the job was killed",
-                         s.signal);
-            report_set_outcome(rep, "interrupted", SUB_JOB_EXIT_RUNNER, &oe);
-        } else if (s.protocol_error) {
-            sub_err_setk(&oe, SUB_KIND_ENV, -EPROTO, "the guest broke the agent protocol; the job was killed");
-            report_set_outcome(rep, "failed", SUB_JOB_EXIT_RUNNER, &oe);
-        } else if (s.exit_code < 0 || !s.done) {
-            const char *why = json_array_size(s.errors) ? json_string_value(json_array_get(s.errors, 0))
-                              : !s.hello ? "the guest stopped before its agent answered (kernel panic? see console_tail)"
-                              : s.vmm_gone ? "the VMM exited before the job finished (killed from outside, or the guest crashed)"
-                                           : "the job did not finish";
-            sub_err_setk(&oe, SUB_KIND_ENV, -EIO, "%s", why);
-            report_set_outcome(rep, "failed", SUB_JOB_EXIT_RUNNER, &oe);
-        } else {
-            report_set_outcome(rep, "completed", s.exit_code, NULL);
-        }
+        int code = 0;
+        const char *outcome = t2_outcome(&s, residual, violation, j->timeout_s, &code, &oe);
+        if (residual) /* name the job: the report may be read alone */
+            sub_err_prefix(&oe, "job %s", jb.id);
+        report_set_outcome(rep, outcome, code, oe.code ? &oe : NULL);
     } else {
         if (residual) json_object_set_new(rep, "teardown_residual_after_refusal", json_integer(residual));
     }

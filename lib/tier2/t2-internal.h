@@ -106,3 +106,15 @@ json_t *t2_stream_json(const stream *st);
  * the guest breaks the protocol, or (stop_at_hello) the agent said HELLO. */
 void t2_session_loop(session *s, int64_t deadline_ms);
 void t2_session_drain(session *s);   /* read what is left on ctl and console */
+
+/* ---- verdicts (verdict.c) ---- */
+/* Per probe of j: target, result (blocked, connected, allowed,
+ * allowed_unreachable, not_run), allowed_by_jobspec, the guest's evidence
+ * (from guest_probes, the session's), the host's (counters from
+ * t2_egress_counters, or NULL: no NIC). *violation: a probe that must be
+ * blocked connected, or was refused by a non-loopback address. */
+json_t *t2_egress_verdict(const sub_jobspec *j, const json_t *guest_probes, const json_t *counters, bool *violation);
+/* The outcome of a job whose VM ran, by precedence: residue, egress_violation,
+ * timed_out (124), interrupted, failed, completed (the job's exit code); the
+ * others 125. e says why (left empty for completed). */
+const char *t2_outcome(const session *s, int residual, bool violation, uint32_t timeout_s, int *exit_code, sub_err *e);

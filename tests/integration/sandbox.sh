@@ -37,7 +37,11 @@ JU=$("$BIN" push -q --oci "$T/lay:u" "$REG/job:unsigned" | awk '{print $NF}'); J
 umoci config --image "$T/lay:u" --config.label=dev.substrate.test=otherkey >/dev/null 2>&1
 JK=$("$BIN" push -q --oci "$T/lay:u" "$REG/job:otherkey" | awk '{print $NF}'); JK=${JK#*@}
 SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/job@$JK" --key "$T/k2.key" >/dev/null
-for d in "$JU" "$JK"; do [[ $d == sha256:* ]] || { echo "Bail out! test images ($JU $JK)"; exit 1; }; done
+# signed, but its image config says root: the job still runs as 65534 unless the jobspec says 0
+umoci config --image "$T/lay:u" --config.label=dev.substrate.test=root --config.user=0 >/dev/null 2>&1
+JR=$("$BIN" push -q --oci "$T/lay:u" "$REG/job:root" | awk '{print $NF}'); JR=${JR#*@}
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/job@$JR" --key "$T/k1.key" >/dev/null
+for d in "$JU" "$JK" "$JR"; do [[ $d == sha256:* ]] || { echo "Bail out! test images ($JU $JK)"; exit 1; }; done
 
 # spec FILE [json fields...]: a jobspec for the signed job image, signed with k1
 # (timeout $TO, default 60)
@@ -79,6 +83,16 @@ t_eq "  report names the jobspec key, the image key, backend, accelerator" \
     "(True, 'qemu-microvm', True)"
 t_check "  the report is kept under \$SUBSTRATE_STATE/tier2/reports" test -f "$(q r1.json 'd["report_file"]')"
 t_eq "  boot measured" "$(q r1.json 'd["boot_ms"] > 0')" "True"
+
+# ---- the user: an image that says root runs as 65534; root only when the jobspec says so ----
+printf '{"name": "t", "image": "%s/job@%s", "timeout": 60, "command": ["/bin/sh", "-c", "id -u; id -g"]}\n' "$REG" "$JR" >root1.json
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob root1.json --key "$T/k1.key" >/dev/null
+run root1.json >rr1.json
+t_eq "an image whose user is root: the job runs as 65534:65534" "$(q rr1.json 'd["stdout"]["text"].split()')" "['65534', '65534']"
+printf '{"name": "t", "image": "%s/job@%s", "timeout": 60, "user": "0", "command": ["/bin/sh", "-c", "id -u"]}\n' "$REG" "$JR" >root2.json
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob root2.json --key "$T/k1.key" >/dev/null
+run root2.json >rr2.json
+t_eq "  ... and as root when the jobspec says user 0" "$(q rr2.json 'd["stdout"]["text"].split()')" "['0']"
 
 # ---- the job's own exit code, and the human output ----
 spec fail.json '"command": ["/bin/sh", "-c", "echo to-stderr >&2; exit 7"]'

@@ -3,6 +3,7 @@
  * codes a report stands for. */
 #include "substrate/jobspec.h"
 #include "substrate/tier2.h"
+#include "substrate/strbuf.h"
 #include "unit.h"
 #include <stdlib.h>
 #include <string.h>
@@ -42,4 +43,95 @@ TEST(tier2_exit_code_of_a_report) {
     CHECK_INT(sub_job_exit_code(r), SUB_JOB_EXIT_RUNNER); /* not a number: the runner's failure */
     json_decref(r);
     CHECK_INT(sub_job_exit_code(NULL), SUB_JOB_EXIT_RUNNER);
+}
+
+/* ---- verdicts from what a session recorded (lib/tier2/verdict.c) ---- */
+#include "../../lib/tier2/t2-internal.h"
+
+static void probes_spec(sub_jobspec *j, const char *allow, const char *const *probes) {
+    _cleanup_free_ char *t = NULL;
+    sub_buf b = {0};
+    sub_buf_printf(&b, "{\"name\": \"v\", \"image\": \"127.0.0.1:1/job@sha256:%064d\", \"timeout\": 5, "
+                       "\"egress\": {\"allow\": [%s]}, \"probes\": [", 1, allow);
+    for (size_t i = 0; probes[i]; i++) sub_buf_printf(&b, "%s\"%s\"", i ? ", " : "", probes[i]);
+    sub_buf_puts(&b, "]}");
+    t = sub_buf_detach(&b, NULL);
+    sub_err e = {0};
+    CHECK_OK(sub_jobspec_parse(t, strlen(t), NULL, 0, j, &e), &e);
+}
+
+static json_t *guest(const char *target, const char *result, const char *err) {
+    return json_pack("{s:s,s:s,s:s,s:i}", "target", target, "result", result, "errno", err, "ms", 1);
+}
+
+TEST(tier2_egress_verdicts) {
+    const char *probes[] = {"192.0.2.1:80", "10.9.9.9:443", "127.0.0.1:9", "198.18.0.1:8080", "198.18.0.2:81",
+                            "203.0.113.5:22", NULL};
+    _cleanup_jobspec_ sub_jobspec j = {0};
+    probes_spec(&j, "\"198.18.0.1:8080\", \"198.18.0.2:81\"", probes);
+    json_t *g = json_array();
+    json_array_append_new(g, guest("192.0.2.1:80", "unreachable", "ENETUNREACH"));
+    json_array_append_new(g, guest("10.9.9.9:443", "timeout", "ETIMEDOUT"));
+    json_array_append_new(g, guest("127.0.0.1:9", "refused", "ECONNREFUSED")); /* the guest's own lo */
+    json_array_append_new(g, guest("198.18.0.1:8080", "connected", "0"));
+    json_array_append_new(g, guest("198.18.0.2:81", "refused", "ECONNREFUSED"));
+    /* 203.0.113.5:22: no result from the guest */
+    bool v = true;
+    json_t *r = t2_egress_verdict(&j, g, NULL, &v);
+    const char *want[] = {"blocked", "blocked", "blocked", "allowed", "allowed_unreachable", "not_run"};
+    for (size_t i = 0; i < 6; i++)
+        CHECK_STREQ(json_string_value(json_object_get(json_array_get(r, i), "result")), want[i]);
+    CHECK(!v);
+    CHECK_STREQ(json_string_value(json_object_get(json_object_get(json_array_get(r, 0), "host"), "nic")), "none");
+    json_decref(r);
+    /* a blocked target that connected, and one refused from outside the VM: violations */
+    json_array_clear(g);
+    json_array_append_new(g, guest("192.0.2.1:80", "connected", "0"));
+    r = t2_egress_verdict(&j, g, NULL, &v);
+    CHECK(v);
+    CHECK_STREQ(json_string_value(json_object_get(json_array_get(r, 0), "result")), "connected");
+    json_decref(r);
+    json_array_clear(g);
+    json_array_append_new(g, guest("10.9.9.9:443", "refused", "ECONNREFUSED"));
+    r = t2_egress_verdict(&j, g, NULL, &v);
+    CHECK(v);
+    json_decref(r);
+    /* with a NIC, the host's evidence is the rule's counter */
+    json_t *counters = json_pack("{s:i,s:i}", "allow 198.18.0.1:8080", 3, "probe 192.0.2.1:80", 2);
+    r = t2_egress_verdict(&j, g, counters, &v);
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(json_array_get(r, 0), "host"), "packets")), 2);
+    CHECK_INT(json_integer_value(json_object_get(json_object_get(json_array_get(r, 3), "host"), "packets")), 3);
+    json_decref(r);
+    json_decref(counters);
+    json_decref(g);
+}
+
+TEST(tier2_outcomes_by_precedence) {
+    session s;
+    t2_session_init(&s);
+    s.hello = s.done = true;
+    s.exit_code = 3;
+    int code = -1;
+    sub_err e = {0};
+    CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "completed");
+    CHECK_INT(code, 3);
+    CHECK_INT(e.code, 0);
+    CHECK_STREQ(t2_outcome(&s, 1, false, 5, &code, &e), "residue"); /* even after a clean exit */
+    CHECK_INT(code, SUB_JOB_EXIT_RUNNER);
+    CHECK(strstr(e.msg, "teardown left 1"));
+    CHECK_STREQ(t2_outcome(&s, 0, true, 5, &code, &e), "egress_violation");
+    CHECK_INT(code, SUB_JOB_EXIT_RUNNER);
+    s.timed_out = true;
+    CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "timed_out");
+    CHECK_INT(code, SUB_JOB_EXIT_TIMEOUT);
+    CHECK_STREQ(t2_outcome(&s, 2, false, 5, &code, &e), "residue"); /* residue outranks a timeout */
+    s.timed_out = false;
+    s.done = false;
+    s.vmm_gone = true;
+    s.exit_code = -1;
+    CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "failed");
+    CHECK(strstr(e.msg, "VMM exited"));
+    s.interrupted = true;
+    CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "interrupted");
+    t2_session_done(&s);
 }
