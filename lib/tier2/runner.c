@@ -459,6 +459,9 @@ static int run_job(run_ctx *c, sub_err *e) {
     int64_t t_start = t2_now_ms();
     int r;
 
+    if (geteuid() != 0)
+        return sub_err_setk(e, SUB_KIND_ENV, -EPERM, "the Tier-2 runner needs root: it makes namespaces, cgroups "
+                            "and a uid of its own for each job's VMM (run it as root)");
     /* dead runners' leftovers first: a clean slate, reported */
     json_t *swept = NULL;
     if (sub_job_sweep(&swept, NULL) > 0) json_object_set_new(rep, "swept", swept);

@@ -84,6 +84,17 @@ t_eq "  report names the jobspec key, the image key, backend, accelerator" \
 t_check "  the report is kept under \$SUBSTRATE_STATE/tier2/reports" test -f "$(q r1.json 'd["report_file"]')"
 t_eq "  boot measured" "$(q r1.json 'd["boot_ms"] > 0')" "True"
 
+# ---- caps: stdout over 1 MiB is cut and says so; an output over max_bytes is refused by name ----
+spec big.json '"command": ["/bin/sh", "-c", "/bin/busybox yes | /bin/busybox head -c 2000000; echo x >/out/a; /bin/busybox yes | /bin/busybox head -c 5000 >/out/b"]' \
+    '"outputs": {"paths": ["/out/a", "/out/b"], "max_bytes": 4096}'
+run big.json >rb.json; rc=$?
+t_eq "2 MB of stdout: all counted, 1 MiB kept, truncated" \
+    "$rc $(q rb.json 'd["stdout"]["bytes"]') $(q rb.json 'len(d["stdout"]["text"])') $(q rb.json 'd["stdout"]["truncated"]')" \
+    "0 2000000 1048576 True"
+t_eq "  an output within max_bytes comes back, one over it is refused by name" \
+    "$(q rb.json '[(o["path"], o.get("bytes"), o.get("error")) for o in d["outputs"]]')" \
+    "[('/out/a', 2, None), ('/out/b', None, \"over the outputs' size cap\")]"
+
 # ---- the user: an image that says root runs as 65534; root only when the jobspec says so ----
 printf '{"name": "t", "image": "%s/job@%s", "timeout": 60, "command": ["/bin/sh", "-c", "id -u; id -g"]}\n' "$REG" "$JR" >root1.json
 SUBSTRATE_PASSPHRASE=pw "$BIN" sign-blob root1.json --key "$T/k1.key" >/dev/null
