@@ -457,6 +457,15 @@ static int run_job(run_ctx *c, sub_err *e) {
     const sub_jobspec *j = c->j;
     json_t *rep = c->rep;
     int64_t t_start = t2_now_ms();
+    json_t *phases = json_object(); /* where the time went, ms (in the report) */
+    json_object_set_new(rep, "phases_ms", phases);
+#define PHASE(name)                                                                                \
+    do {                                                                                           \
+        int64_t _n = t2_now_ms();                                                                  \
+        json_object_set_new(phases, name, json_integer(_n - t_phase));                             \
+        t_phase = _n;                                                                              \
+    } while (0)
+    int64_t t_phase = t_start;
     int r;
 
     if (geteuid() != 0)
@@ -466,6 +475,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     json_t *swept = NULL;
     if (sub_job_sweep(&swept, NULL) > 0) json_object_set_new(rep, "swept", swept);
     else json_decref(swept);
+    PHASE("sweep");
 
     if (streq(j->ref.digest, ZERO_DIGEST)) {
         _cleanup_free_ char *pinned = sub_state_path("jobs/probe-demo.json");
@@ -494,10 +504,12 @@ static int run_job(run_ctx *c, sub_err *e) {
                               : "";
     json_object_set_new(json_object_get(rep, "image"), "key_id", json_string(img_key));
     note(c->o, "image verified: signed by key %s", img_key);
+    PHASE("admit_image");
 
     t2_disk disk = {0};
     if ((r = t2_disk_prepare(&j->ref, reg, c->o ? c->o->note : NULL, c->o ? c->o->ud : NULL, &disk, e)) < 0) return r;
     json_object_set_new(json_object_get(rep, "image"), "disk", json_pack("{s:s,s:b}", "path", disk.path, "cached", disk.reused));
+    PHASE("disk");
 
     _cleanup_free_ char *what = xasprintf("jobspec %s", j->path ? j->path : j->name);
     sub_proc_spec_in pin = {.what = what, .doc = "jobspec", .reason = SUB_R_BAD_JOBSPEC, .command = j->command,
@@ -533,6 +545,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     json_object_set_new(rep, "accelerator", json_string(kvm ? "kvm" : "tcg"));
     json_object_set_new(rep, "accelerator_why", json_string(accel_why));
     json_object_set_new(rep, "kernel", json_pack("{s:s,s:s}", "version", va.kernel.version, "image", va.kernel.vmlinux));
+    PHASE("vm_assets");
 
     /* the job: id, dir, lock, uid */
     job jb = {.lock_fd = -1, .uid_lock = -1, .eg = {.tap_fd = -1}};
@@ -580,12 +593,14 @@ static int run_job(run_ctx *c, sub_err *e) {
                         .ro_paths = ro_paths, .fds = pass, .nfds = jb.eg.tap_fd >= 0 ? 3 : 2, .stdout_fd = -1,
                         .stderr_fd = sv_con[1], .memory_bytes = ((uint64_t)j->memory_mb + SUB_JOB_MEM_OVERHEAD_MB) << 20,
                         .pids_max = JOB_PIDS_MAX, .netns_fd = -1, .kvm = kvm};
+    PHASE("job_setup");
     s.t0 = t2_now_ms();
     deadline = s.t0 + (int64_t)j->timeout_s * 1000;
     note(c->o, "starting the microVM (%s, %s, %u MiB, %u vCPU, deadline %us)", be->name, kvm ? "kvm" : "tcg",
          j->memory_mb, j->vcpus, j->timeout_s);
     if ((r = sub_jail_spawn(&jo, &jb.jail, e)) < 0) goto teardown;
     jb.jailed = true;
+    PHASE("jail_spawn");
     jb.netns_ino = ns_inode(jb.jail.pid, "net");
     json_object_set_new(json_object_get(rep, "vmm"), "pid", json_integer(jb.jail.pid));
     close(sv_ctl[1]);
@@ -602,6 +617,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     job_frames(&s.out, j, &ps, uid, gid, jb.eg.made ? jb.eg.guest_net : NULL);
     ran = true;
     t2_session_loop(&s, deadline);
+    PHASE("run");
     r = 0;
 
 teardown:;

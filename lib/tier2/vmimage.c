@@ -275,6 +275,49 @@ static int find_boot_kernel(char **vmlinuz, char **version, sub_err *e) {
                         n ? " (the modules of every /boot/vmlinuz-* are missing)" : "");
 }
 
+/* ---- memo: a derived file keyed by the identity of its inputs ------------------------------ */
+
+/* Deriving the kernel (8 MB hashed, 65 MB decompressed) or the initramfs
+ * (modules resolved, read and archived) on every run costs tens of ms. The
+ * result is recorded in <dir>/memo-<key>, where key hashes each input's
+ * path, device, inode, size and mtime (ns) plus `extra`: a package upgrade
+ * rewrites its files and so changes the key. A hit needs the recorded file
+ * to exist; anything odd is a miss, and the slow path runs as before. */
+static char *memo_key(const char *const *inputs, const char *extra) {
+    sub_buf b = {0};
+    for (const char *const *p = inputs; p && *p; p++) {
+        struct stat st;
+        if (stat(*p, &st) < 0) {
+            sub_buf_free(&b);
+            return NULL;
+        }
+        sub_buf_printf(&b, "%s %llu %llu %lld %lld.%09ld\n", *p, (unsigned long long)st.st_dev,
+                       (unsigned long long)st.st_ino, (long long)st.st_size, (long long)st.st_mtim.tv_sec,
+                       st.st_mtim.tv_nsec);
+    }
+    sub_buf_printf(&b, "%s", extra ? extra : "");
+    char d[SUB_DIGEST_MAX];
+    int r = sub_sha256_buf(b.data ? b.data : "", b.len, d, NULL);
+    sub_buf_free(&b);
+    return r < 0 ? NULL : xasprintf("%.24s", sub_digest_hex(d));
+}
+
+/* The recorded lines (caller frees), or NULL on a miss. */
+static char *memo_get(const char *dir, const char *key) {
+    if (!key) return NULL;
+    _cleanup_free_ char *p = xasprintf("%s/memo-%s", dir, key);
+    char *txt = NULL;
+    size_t n = 0;
+    if (sub_read_file(p, 8192, &txt, &n, NULL) < 0) return NULL;
+    return txt;
+}
+
+static void memo_put(const char *dir, const char *key, const char *txt) {
+    if (!key) return;
+    _cleanup_free_ char *p = xasprintf("%s/memo-%s", dir, key);
+    (void)sub_write_file_atomic(p, txt, strlen(txt), 0644, NULL);
+}
+
 int sub_vm_kernel_prepare(const char *cache_dir, sub_vm_kernel *out, sub_err *e) {
     _cleanup_free_ char *vmlinuz = NULL, *version = NULL;
     const char *env = getenv("SUBSTRATE_VM_KERNEL");
@@ -290,6 +333,26 @@ int sub_vm_kernel_prepare(const char *cache_dir, sub_vm_kernel *out, sub_err *e)
     } else if ((r = find_boot_kernel(&vmlinuz, &version, e)) < 0) {
         return r;
     }
+
+    _cleanup_free_ char *dir = sub_path_join(cache_dir, "kernel");
+    const char *mods = getenv("SUBSTRATE_VM_MODULES");
+    {
+        const char *in[] = {vmlinuz, NULL};
+        _cleanup_free_ char *key = memo_key(in, version);
+        _cleanup_free_ char *hit = memo_get(dir, key);
+        char *nl = hit ? strchr(hit, '\n') : NULL;
+        if (nl && nl[1]) {
+            *nl = 0;
+            char *ver = nl + 1;
+            ver[strcspn(ver, "\n")] = 0;
+            if (*ver && file_starts_with(hit, ELFMAG, SELFMAG)) {
+                *out = (sub_vm_kernel){.version = xstrdup(ver), .vmlinuz = TAKE_PTR(vmlinuz), .vmlinux = xstrdup(hit),
+                                       .modules_dir = mods && *mods ? xstrdup(mods) : xasprintf("/lib/modules/%s", ver)};
+                return 0;
+            }
+        }
+    }
+    _cleanup_free_ char *memo_version = version ? xstrdup(version) : NULL;
 
     _cleanup_free_ char *img = NULL;
     size_t img_len = 0;
@@ -308,7 +371,6 @@ int sub_vm_kernel_prepare(const char *cache_dir, sub_vm_kernel *out, sub_err *e)
     char digest[SUB_DIGEST_MAX];
     if ((r = sub_sha256_buf(img, img_len, digest, e)) < 0) return r;
 
-    _cleanup_free_ char *dir = sub_path_join(cache_dir, "kernel");
     if ((r = ensure_dir(cache_dir, e)) < 0 || (r = ensure_dir(dir, e)) < 0) return r;
     sub_residue_sweep(dir, SUB_FS_TMP, NULL); /* temp files of killed extractions */
     _cleanup_free_ char *vmlinux =
@@ -321,7 +383,12 @@ int sub_vm_kernel_prepare(const char *cache_dir, sub_vm_kernel *out, sub_err *e)
         if ((r = sub_write_file_atomic(vmlinux, elf, elf_len, 0644, e)) < 0) return r;
     }
 
-    const char *mods = getenv("SUBSTRATE_VM_MODULES");
+    {
+        const char *in[] = {vmlinuz, NULL};
+        _cleanup_free_ char *key = memo_key(in, memo_version);
+        _cleanup_free_ char *rec = xasprintf("%s\n%s\n", vmlinux, version);
+        memo_put(dir, key, rec);
+    }
     *out = (sub_vm_kernel){
         .version = TAKE_PTR(version),
         .vmlinuz = TAKE_PTR(vmlinuz),
@@ -862,6 +929,31 @@ out:
 
 int sub_vm_initramfs_prepare(const char *cache_dir, const sub_vm_kernel *k, const char *agent_path,
                              const char *const *modules, char **out_path, sub_err *e) {
+    /* the memo: the agent, the module index files, the names asked for */
+    _cleanup_free_ char *mdir = sub_path_join(cache_dir, "initramfs");
+    _cleanup_free_ char *dep = k && k->modules_dir ? sub_path_join(k->modules_dir, "modules.dep") : NULL;
+    _cleanup_free_ char *key = NULL;
+    {
+        sub_buf names = {0};
+        bool paths = false;
+        for (const char *const *m = modules; m && *m; m++) {
+            sub_buf_printf(&names, "%s\n", *m);
+            paths |= (*m)[0] == '/';
+        }
+        const char *in[] = {agent_path, dep, NULL};
+        /* module paths are inputs themselves; names go through modules.dep */
+        if (!paths && (!modules || !*modules || dep)) key = memo_key(in, names.data);
+        sub_buf_free(&names);
+        _cleanup_free_ char *hit = memo_get(mdir, key);
+        if (hit) {
+            hit[strcspn(hit, "\n")] = 0;
+            struct stat hst;
+            if (*hit == '/' && stat(hit, &hst) == 0 && S_ISREG(hst.st_mode)) {
+                *out_path = xstrdup(hit);
+                return 0;
+            }
+        }
+    }
     _cleanup_free_ char *data = NULL;
     size_t len = 0;
     int r = sub_vm_initramfs_build(k, agent_path, modules, &data, &len, e);
@@ -879,6 +971,8 @@ int sub_vm_initramfs_prepare(const char *cache_dir, const sub_vm_kernel *k, cons
     if (!(stat(path, &st) == 0 && S_ISREG(st.st_mode) && (size_t)st.st_size == len) &&
         (r = sub_write_file_atomic(path, data, len, 0644, e)) < 0)
         return r;
+    _cleanup_free_ char *rec = xasprintf("%s\n", path);
+    memo_put(dir, key, rec);
     *out_path = TAKE_PTR(path);
     return 0;
 }

@@ -261,15 +261,19 @@ TEST(vmimage_kernel_extracted_once_and_reused) {
     CHECK_INT(st2.st_ino, st1.st_ino);
     CHECK_INT(st2.st_mtim.tv_sec, st1.st_mtim.tv_sec);
     CHECK_INT(st2.st_mtim.tv_nsec, st1.st_mtim.tv_nsec);
-    /* no temp file left beside it */
+    /* no temp file left beside it: the kernel and its memo only */
     _cleanup_free_ char *kdir = xasprintf("%s/kernel", cache);
     DIR *d = opendir(kdir);
-    int entries = 0;
+    int entries = 0, memos = 0;
     struct dirent *de;
-    while (d && (de = readdir(d)))
-        if (de->d_name[0] != '.') entries++;
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        entries++;
+        memos += !strncmp(de->d_name, "memo-", 5);
+    }
     if (d) closedir(d);
-    CHECK_INT(entries, 1);
+    CHECK_INT(entries, 2);
+    CHECK_INT(memos, 1);
     struct stat ds;
     CHECK(stat(kdir, &ds) == 0 && (ds.st_mode & 0755) == 0755);
     sub_vm_kernel_done(&k);
@@ -348,6 +352,26 @@ TEST(vmimage_bzimage_fixture_extracts_exact_bytes) {
     CHECK_INT(vl, elf.len);
     CHECK(v && memcmp(v, elf.data, elf.len) == 0);
     sub_vm_kernel_done(&k);
+
+    /* the same path with another kernel in it (an upgrade): the memo of the
+     * first one is not reused, the new bytes are extracted */
+    _cleanup_buf_ sub_buf elf2 = SUB_BUF_INIT, gz2 = SUB_BUF_INIT, img2 = SUB_BUF_INIT;
+    static const char mi2[] = "license=GPL v2";
+    make_elf(&elf2, mi2, sizeof mi2, 310000);
+    gzip_buf(&gz2, elf2.data, elf2.len);
+    make_bzimage(&img2, &gz2, elf2.len, false, true);
+    _cleanup_free_ char *tmp = xasprintf("%s.new", path);
+    put(tmp, img2.data, img2.len);
+    CHECK(rename(tmp, path) == 0);
+    setenv("SUBSTRATE_VM_KERNEL", path, 1);
+    sub_vm_kernel k2 = {0};
+    CHECK_OK(sub_vm_kernel_prepare(cache, &k2, &e), &e);
+    unsetenv("SUBSTRATE_VM_KERNEL");
+    size_t vl2 = 0;
+    _cleanup_free_ char *v2 = k2.vmlinux ? slurp(k2.vmlinux, &vl2) : NULL;
+    CHECK_INT(vl2, elf2.len);
+    CHECK(v2 && memcmp(v2, elf2.data, elf2.len) == 0);
+    sub_vm_kernel_done(&k2);
 }
 
 /* ---- modules ---------------------------------------------------------------------------------- */
