@@ -477,15 +477,12 @@ static int run_job(run_ctx *c, sub_err *e) {
     else json_decref(swept);
     PHASE("sweep");
 
-    if (streq(j->ref.digest, ZERO_DIGEST)) {
-        _cleanup_free_ char *pinned = sub_state_path("jobs/probe-demo.json");
+    if (streq(j->ref.digest, ZERO_DIGEST))
         return sub_err_setr(e, SUB_R_BAD_JOBSPEC, SUB_KIND_INPUT, -EINVAL,
                             "%s: the image digest is the all-zero placeholder of the reference jobspec: pin the "
                             "digest build-sign-push printed for the job image, then sign the result with "
-                            "`substrate sign-blob`%s%s", j->path ? j->path : j->name,
-                            sub_path_exists(pinned) ? "; the demo made a pinned, signed copy: " : "",
-                            sub_path_exists(pinned) ? pinned : "");
-    }
+                            "`substrate sign-blob` (scripts/demo does both for the reference)",
+                            j->path ? j->path : j->name);
     /* the image: admitted under the jobspec's policy, with the same keys */
     _cleanup_reg_ sub_reg *reg = NULL;
     sub_reg_opts ro = {.host = j->ref.registry};
@@ -730,13 +727,11 @@ int sub_job_run_signed(const char *path, const sub_job_opts *o, json_t **report,
     run_ctx c = {.o = o, .rep = pre};
     r = sub_read_file(sigpath, 4096, &sig, &slen, e);
     if (r < 0) {
-        _cleanup_free_ char *pinned = sub_state_path("jobs/probe-demo.json");
         bool placeholder = memmem(data, len, ZERO_DIGEST, strlen(ZERO_DIGEST)) != NULL;
         sub_err_setr(e, SUB_R_NO_SIGNATURE, SUB_KIND_CHECK, -EKEYREJECTED,
-                     "%s is not signed: no %s (sign it with `substrate sign-blob %s --key KEY`)%s%s%s", path, sigpath,
-                     path, placeholder ? "; its image digest is also the all-zero placeholder of the reference" : "",
-                     placeholder && sub_path_exists(pinned) ? ": the demo made a pinned, signed copy: " : "",
-                     placeholder && sub_path_exists(pinned) ? pinned : "");
+                     "%s is not signed: no %s (sign it with `substrate sign-blob %s --key KEY`)%s", path, sigpath,
+                     path, placeholder ? "; its image digest is also the all-zero placeholder of the reference: "
+                                         "scripts/demo pins it to the job image it builds and signs it" : "");
         return finish(&c, r, e, report);
     }
     r = load_keys(o, &c.keys, &c.nkeys, e);

@@ -28,12 +28,20 @@ t_eq "it promoted and rolled back" "$(grep -c ': promoted sha256:' "$T/demo.out"
 # Tier-2: the reference jobspec, pinned and signed, ran: output, a blocked probe, zero residue
 t_eq "the reference job ran: its greeting, its blocked probe, residual 0" \
     "$(grep -c '^hello from the guest$' "$T/demo.out") $(grep -c '^  egress 192.0.2.1:80: blocked (guest: unreachable ENETUNREACH; host: none)' "$T/demo.out") $(grep -c '^  teardown: [0-9]* checks, residual 0' "$T/demo.out")" "1 1 1"
-t_check "the pinned, signed copy it ran verifies with the trust store" "$BIN" verify-blob "$SUBSTRATE_STATE/jobs/probe-demo.json"
-tail -16 "$T/demo.out" >"$T/tail"
+REF=$T/repo/platform/sandbox/jobspec.example.json
+t_check "the reference jobspec is pinned and signed; it verifies with the trust store" "$BIN" verify-blob "$REF"
+t_check "after the demo, sandbox-runner runs the reference jobspec (exit 0)" \
+    env SUBSTRATE_BIN="$BIN" "$T/repo/platform/sandbox/sandbox-runner" -q "$REF"
+tail -17 "$T/demo.out" >"$T/tail"
 if grep -qx "  export SUBSTRATE_STATE=$SUBSTRATE_STATE SUBSTRATE_REGISTRY=$SUBSTRATE_REGISTRY" "$T/tail" &&
    grep -q "^With that environment, try next:" "$T/tail" &&
    grep -Eq "^  $BIN verify $SUBSTRATE_REGISTRY/hello@sha256:[0-9a-f]{64} --provenance --json$" "$T/tail" &&
    grep -q "stop it with: $BIN registry stop$" "$T/tail"; then
     t_ok "the closing lines say what to try next, with the environment used"
 else t_not_ok "the closing lines say what to try next, with the environment used"; t_diag "$(cat "$T/tail")"; fi
+# the pin is the tree's only change; a second demo restores it, builds and pins again
+t_eq "the pin is the only change in the tree" "$(git -C "$T/repo" status --porcelain)" " M platform/sandbox/jobspec.example.json"
+DEMO_SKIP_SETUP=1 SUBSTRATE_BIN=$BIN sh "$T/repo/scripts/demo" >"$T/demo2.out" 2>&1; rc=$?
+t_eq "a second demo restores the placeholder first and runs to the end" \
+    "$rc $(grep -c '^(restoring the placeholder digest' "$T/demo2.out")" "0 1"
 t_done
