@@ -260,3 +260,13 @@ int t2_egress_residue(const t2_egress *eg) {
     }
     return n;
 }
+
+int t2_egress_sweep(const char *tag) {
+    char ns[80];
+    snprintf(ns, sizeof ns, "substrate-%s", tag);
+    _cleanup_free_ char *nsp = xasprintf("/run/netns/%s", ns);
+    if (!sub_path_exists(nsp)) return 0;
+    /* deleting the namespace deletes its veth pair, both ends, and its table */
+    (void)IP(NULL, "netns", "del", ns);
+    return sub_path_exists(nsp) ? 1 : 0;
+}

@@ -29,12 +29,23 @@ static json_t *sweep_one(const char *jobs, const char *name) {
     int cg = 0;
     for (char **c = cgroups; c && *c; c++) cg += sub_path_exists(*c);
     pid_t first = 0;
-    int up = uid ? sub_jail_uid_processes(uid, &first, NULL) : 0;
+    /* a VMM killed with its runner may still await its reaping by whoever
+     * inherited it: give that a moment (bounded) before counting it */
+    int up = 0;
+    for (int i = 0; i < 60; i++) {
+        up = uid ? sub_jail_uid_processes(uid, &first, NULL) : 0;
+        if (up <= 0) break;
+        usleep(50000);
+    }
     int d = sub_path_exists(dir);
+    /* its egress namespace, if it had one (named by the id's last 8 chars) */
+    size_t il = strlen(id);
+    int eg = il > 8 ? t2_egress_sweep(id + il - 8) : 0;
     json_array_append_new(checks, json_pack("{s:s,s:i}", "check", "uid_processes", "residual", up > 0 ? up : 0));
     json_array_append_new(checks, json_pack("{s:s,s:i}", "check", "cgroups", "residual", cg));
     json_array_append_new(checks, json_pack("{s:s,s:i}", "check", "job_dir", "residual", d));
-    residual = (up > 0 ? up : 0) + cg + d;
+    json_array_append_new(checks, json_pack("{s:s,s:i}", "check", "egress", "residual", eg));
+    residual = (up > 0 ? up : 0) + cg + d + eg;
     return json_pack("{s:s,s:i,s:{s:o,s:i}}", "job_id", id, "processes_killed", killed, "teardown", "checks",
                      checks, "residual", residual);
 }

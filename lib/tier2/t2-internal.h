@@ -63,6 +63,9 @@ json_t *t2_egress_counters(const t2_egress *eg);
 void t2_egress_teardown(t2_egress *eg);
 /* What of it is still there (namespace, uplink veth). */
 int t2_egress_residue(const t2_egress *eg);
+/* A dead runner's egress namespace for tag (the job id's last 8 chars):
+ * deleted when present; returns 1 when it is still there. */
+int t2_egress_sweep(const char *tag);
 
 /* ---- the session with one VM's agent (session.c) ---- */
 #define T2_CONSOLE_TAIL (16u << 10)

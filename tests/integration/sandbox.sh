@@ -185,6 +185,21 @@ t_eq "  the job's own probe tool agrees (connected, then timeout)" \
 t_eq "  residual 0, the egress check included; no substrate netns is left" \
     "$(residual re.json) $(q re.json '[c["check"] for c in d["teardown"]["checks"]].count("egress")') $(ip netns list | grep -c '^substrate-')" "0 1 0"
 
+# a runner with egress SIGKILLed: its qemu dies with it, its egress namespace stays until the next run sweeps it
+TO=40 spec egk.json '"command": ["/bin/sleep", "30"]' '"egress": {"allow": ["198.18.0.1:8080"]}'
+SUBSTRATE_JOB_UPLINK_NETNS=$UP "$BIN" sandbox -q egk.json >/dev/null 2>&1 &
+rp=$!
+for _ in $(seq 1 100); do [ "$(ip netns list | grep -c '^substrate-')" = 1 ] && break; sleep 0.1; done
+sleep 1
+kill -KILL "$rp"; wait "$rp" 2>/dev/null
+t_eq "runner with egress SIGKILLed: its egress namespace and uplink veth are left behind" \
+    "$(ip netns list | grep -c '^substrate-') $(ip -n "$UP" -o link show | grep -c ' sj-')" "1 1"
+spec sweep2.json '"command": ["/bin/true"]'
+run sweep2.json >rsw.json
+t_eq "  the next run sweeps them (namespace and veth gone, residual 0, the egress check listed)" \
+    "$(ip netns list | grep -c '^substrate-') $(ip -n "$UP" -o link show | grep -c ' sj-') $(q rsw.json 'd["swept"][0]["teardown"]["residual"]') $(q rsw.json '[c["check"] for c in d["swept"][0]["teardown"]["checks"]].count("egress")')" \
+    "0 0 0 1"
+
 # ---- timeouts ----
 TO=5 spec sleep.json '"command": ["/bin/sleep", "600"]'
 s0=$(date +%s%N)
