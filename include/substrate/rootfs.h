@@ -56,6 +56,16 @@ int sub_rootfs_prepare(const char *layout_dir, const char *manifest_digest, cons
                        sub_rootfs_info *out, sub_err *e);
 void sub_rootfs_info_done(sub_rootfs_info *i);
 
+struct sub_reg;
+struct sub_image_config;
+/* The fetch step both tiers take: pull repo@digest through reg into the
+ * OCI layout at layout_dir (created when missing; every byte checked),
+ * sub_rootfs_prepare it into cache_dir, and read its image config.
+ * Errors are prefixed "pulling <digest>" or "unpacking <digest>". On
+ * failure *info and *cfg hold nothing to free. */
+int sub_rootfs_fetch(struct sub_reg *reg, const char *repo, const char *digest, const char *layout_dir,
+                     const char *cache_dir, sub_rootfs_info *info, struct sub_image_config *cfg, sub_err *e);
+
 typedef enum { SUB_ROOTFS_CHANGED = 0, SUB_ROOTFS_ADDED, SUB_ROOTFS_REMOVED } sub_rootfs_change;
 typedef struct sub_rootfs_diff_item {
     sub_rootfs_change change;

@@ -5,11 +5,9 @@
 #include "substrate/bundle.h"
 #include "substrate/digest.h"
 #include "substrate/fs.h"
-#include "substrate/layout.h"
 #include "substrate/manifest.h"
 #include "substrate/registry.h"
 #include "substrate/rootfs.h"
-#include "substrate/transfer.h"
 #include "t1-internal.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -220,32 +218,18 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
     }
     NOTE(o, "verified: signed by key %s", res->key_id);
     _cleanup_free_ char *layout = sub_t1_path("images");
-    r = sub_layout_init(layout, e);
-    if (r < 0) return r;
-    char got[SUB_DIGEST_MAX];
-    NOTE(o, "pulling by digest into %s", layout);
-    r = sub_pull_to_layout(reg, m->ref.repository, digest, layout, NULL, got, NULL, NULL, e);
-    if (r < 0) {
-        sub_err_prefix(e, "pulling %s (nothing changed)", digest);
-        return r;
-    }
     _cleanup_free_ char *cache = sub_t1_path("rootfs");
     sub_rootfs_info ri = {0};
-    r = sub_rootfs_prepare(layout, digest, cache, &ri, e);
+    _cleanup_(sub_image_config_freep) sub_image_config cfg = {0};
+    NOTE(o, "pulling by digest into %s", layout);
+    r = sub_rootfs_fetch(reg, m->ref.repository, digest, layout, cache, &ri, &cfg, e);
     if (r < 0) {
-        sub_err_prefix(e, "unpacking %s (nothing changed)", digest);
-        sub_rootfs_info_done(&ri);
+        sub_err_prefix(e, "%s not deployed (nothing changed)", m->name);
         return r;
     }
     NOTE(o, "root filesystem: %s (%s, %zu entries%s)", ri.rootfs,
          ri.reused ? "cached, checked" : ri.replaced ? "cache entry differed from its content list: unpacked again" : "unpacked",
          ri.entries, ri.setuid_cleared && ri.setuid_cleared[0] ? "; setuid/setgid bits cleared" : "");
-    _cleanup_(sub_image_config_freep) sub_image_config cfg = {0};
-    r = sub_layout_image_config(layout, digest, &cfg, e);
-    if (r < 0) {
-        sub_rootfs_info_done(&ri);
-        return r;
-    }
     _cleanup_free_ char *spec = sub_svc_manifest_to_json(m);
     /* the rootfs directory's inode too: an entry unpacked afresh (it differed
      * from its content list) is a new deploy, never "unchanged" */

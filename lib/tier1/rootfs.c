@@ -5,8 +5,10 @@
 #include "substrate/json.h"
 #include "substrate/layout.h"
 #include "substrate/manifest.h"
+#include "substrate/registry.h"
 #include "substrate/residue.h"
 #include "substrate/strbuf.h"
+#include "substrate/transfer.h"
 #include "substrate/unpack.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -649,4 +651,31 @@ int sub_rootfs_prepare(const char *layout_dir, const char *manifest_digest, cons
     out->entries = count;
     out->replaced = replaced;
     return 0;
+}
+
+int sub_rootfs_fetch(sub_reg *reg, const char *repo, const char *digest, const char *layout_dir,
+                     const char *cache_dir, sub_rootfs_info *info, sub_image_config *cfg, sub_err *e) {
+    *info = (sub_rootfs_info){0};
+    *cfg = (sub_image_config){0};
+    int r = sub_layout_init(layout_dir, e);
+    if (r < 0) return r;
+    char got[SUB_DIGEST_MAX];
+    r = sub_pull_to_layout(reg, repo, digest, layout_dir, NULL, got, NULL, NULL, e);
+    if (r < 0) {
+        sub_err_prefix(e, "pulling %s", digest);
+        return r;
+    }
+    r = sub_rootfs_prepare(layout_dir, digest, cache_dir, info, e);
+    if (r < 0) {
+        sub_err_prefix(e, "unpacking %s", digest);
+        sub_rootfs_info_done(info);
+        return r;
+    }
+    r = sub_layout_image_config(layout_dir, digest, cfg, e);
+    if (r < 0) {
+        sub_rootfs_info_done(info);
+        sub_image_config_free(cfg);
+        *cfg = (sub_image_config){0};
+    }
+    return r;
 }

@@ -2,12 +2,10 @@
 #include "t2-internal.h"
 #include "substrate/digest.h"
 #include "substrate/fs.h"
-#include "substrate/layout.h"
 #include "substrate/proc.h"
 #include "substrate/residue.h"
 #include "substrate/rootfs.h"
 #include "substrate/strbuf.h"
-#include "substrate/transfer.h"
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -58,28 +56,11 @@ int t2_disk_prepare(const sub_ref *ref, sub_reg *reg, sub_job_note_fn fn, void *
     *out = (t2_disk){0};
     const char *digest = ref->digest;
     _cleanup_free_ char *layout = t2_path("images");
-    int r = sub_layout_init(layout, e);
-    if (r < 0) return r;
-    char got[SUB_DIGEST_MAX];
-    note(fn, ud, "pulling %s by digest", digest);
-    r = sub_pull_to_layout(reg, ref->repository, digest, layout, NULL, got, NULL, NULL, e);
-    if (r < 0) {
-        sub_err_prefix(e, "pulling %s", digest);
-        return r;
-    }
     _cleanup_free_ char *cache = t2_path("rootfs");
     sub_rootfs_info ri = {0};
-    r = sub_rootfs_prepare(layout, digest, cache, &ri, e);
-    if (r < 0) {
-        sub_err_prefix(e, "unpacking %s", digest);
-        sub_rootfs_info_done(&ri);
-        return r;
-    }
-    r = sub_layout_image_config(layout, digest, &out->config, e);
-    if (r < 0) {
-        sub_rootfs_info_done(&ri);
-        return r;
-    }
+    note(fn, ud, "pulling %s by digest", digest);
+    int r = sub_rootfs_fetch(reg, ref->repository, digest, layout, cache, &ri, &out->config, e);
+    if (r < 0) return r;
     const char *hex = strchr(digest, ':') + 1;
     _cleanup_free_ char *disks = t2_path("disks");
     if ((r = sub_mkdir_p(disks, 0755, e)) < 0 || (r = sub_residue_sweep(disks, ".erofs-", e)) < 0) {

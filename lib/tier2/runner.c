@@ -255,6 +255,72 @@ static int job_open(job *jb, sub_err *e) {
     return sub_write_file_atomic(jp, txt, strlen(txt), 0600, e);
 }
 
+/* What one VM needs; the same for a job and for the KVM probe. */
+typedef struct vm_spec {
+    const vm_assets *va;
+    const t2_backend *be;
+    const char *disk, *cmdline, *root; /* root: the jail's mount point in the job dir */
+    uint32_t vcpus, memory_mb;
+    bool kvm;
+    int tap_fd;                        /* -1: no NIC */
+    const char *mac;
+    const sigset_t *block;             /* the stop signals, for the session's signalfd */
+} vm_spec;
+
+/* The socket pairs, the VMM's argv and the jail. On success the VMM runs
+ * and s holds our ends of the channel and console, its pidfd, a timerfd and
+ * a signalfd, with s->t0 the start; the job records the socket inodes (for
+ * the audit) and the jail. On failure no VMM runs and no fd is left open. */
+static int vm_start(job *jb, session *s, const vm_spec *v, sub_err *e) {
+    int ctl[2] = {-1, -1}, con[2] = {-1, -1};
+    _cleanup_strv_ char **argv = NULL;
+    int r = 0;
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, ctl) < 0 ||
+        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, con) < 0) {
+        r = sub_err_setk(e, SUB_KIND_ENV, -errno, "socketpair: %s", strerror(errno));
+        goto out;
+    }
+    jb->sock_ino[0] = fd_inode(ctl[0]);
+    jb->sock_ino[1] = fd_inode(con[0]);
+    t2_vm_config vc = {.kernel = v->va->kernel.vmlinux, .initramfs = v->va->initramfs, .disk = v->disk,
+                       .cmdline = v->cmdline, .vcpus = v->vcpus, .memory_mb = v->memory_mb, .kvm = v->kvm,
+                       .ctl_fd = ctl[1], .console_fd = con[1], .tap_fd = v->tap_fd, .mac = v->mac};
+    if ((r = v->be->argv(v->be, &vc, &argv, e)) < 0) goto out;
+    const char *ro_paths[] = {v->va->kernel.vmlinux, v->va->initramfs, v->disk, NULL};
+    int pass[] = {ctl[1], con[1], v->tap_fd};
+    sub_jail_opts jo = {.id = jb->id, .root_dir = v->root, .uid = jb->uid, .gid = jb->uid, .argv = argv,
+                        .ro_paths = ro_paths, .fds = pass, .nfds = v->tap_fd >= 0 ? 3 : 2, .stdout_fd = -1,
+                        .stderr_fd = con[1], .memory_bytes = ((uint64_t)v->memory_mb + SUB_JOB_MEM_OVERHEAD_MB) << 20,
+                        .pids_max = JOB_PIDS_MAX, .netns_fd = -1, .kvm = v->kvm};
+    s->t0 = t2_now_ms();
+    if ((r = sub_jail_spawn(&jo, &jb->jail, e)) < 0) goto out;
+    jb->jailed = true;
+    s->ctl = TAKE_FD(ctl[0]);
+    s->con = TAKE_FD(con[0]);
+    (void)fcntl(s->ctl, F_SETFL, O_NONBLOCK);
+    (void)fcntl(s->con, F_SETFL, O_NONBLOCK);
+    s->pidfd = jb->jail.pidfd;
+    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    s->sfd = signalfd(-1, v->block, SFD_CLOEXEC | SFD_NONBLOCK);
+out:;
+    int fds[] = {ctl[0], ctl[1], con[0], con[1]}; /* the VMM has its ends now, or never will */
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0) close(fds[i]);
+    return r;
+}
+
+/* The session's fds, then the job's uid slot, dir and lock (in that order:
+ * the dir goes while its lock still keeps a sweeping runner away). */
+static void vm_close(job *jb, session *s) {
+    int fds[] = {s->ctl, s->con, s->tfd, s->sfd, jb->uid_lock};
+    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+        if (fds[i] >= 0) close(fds[i]);
+    s->ctl = s->con = s->tfd = s->sfd = jb->uid_lock = -1;
+    if (jb->dir) (void)sub_rm_rf(jb->dir, NULL);
+    if (jb->lock_fd >= 0) close(jb->lock_fd);
+    jb->lock_fd = -1;
+}
+
 #define KVM_PROBE_MS 20000
 
 /* While a VM runs, SIGINT/SIGTERM/SIGHUP arrive on a signalfd (block), so
@@ -286,41 +352,16 @@ static bool kvm_probe_boot(const vm_assets *va, const t2_backend *be, const char
     _cleanup_free_ char *jobs = t2_path("jobs");
     jb.dir = sub_path_join(jobs, jb.id);
     _cleanup_free_ char *root = sub_path_join(jb.dir, "root");
-    int sv_ctl[2] = {-1, -1}, sv_con[2] = {-1, -1};
     session s;
     t2_session_init(&s);
     s.stop_at_hello = true;
-    _cleanup_strv_ char **argv = NULL;
     sub_err e = {0};
     sigset_t block, old;
     block_stop_signals(&block, &old);
+    vm_spec v = {.va = va, .be = be, .disk = disk, .cmdline = cmdline, .root = root, .vcpus = 1, .memory_mb = 128,
+                 .kvm = true, .tap_fd = -1, .block = &block};
     int r = job_open(&jb, &e);
-    if (r == 0 && (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_ctl) < 0 ||
-                   socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_con) < 0))
-        r = sub_err_setk(&e, SUB_KIND_ENV, -errno, "socketpair: %s", strerror(errno));
-    t2_vm_config vc = {.kernel = va->kernel.vmlinux, .initramfs = va->initramfs, .disk = disk, .cmdline = cmdline,
-                       .vcpus = 1, .memory_mb = 128, .kvm = true, .ctl_fd = sv_ctl[1], .console_fd = sv_con[1],
-                       .tap_fd = -1};
-    if (r == 0) r = be->argv(be, &vc, &argv, &e);
-    const char *ro_paths[] = {va->kernel.vmlinux, va->initramfs, disk, NULL};
-    int pass[] = {sv_ctl[1], sv_con[1]};
-    sub_jail_opts jo = {.id = jb.id, .root_dir = root, .uid = jb.uid, .gid = jb.uid, .argv = argv,
-                        .ro_paths = ro_paths, .fds = pass, .nfds = 2, .stdout_fd = -1, .stderr_fd = sv_con[1],
-                        .memory_bytes = (128ull + SUB_JOB_MEM_OVERHEAD_MB) << 20, .pids_max = JOB_PIDS_MAX,
-                        .netns_fd = -1, .kvm = true};
-    int64_t t0 = t2_now_ms();
-    if (r == 0 && (r = sub_jail_spawn(&jo, &jb.jail, &e)) == 0) {
-        jb.jailed = true;
-        s.ctl = TAKE_FD(sv_ctl[0]);
-        s.con = TAKE_FD(sv_con[0]);
-        (void)fcntl(s.ctl, F_SETFL, O_NONBLOCK);
-        (void)fcntl(s.con, F_SETFL, O_NONBLOCK);
-        s.pidfd = jb.jail.pidfd;
-        s.t0 = t0;
-        s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-        s.sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
-        t2_session_loop(&s, t0 + KVM_PROBE_MS);
-    }
+    if (r == 0 && (r = vm_start(&jb, &s, &v, &e)) == 0) t2_session_loop(&s, s.t0 + KVM_PROBE_MS);
     if (s.hello)
         snprintf(detail, dn, "a KVM probe boot reached the guest agent in %lld ms", (long long)s.hello_ms);
     else if (r < 0)
@@ -331,15 +372,12 @@ static bool kvm_probe_boot(const vm_assets *va, const t2_backend *be, const char
                  s.con_len ? s.console : "empty");
     if (jb.jailed) (void)sub_jail_destroy(&jb.jail, NULL, NULL);
     sub_jail_done(&jb.jail);
-    int fds[] = {s.ctl, s.con, s.tfd, s.sfd, sv_ctl[0], sv_ctl[1], sv_con[0], sv_con[1], jb.uid_lock};
-    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
-        if (fds[i] >= 0) close(fds[i]);
-    (void)sub_rm_rf(jb.dir, NULL);
-    if (jb.lock_fd >= 0) close(jb.lock_fd);
+    vm_close(&jb, &s);
     free(jb.dir);
+    bool ok = s.hello;
     t2_session_done(&s);
     sigprocmask(SIG_SETMASK, &old, NULL);
-    return s.hello;
+    return ok;
 }
 
 /* KVM when it works here, else TCG. $SUBSTRATE_ACCEL=tcg|kvm decides
@@ -555,8 +593,6 @@ static int run_job(run_ctx *c, sub_err *e) {
     session s;
     t2_session_init(&s);
     s.outputs_dir = xasprintf("%s/%s.outputs", outdir, jb.id);
-    int sv_ctl[2] = {-1, -1}, sv_con[2] = {-1, -1};
-    _cleanup_strv_ char **argv = NULL;
     bool ran = false;
     int64_t deadline = 0;
     sigset_t block, old;
@@ -573,44 +609,16 @@ static int run_job(run_ctx *c, sub_err *e) {
                                                       jb.eg.table, "uplink", jb.eg.uplink[0] ? jb.eg.uplink : "host",
                                                       "guest", jb.eg.guest_net));
     }
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_ctl) < 0 ||
-        socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv_con) < 0) {
-        r = sub_err_setk(e, SUB_KIND_ENV, -errno, "socketpair: %s", strerror(errno));
-        goto teardown;
-    }
-    jb.sock_ino[0] = fd_inode(sv_ctl[0]);
-    jb.sock_ino[1] = fd_inode(sv_con[0]);
-    t2_vm_config vc = {.kernel = va.kernel.vmlinux, .initramfs = va.initramfs, .disk = disk.path,
-                       .cmdline = cmdline, .vcpus = j->vcpus, .memory_mb = j->memory_mb, .kvm = kvm,
-                       .ctl_fd = sv_ctl[1], .console_fd = sv_con[1], .tap_fd = jb.eg.tap_fd, .mac = jb.eg.mac};
-    if ((r = be->argv(be, &vc, &argv, e)) < 0) goto teardown;
-    const char *ro_paths[] = {va.kernel.vmlinux, va.initramfs, disk.path, NULL};
-    int pass[] = {sv_ctl[1], sv_con[1], jb.eg.tap_fd};
-    sub_jail_opts jo = {.id = jb.id, .root_dir = root, .uid = jb.uid, .gid = jb.uid, .argv = argv,
-                        .ro_paths = ro_paths, .fds = pass, .nfds = jb.eg.tap_fd >= 0 ? 3 : 2, .stdout_fd = -1,
-                        .stderr_fd = sv_con[1], .memory_bytes = ((uint64_t)j->memory_mb + SUB_JOB_MEM_OVERHEAD_MB) << 20,
-                        .pids_max = JOB_PIDS_MAX, .netns_fd = -1, .kvm = kvm};
+    vm_spec v = {.va = &va, .be = be, .disk = disk.path, .cmdline = cmdline, .root = root, .vcpus = j->vcpus,
+                 .memory_mb = j->memory_mb, .kvm = kvm, .tap_fd = jb.eg.tap_fd, .mac = jb.eg.mac, .block = &block};
     PHASE("job_setup");
-    s.t0 = t2_now_ms();
-    deadline = s.t0 + (int64_t)j->timeout_s * 1000;
     note(c->o, "starting the microVM (%s, %s, %u MiB, %u vCPU, deadline %us)", be->name, kvm ? "kvm" : "tcg",
          j->memory_mb, j->vcpus, j->timeout_s);
-    if ((r = sub_jail_spawn(&jo, &jb.jail, e)) < 0) goto teardown;
-    jb.jailed = true;
+    if ((r = vm_start(&jb, &s, &v, e)) < 0) goto teardown;
+    deadline = s.t0 + (int64_t)j->timeout_s * 1000;
     PHASE("jail_spawn");
     jb.netns_ino = ns_inode(jb.jail.pid, "net");
     json_object_set_new(json_object_get(rep, "vmm"), "pid", json_integer(jb.jail.pid));
-    close(sv_ctl[1]);
-    close(sv_con[1]);
-    sv_ctl[1] = sv_con[1] = -1;
-    s.ctl = sv_ctl[0];
-    s.con = sv_con[0];
-    sv_ctl[0] = sv_con[0] = -1;
-    (void)fcntl(s.ctl, F_SETFL, O_NONBLOCK);
-    (void)fcntl(s.con, F_SETFL, O_NONBLOCK);
-    s.pidfd = jb.jail.pidfd;
-    s.tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    s.sfd = signalfd(-1, &block, SFD_CLOEXEC | SFD_NONBLOCK);
     job_frames(&s.out, j, &ps, uid, gid, jb.eg.made ? jb.eg.guest_net : NULL);
     ran = true;
     t2_session_loop(&s, deadline);
@@ -633,12 +641,7 @@ teardown:;
     t2_session_drain(&s);
     json_t *counters = jb.eg.made ? t2_egress_counters(&jb.eg) : NULL;
     t2_egress_teardown(&jb.eg);
-    int fds[] = {s.ctl, s.con, s.tfd, s.sfd, sv_ctl[0], sv_ctl[1], sv_con[0], sv_con[1]};
-    for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
-        if (fds[i] >= 0) close(fds[i]);
-    if (jb.uid_lock >= 0) close(jb.uid_lock);
-    if (jb.dir) (void)sub_rm_rf(jb.dir, NULL);
-    if (jb.lock_fd >= 0) close(jb.lock_fd);
+    vm_close(&jb, &s);
     json_t *td = audit(&jb, (const char *const *)cgroups, jb.jailed, audit_pidfd);
     if (audit_pidfd >= 0) close(audit_pidfd);
     json_object_set_new(td, "ms", json_integer(t2_now_ms() - t_td));
