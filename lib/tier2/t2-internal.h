@@ -83,8 +83,11 @@ typedef struct session {
     size_t con_len, con_total;
     stream so, se;
     int64_t t0, hello_ms, guest_uptime_ms;
-    bool hello, done, exited, timed_out, vmm_gone, interrupted, protocol_error;
+    bool hello, done, exited, timed_out, vmm_gone, interrupted, protocol_error, cancelled;
     int signal;
+    const sub_job_cancel *cancel; /* the caller's (borrowed) */
+    size_t ncancel;
+    const char *cancel_why;       /* which one fired */
     int exit_code;     /* -1 until EXIT */
     json_t *probes;    /* guest evidence, in order */
     json_t *outputs;
@@ -106,7 +109,8 @@ void t2_session_feed(session *s, const void *p, size_t n);
 /* stdout/stderr as report JSON: {text (valid UTF-8), bytes, truncated} */
 json_t *t2_stream_json(const stream *st);
 /* Until the VMM is gone, the deadline passes, a signal arrives on s->sfd,
- * the guest breaks the protocol, or (stop_at_hello) the agent said HELLO. */
+ * a cancel fd fires, the guest breaks the protocol, or (stop_at_hello) the
+ * agent said HELLO. */
 void t2_session_loop(session *s, int64_t deadline_ms);
 void t2_session_drain(session *s);   /* read what is left on ctl and console */
 
@@ -118,6 +122,6 @@ void t2_session_drain(session *s);   /* read what is left on ctl and console */
  * blocked connected, or was refused by a non-loopback address. */
 json_t *t2_egress_verdict(const sub_jobspec *j, const json_t *guest_probes, const json_t *counters, bool *violation);
 /* The outcome of a job whose VM ran, by precedence: residue, egress_violation,
- * timed_out (124), interrupted, failed, completed (the job's exit code); the
+ * timed_out (124), interrupted, cancelled, failed, completed (the job's exit code); the
  * others 125. e says why (left empty for completed). */
 const char *t2_outcome(const session *s, int residual, bool violation, uint32_t timeout_s, int *exit_code, sub_err *e);
