@@ -243,8 +243,9 @@ static void status_usage(FILE *f) {
           "\n"
           "Show what the supervisor of each reconciled service recorded: status (running,\n"
           "starting, backoff, exited, halted, stopped), the running generation, digest, pid,\n"
-          "start time, restarts, health, the last alignment, and whether the supervisors are\n"
-          "alive. Only reads: `substrate reconcile` repairs.\n"
+          "start time, restarts, health, the last alignment, whether the supervisors are\n"
+          "alive, and for a service with an escalate: policy its escalated jobs (running,\n"
+          "queued, done, refused) with the last five. Only reads: `substrate reconcile` repairs.\n"
           "\n"
           "Options:\n"
           "      --json, -o json   the state record(s) as JSON (an array without NAME)\n\n",
@@ -277,6 +278,33 @@ static void print_status(const json_t *st) {
     printf("  supervisor: %s, root supervisor: %s\n",
            json_is_true(json_object_get(st, "supervisor")) ? "running" : "NOT running",
            json_is_true(json_object_get(st, "root_supervisor")) ? "running" : "NOT running");
+    json_t *esc = json_object_get(st, "escalations");
+    if (json_is_object(esc)) {
+        json_t *c = json_object_get(esc, "counts");
+#define N(k) (long long)json_integer_value(json_object_get(c, k))
+        printf("  escalation: broker %s; jobs: %lld running, %lld queued, %lld done, %lld refused, %lld failed, "
+               "%lld interrupted\n",
+               json_is_true(json_object_get(esc, "broker")) ? "running" : "NOT running", N("running"), N("queued"),
+               N("done"), N("refused"), N("failed"), N("interrupted"));
+#undef N
+        size_t i;
+        json_t *r;
+        json_array_foreach(json_object_get(esc, "last"), i, r) {
+            const char *state = json_string_value(json_object_get(r, "state")) ?: "?";
+            if (streq(state, "done"))
+                cli_line(stdout, "    %s  done: %s, exit %lld, job %s", json_string_value(json_object_get(r, "id")) ?: "?",
+                         json_string_value(json_object_get(r, "outcome")) ?: "?",
+                         (long long)json_integer_value(json_object_get(r, "exit_code")),
+                         json_string_value(json_object_get(r, "job_id")) ?: "?");
+            else if (streq(state, "refused"))
+                cli_line(stdout, "    %s  refused (%lld %s): %s", json_string_value(json_object_get(r, "id")) ?: "?",
+                         (long long)json_integer_value(json_object_get(r, "http_status")),
+                         json_string_value(json_object_get(r, "reason")) ?: "?",
+                         json_string_value(json_object_get(r, "message")) ?: "");
+            else
+                cli_line(stdout, "    %s  %s", json_string_value(json_object_get(r, "id")) ?: "?", state);
+        }
+    }
 }
 
 CMD(status) {
@@ -423,6 +451,7 @@ static void supervise_usage(FILE *f) {
     fputs("Usage: substrate supervise [--boot]\n"
           "       substrate supervise --service NAME\n"
           "       substrate supervise --stop\n"
+          "       substrate supervise --escalation NAME\n"
           "\n"
           "The Tier-1 supervisor tree, in the foreground. `reconcile` starts it detached on\n"
           "its own; run it yourself from an init script or a systemd unit (`substrate\n"
@@ -438,6 +467,11 @@ static void supervise_usage(FILE *f) {
           "                   restarts with exponential backoff, aligns every align_interval;\n"
           "                   killed and restarted, it adopts the running container\n"
           "  --stop           stop the root supervisor (services keep running)\n"
+          "  --escalation NAME\n"
+          "                   the escalation broker of a service with an escalate: policy (its\n"
+          "                   supervisor starts it): serves /run/substrate/escalate.sock in the\n"
+          "                   container and runs each admitted request in a Tier-2 microVM under\n"
+          "                   the manifest's policy (README.md, \"Escalation\")\n"
           "\n"
           "Killing a supervisor never stops a service: its container keeps running, and\n"
           "`substrate stop NAME` is the way to stop one.\n\n",
@@ -448,13 +482,14 @@ static void supervise_usage(FILE *f) {
 CMD(supervise) {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {"boot", no_argument, NULL, 'b'},
                                          {"service", required_argument, NULL, 's'}, {"stop", no_argument, NULL, 'x'},
-                                         {NULL, 0, NULL, 0}};
+                                         {"escalation", required_argument, NULL, 'E'}, {NULL, 0, NULL, 0}};
     bool boot = false, stop = false;
-    const char *service = NULL;
+    const char *service = NULL, *escalation = NULL;
     int c;
     while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
         switch (c) {
         case 'h': supervise_usage(stdout); return SUB_EXIT_OK;
+        case 'E': escalation = optarg; break;
         case 'b': boot = true; break;
         case 's': service = optarg; break;
         case 'x': stop = true; break;
@@ -469,7 +504,9 @@ CMD(supervise) {
         printf("%s\n", r ? "root supervisor stopped" : "no root supervisor was running");
         return SUB_EXIT_OK;
     }
-    int r = service ? sub_t1_service_run(service, &e) : sub_t1_root_run(boot, NULL, &e);
+    int r = escalation ? sub_t1_escalation_run(escalation, &e)
+            : service  ? sub_t1_service_run(service, &e)
+                       : sub_t1_root_run(boot, NULL, &e);
     if (r < 0) return cli_fail("supervise", &e);
     if (e.msg[0]) fprintf(stderr, "substrate supervise: %s\n", e.msg);
     return SUB_EXIT_OK;

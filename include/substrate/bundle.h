@@ -13,7 +13,8 @@
  *     noNewPrivileges; every capability set empty except the manifest's
  *     `capabilities`; rlimit NOFILE 1024;
  *   - mounts: /proc, /dev (tmpfs), /dev/pts, /dev/shm, /dev/mqueue, /sys
- *     (ro), /tmp (tmpfs, 1777, nosuid,nodev), /run (tmpfs);
+ *     (ro), /tmp (tmpfs, 1777, nosuid,nodev), /run (tmpfs); with an
+ *     escalate: policy, the escalation socket's directory at /run/substrate;
  *   - linux: namespaces pid, ipc, uts, mount, and network unless network:
  *     host; cgroupsPath (given); resources from the manifest (memory limit,
  *     pids limit, cpu quota/period); maskedPaths and readonlyPaths as runc's
@@ -38,7 +39,16 @@ typedef struct sub_bundle_opts {
     const char *cgroup_path;         /* required: e.g. "/substrate/hello-3" */
     const char *hostname;            /* NULL: the service name */
     unsigned long generation;        /* for the annotation */
+    const char *escalate_dir;        /* with m->escalate: the host directory holding the
+                                      * escalation socket, bind-mounted (nosuid, nodev,
+                                      * noexec) at SUB_ESCALATE_DIR; required then */
 } sub_bundle_opts;
+
+/* Where a service with an escalate: policy finds its escalation socket. A
+ * directory is bound rather than the socket itself, so a restarted broker's
+ * new socket is seen without restarting the container. */
+#define SUB_ESCALATE_DIR "/run/substrate"
+#define SUB_ESCALATE_SOCK SUB_ESCALATE_DIR "/escalate.sock"
 
 /* Build config.json as JSON (new reference in *out). */
 int sub_bundle_config(const sub_bundle_opts *o, json_t **out, sub_err *e);

@@ -19,6 +19,9 @@ typedef struct sub_proc_opts {
     int stderr_fd;
     int umask;                /* -1 = inherit */
     bool new_session;         /* setsid() in the child (daemons) */
+    int pdeathsig;            /* 0, or the signal the child gets when the thread that
+                               * spawned it ends (PR_SET_PDEATHSIG; a child whose parent
+                               * is already gone does not start) */
 } sub_proc_opts;
 
 #define SUB_PROC_OPTS_INIT                                                                         \

@@ -32,6 +32,7 @@
  * Progress goes through the note callback. */
 #pragma once
 #include "error.h"
+#include "jobspec.h"
 #include "svc-manifest.h"
 #include <stdbool.h>
 #include <stddef.h>
@@ -153,6 +154,31 @@ int sub_t1_root_stop(sub_err *e);
  * the reply (new reference). timeout_ms bounds the whole exchange. */
 int sub_t1_control(const char *name, const char *op, int timeout_ms, struct json_t **reply,
                    sub_err *e);
+
+/* ---- escalation (a service's jobs in Tier-2 microVMs) ---- */
+/* The broker of NAME's escalation socket, in the foreground until SIGTERM
+ * (what `substrate supervise --escalation NAME` runs; the service's
+ * supervisor starts it for a generation with an escalate: policy). Listens
+ * on services/NAME/escalate/escalate.sock (the container's
+ * /run/substrate/escalate.sock), owned by the container's user, mode 0600;
+ * SIGHUP re-reads the running generation (its user, its limits). Each
+ * request and its decision and report go to services/NAME/escalations/<id>.json.
+ * On SIGTERM it refuses queued requests, cancels running jobs (their
+ * teardown audited), waits for them and exits. 0 when another broker
+ * already serves NAME. */
+int sub_t1_escalation_run(const char *name, sub_err *e);
+
+/* A request body (a jobspec without image) as a jobspec under the policy x:
+ * the policy's image, its max_timeout as the default timeout, then every
+ * limit checked; over a limit is refused (403, reason "policy"), never cut
+ * down. On refusal: -1 with the HTTP status, a reason and a message. */
+int sub_t1_escalation_jobspec(const char *service, const sub_svc_escalate *x, const char *body, size_t len,
+                              sub_jobspec *j, int *http_status, const char **reason, char *msg, size_t msgn);
+
+/* NAME's escalations, newest first: counts by state (queued, running, done,
+ * refused, failed, interrupted) and the last `last` records in brief
+ * (new reference). */
+struct json_t *sub_t1_escalations(const char *name, size_t last);
 
 /* ---- systemd ---- */
 /* A unit that runs the root supervisor in the foreground with --boot

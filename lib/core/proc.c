@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -101,6 +102,7 @@ int sub_spawn(char *const argv[], const sub_proc_opts *o, pid_t *pid, sub_err *e
                             "%s: program not found on PATH (run scripts/install-deps)", argv[0]);
     int pipefd[2];
     if (pipe2(pipefd, O_CLOEXEC) < 0) return sub_err_set(e, -errno, "pipe: %m");
+    pid_t parent = getpid();
     pid_t p = fork();
     if (p < 0) {
         int err = errno;
@@ -115,7 +117,8 @@ int sub_spawn(char *const argv[], const sub_proc_opts *o, pid_t *pid, sub_err *e
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL);
         signal(SIGPIPE, SIG_DFL);
-        if (o->new_session && setsid() < 0) stage = "setsid";
+        if (o->pdeathsig && (prctl(PR_SET_PDEATHSIG, o->pdeathsig) < 0 || getppid() != parent)) stage = "pdeathsig";
+        else if (o->new_session && setsid() < 0) stage = "setsid";
         else if (setup_fd(o->stdin_fd, 0) < 0) stage = "stdin";
         else if (setup_fd(o->stdout_fd, 1) < 0) stage = "stdout";
         else if (setup_fd(o->stderr_fd, 2) < 0) stage = "stderr";

@@ -109,7 +109,7 @@ static const struct {
     {"/run", "tmpfs", "tmpfs", "nosuid,nodev,mode=755"},
 };
 
-static json_t *build_mounts(void) {
+static json_t *build_mounts(const char *escalate_dir) {
     json_t *arr = json_array();
     for (size_t i = 0; i < ARRAY_SIZE(mounts); i++) {
         json_t *mt = json_pack("{s:s,s:s,s:s}", "destination", mounts[i].dest, "type",
@@ -126,6 +126,10 @@ static json_t *build_mounts(void) {
         }
         json_array_append_new(arr, mt);
     }
+    if (escalate_dir)
+        json_array_append_new(arr, json_pack("{s:s,s:s,s:s,s:[s,s,s,s]}", "destination", SUB_ESCALATE_DIR, "type",
+                                             "bind", "source", escalate_dir, "options", "bind", "nosuid", "nodev",
+                                             "noexec"));
     return arr;
 }
 
@@ -295,6 +299,9 @@ int sub_bundle_config(const sub_bundle_opts *o, json_t **out, sub_err *e) {
                            o->rootfs);
     if (!*o->cgroup_path)
         return sub_err_set(e, -EINVAL, "bundle config: the cgroup path is empty");
+    if (m->escalate.enabled && (!o->escalate_dir || o->escalate_dir[0] != '/'))
+        return sub_err_set(e, -EINVAL, "bundle config: %s has an escalate: policy but no socket directory was given",
+                           m->name);
     if (m->memory_bytes > INT64_MAX)
         return bad(e, m, "the memory limit %llu is out of range",
                    (unsigned long long)m->memory_bytes);
@@ -309,7 +316,7 @@ int sub_bundle_config(const sub_bundle_opts *o, json_t **out, sub_err *e) {
     json_object_set_new(c, "root", json_pack("{s:o,s:b}", "path", sub_json_str(o->rootfs),
                                              "readonly", 1));
     json_object_set_new(c, "hostname", sub_json_str(o->hostname ? o->hostname : m->name));
-    json_object_set_new(c, "mounts", build_mounts());
+    json_object_set_new(c, "mounts", build_mounts(m->escalate.enabled ? o->escalate_dir : NULL));
     json_object_set_new(c, "linux", build_linux(m, o->cgroup_path));
     json_object_set_new(c, "annotations", TAKE_PTR(annotations));
     *out = c;

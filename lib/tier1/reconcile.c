@@ -170,10 +170,12 @@ static json_t *desired_record(const sub_svc_manifest *m, unsigned long gen, cons
     const char *state = sub_state_dir();
     (void)sub_sha256_buf(state, strlen(state), sh, NULL);
     _cleanup_free_ char *cg = xasprintf("/substrate/%s-%lu.%.8s", m->name, gen, sub_digest_hex(sh));
-    return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "name", m->name, "generation",
+    /* manifest_digest: the file that asked for this generation (an escalated
+     * job's report names it) */
+    return json_pack("{s:s,s:I,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:o}", "name", m->name, "generation",
                      (json_int_t)gen, "digest", digest, "image", image, "bundle", gdir, "rootfs", ri->rootfs,
                      "entry_dir", ri->entry_dir, "config_hash", hash, "container_id", id, "cgroup", cg, "key_id",
-                     key_id, "manifest", m->path ? m->path : "", "spec", spec);
+                     key_id, "manifest", m->path ? m->path : "", "manifest_digest", m->source_digest, "spec", spec);
 }
 
 static int reply_error(const json_t *rep, sub_err *e) {
@@ -251,8 +253,14 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
     } else {
         gen = next_generation(m->name);
         rec = desired_record(m, gen, digest, &ri, hash, res->key_id);
+        _cleanup_free_ char *escdir = m->escalate.enabled ? sub_t1_svc_path(m->name, "escalate") : NULL;
+        if (escdir && (r = sub_mkdir_p(escdir, 0755, e)) < 0) {
+            sub_rootfs_info_done(&ri);
+            return r;
+        }
         sub_bundle_opts bo = {.m = m, .image = &cfg, .rootfs = ri.rootfs,
-                              .cgroup_path = json_string_value(json_object_get(rec, "cgroup")), .generation = gen};
+                              .cgroup_path = json_string_value(json_object_get(rec, "cgroup")), .generation = gen,
+                              .escalate_dir = escdir};
         r = sub_bundle_write(json_string_value(json_object_get(rec, "bundle")), &bo, e);
         if (r < 0) {
             sub_rootfs_info_done(&ri);
@@ -369,6 +377,11 @@ int sub_t1_status(const char *name, json_t **out, sub_err *e) {
         bool alive = pid > 1 && t && t1_proc_start_time(pid) == t;
         json_object_set_new(st, "container_alive", json_boolean(alive));
     }
+    /* escalated jobs: for a service with a policy, or one that had one */
+    json_t *spec = json_object_get(cur, "spec");
+    _cleanup_free_ char *recs = sub_t1_svc_path(name, "escalations");
+    if (json_is_object(json_object_get(spec, "escalate")) || sub_path_exists(recs))
+        json_object_set_new(st, "escalations", sub_t1_escalations(name, 5));
     *out = st;
     return 0;
 }

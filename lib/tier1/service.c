@@ -6,6 +6,7 @@
  * rotation. A deploy request runs to its end inside the loop (the proxy
  * keeps serving the current version on its own thread meanwhile). */
 #include "substrate/fs.h"
+#include "substrate/proc.h"
 #include "substrate/svcnet.h"
 #include "t1-internal.h"
 #include <fcntl.h>
@@ -18,6 +19,7 @@
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -44,6 +46,9 @@ typedef struct svc {
     char last_error[1200];
     uint64_t log_max;
     bool quit;
+    pid_t esc_pid;      /* the escalation broker (0: none) */
+    int esc_pidfd;
+    int64_t esc_next_start;
 } svc;
 
 #define INF_MS INT64_MAX
@@ -248,6 +253,73 @@ static void stop_current(svc *s, const char *status) {
     set_status(s, status);
 }
 
+/* ---- the escalation broker (escalate.c) ----
+ * A process of its own, started for a generation with an escalate: policy
+ * and kept while the service is meant to run; it gets SIGTERM when this
+ * supervisor goes (parent-death signal), so it never outlives it. */
+#define ESC_BROKER_STOP_MS 40000 /* its running jobs are cancelled, torn down and audited first */
+
+static bool esc_wanted(const svc *s) {
+    return s->have_m && s->m.escalate.enabled && !streq(s->status, "stopped") && !streq(s->status, "halted") &&
+           !streq(s->status, "exited") && !streq(s->status, "idle");
+}
+
+static void esc_start(svc *s) {
+    char self[4096];
+    ssize_t k = readlink("/proc/self/exe", self, sizeof self - 1);
+    if (k <= 0) return;
+    self[k] = 0;
+    char *argv[] = {self, "supervise", "--escalation", (char *)s->name, NULL};
+    _cleanup_free_ char *log = sub_t1_svc_path(s->name, "logs/escalate.log");
+    _cleanup_close_ int fd = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+    sub_proc_opts o = SUB_PROC_OPTS_INIT;
+    o.stdin_fd = SUB_FD_NULL;
+    o.stdout_fd = fd >= 0 ? fd : SUB_FD_NULL;
+    o.stderr_fd = fd >= 0 ? fd : SUB_FD_NULL;
+    o.pdeathsig = SIGTERM;
+    sub_err e = {0};
+    pid_t pid;
+    if (sub_spawn(argv, &o, &pid, &e) < 0) {
+        snprintf(s->last_error, sizeof s->last_error, "escalation broker: %s", e.msg);
+        return;
+    }
+    s->esc_pid = pid;
+    s->esc_pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+static void esc_gone(svc *s) {
+    if (s->esc_pidfd >= 0) close(s->esc_pidfd);
+    s->esc_pidfd = -1;
+    s->esc_pid = 0;
+}
+
+/* SIGTERM, then wait while it cancels and audits its jobs; SIGKILL after. */
+static void esc_stop(svc *s) {
+    if (!s->esc_pid) return;
+    if (s->esc_pidfd >= 0) {
+        (void)syscall(SYS_pidfd_send_signal, s->esc_pidfd, SIGTERM, NULL, 0);
+        struct pollfd pf = {.fd = s->esc_pidfd, .events = POLLIN};
+        int64_t end = t1_now_ms() + ESC_BROKER_STOP_MS;
+        while (poll(&pf, 1, 250) == 0 && t1_now_ms() < end) rotate_logs(s);
+        if (!(pf.revents & POLLIN)) {
+            (void)syscall(SYS_pidfd_send_signal, s->esc_pidfd, SIGKILL, NULL, 0);
+            (void)poll(&pf, 1, 2000);
+        }
+    }
+    (void)waitpid(s->esc_pid, NULL, WNOHANG);
+    esc_gone(s);
+}
+
+static void esc_sync(svc *s) {
+    bool want = esc_wanted(s);
+    if (want && !s->esc_pid && t1_now_ms() >= s->esc_next_start) {
+        s->esc_next_start = t1_now_ms() + 1000; /* a broker that dies at once is not restarted in a loop */
+        esc_start(s);
+    } else if (!want && s->esc_pid) {
+        esc_stop(s);
+    }
+}
+
 /* ---- deploy ---- */
 static json_t *fail_reply(const sub_err *e) {
     return json_pack("{s:b,s:s,s:s,s:i}", "ok", 0, "message", e->msg, "reason",
@@ -352,6 +424,8 @@ static json_t *deploy(svc *s) {
     set_status(s, "running");
     reset_timers(s);
     write_state(s);
+    if (s->esc_pidfd >= 0) /* the broker re-reads what runs: its user, its policy */
+        (void)syscall(SYS_pidfd_send_signal, s->esc_pidfd, SIGHUP, NULL, 0);
     const char *outcome = previous[0] ? (streq(previous, s->cur.digest) ? "restarted" : "promoted") : "started";
     return json_pack("{s:b,s:s,s:s,s:s,s:I,s:b}", "ok", 1, "outcome", outcome, "digest", s->cur.digest, "previous",
                      previous, "generation", (json_int_t)s->cur.gen, "stop_then_start", stop_first);
@@ -411,6 +485,7 @@ static void handle_control(svc *s) {
             rep = deploy(s);
         } else if (streq(op, "stop")) {
             bool was = s->have_cur && s->cur.pidfd >= 0;
+            esc_stop(s); /* its running jobs end (cancelled, audited) before the service */
             stop_current(s, "stopped");
             proxy_close(s);
             s->next_restart = INF_MS;
@@ -419,6 +494,7 @@ static void handle_control(svc *s) {
             s->quit = true;
         } else if (streq(op, "halt")) {
             bool was = s->have_cur && s->cur.pidfd >= 0;
+            esc_stop(s);
             stop_current(s, "halted");
             s->next_restart = INF_MS;
             snprintf(s->last_error, sizeof s->last_error, "halted on DRIFT (align, on_drift: halt)");
@@ -546,7 +622,7 @@ static int setup(svc *s, sub_err *e) {
 }
 
 int sub_t1_service_run(const char *name, sub_err *e) {
-    svc s = {.name = name, .lockfd = -1, .ctlfd = -1, .sigfd = -1, .logfd = -1, .next_restart = INF_MS,
+    svc s = {.name = name, .lockfd = -1, .ctlfd = -1, .sigfd = -1, .logfd = -1, .esc_pidfd = -1, .next_restart = INF_MS,
              .next_health = INF_MS, .next_align = INF_MS, .next_deep = INF_MS};
     set_status(&s, "idle");
     snprintf(s.health, sizeof s.health, "unknown");
@@ -560,12 +636,13 @@ int sub_t1_service_run(const char *name, sub_err *e) {
     }
     write_state(&s);
     while (!s.quit) {
-        struct pollfd p[3] = {{.fd = s.sigfd, .events = POLLIN}, {.fd = s.ctlfd, .events = POLLIN},
-                              {.fd = s.have_cur ? s.cur.pidfd : -1, .events = POLLIN}};
+        struct pollfd p[4] = {{.fd = s.sigfd, .events = POLLIN}, {.fd = s.ctlfd, .events = POLLIN},
+                              {.fd = s.have_cur ? s.cur.pidfd : -1, .events = POLLIN},
+                              {.fd = s.esc_pidfd, .events = POLLIN}};
         int64_t now = t1_now_ms();
         int64_t next = min64(min64(s.next_restart, s.next_health), min64(min64(s.next_align, s.next_deep), s.next_logcheck));
         int timeout = next == INF_MS ? 1000 : (int)(next - now < 0 ? 0 : next - now > 1000 ? 1000 : next - now);
-        int n = poll(p, 3, timeout);
+        int n = poll(p, 4, timeout);
         if (n < 0 && errno != EINTR) break;
         if (n > 0 && (p[0].revents & POLLIN)) {
             struct signalfd_siginfo si;
@@ -581,8 +658,10 @@ int sub_t1_service_run(const char *name, sub_err *e) {
         if (n > 0 && s.have_cur && s.cur.pidfd >= 0 && (p[2].revents & (POLLIN | POLLHUP)) &&
             streq(s.status, "running"))
             on_exit_of_current(&s);
+        if (n > 0 && (p[3].revents & POLLIN)) esc_gone(&s); /* restarted by esc_sync */
         if (n > 0 && (p[1].revents & POLLIN)) handle_control(&s);
         tick(&s);
+        esc_sync(&s);
     }
     write_state(&s);
     r = 1;
@@ -593,6 +672,7 @@ out:
         close(s.ctlfd);
     }
     proxy_close(&s);
+    if (s.esc_pidfd >= 0) close(s.esc_pidfd); /* the broker follows by its parent-death signal */
     if (s.have_cur) {
         if (s.cur.pidfd >= 0) close(s.cur.pidfd);
         if (s.cur.netns_fd >= 0) close(s.cur.netns_fd);

@@ -771,6 +771,7 @@ int sub_job_run_signed(const char *path, const sub_job_opts *o, json_t **report,
     }
     json_object_set_new(json_object_get(pre, "jobspec"), "key_id", json_string(by));
     json_object_set_new(json_object_get(pre, "jobspec"), "authorization", json_string("signature"));
+    json_object_set_new(pre, "authorization", json_string("signature"));
     note(o, "jobspec %s: signature verified (key %s)", path, by);
     _cleanup_jobspec_ sub_jobspec j = {0};
     r = sub_jobspec_parse(data, len, path, sub_job_timeout_max(), &j, e);
@@ -793,6 +794,7 @@ int sub_job_run_authorized(const sub_jobspec *j, const char *authorization, cons
     *report = NULL;
     run_ctx c = {.o = o, .j = j, .rep = report_new(j)};
     json_object_set_new(json_object_get(c.rep, "jobspec"), "authorization", json_string(authorization));
+    json_object_set_new(c.rep, "authorization", json_string(authorization));
     if (origin) json_object_set_new(c.rep, "origin", json_deep_copy(origin));
     int r = load_keys(o, &c.keys, &c.nkeys, e);
     if (r == 0) r = run_job(&c, e);
