@@ -27,8 +27,8 @@ t_fails "agent refuses an escalation socket path too long for a Unix socket" 2 "
 # ---- the fake escalation server ---------------------------------------------
 # fake-esc SOCKET DIR: per connection (forked), records the request it got in
 # DIR/req.N, then answers as DIR/mode says: 200 | 403 | noclen (200 without
-# Content-Length, closed after the body) | delay (200 after 3 s) | hang (no
-# reply). While it waits (delay, hang) it watches the connection: EOF or a
+# Content-Length, closed after the body) | garbage (not HTTP) | close (closes
+# without a reply) | delay (200 after 3 s) | hang (no reply). While it waits (delay, hang) it watches the connection: EOF or a
 # hang-up from the agent is written to DIR/eof.N.
 cat >"$T/fake-esc.c" <<'EOF'
 #define _GNU_SOURCE
@@ -97,6 +97,10 @@ static void serve(int fd, int n) {
     } else if (!strcmp(mode, "noclen")) {
         m = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      "Connection: close\r\n\r\n%s", ok);
+    } else if (!strcmp(mode, "garbage")) {
+        m = snprintf(out, sizeof out, "SSH-2.0-nope\r\n\r\n");
+    } else if (!strcmp(mode, "close")) {
+        return;
     } else if (!strcmp(mode, "delay") || !strcmp(mode, "hang")) {
         if (watch_eof(fd, !strcmp(mode, "delay") ? 3000 : 20000)) {
             note("eof", n, "eof\n", 4);
@@ -238,6 +242,15 @@ req noclen --data-binary @"$T/hi.sh" "$U/run"
 t_eq "a reply without Content-Length is relayed to its end (EOF)" "$(cat "$T/noclen.code") $(cat "$T/noclen.body")" \
     '200 {"exit_code": 0, "outcome": "exited", "stdout": "hi\n"}'
 
+echo garbage >"$E/mode"
+req garbage --data-binary @"$T/hi.sh" "$U/run"
+t_eq "a reply that is not HTTP is 502 bad_escalation_reply" "$(cat "$T/garbage.code") $(jfield garbage reason)" \
+    "502 bad_escalation_reply"
+echo close >"$E/mode"
+req closed --data-binary @"$T/hi.sh" "$U/run"
+t_eq "a connection closed without a reply is 502 bad_escalation_reply" \
+    "$(cat "$T/closed.code") $(jfield closed reason)" "502 bad_escalation_reply"
+
 # ---- refusals before anything is escalated -------------------------------------
 printf 'echo a\0b' >"$T/nul.sh"
 req nul --data-binary @"$T/nul.sh" "$U/run"
@@ -275,7 +288,8 @@ t_eq "POST /run without Content-Length is refused (411)" \
     "$(raw 'POST /run HTTP/1.1\r\nHost: x\r\n\r\n')" "HTTP/1.1 411 Length Required"
 t_eq "a bad Content-Length is refused (400)" \
     "$(raw 'POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\nx')" "HTTP/1.1 400 Bad Request"
-t_eq "nothing refused above reached the escalation socket" "$(ls "$E"/req.* | wc -l)" "$((n_before + 3))"
+# since n_before, five requests were escalated (403, noclen, garbage, close, 64 KiB)
+t_eq "nothing refused above reached the escalation socket" "$(ls "$E"/req.* | wc -l)" "$((n_before + 5))"
 req get_run "$U/run"
 t_eq "GET /run is 405" "$(cat "$T/get_run.code")" 405
 t_check "...naming POST as allowed" grep -qi '^allow: POST' "$T/get_run.hdr"

@@ -177,10 +177,11 @@ static void format_addr(const struct sockaddr_storage *ss, char *out, size_t n) 
 
 static sigset_t waitmask; /* the mask ppoll runs with: SIGTERM/SIGINT let through */
 
-/* Wait for EVENTS on fd until DEADLINE: 1 ready, 0 deadline passed, -1 signal. */
-static int wait_fd(int fd, short events, int64_t deadline) {
+/* Wait for EVENTS on fd until DEADLINE: 1 ready, 0 deadline passed, -1 signal
+ * (SIGTERM/SIGINT: the agent is stopping), unless IGNORE_SIGNAL. */
+static int wait_fd(int fd, short events, int64_t deadline, bool ignore_signal) {
     for (;;) {
-        if (got_signal) return -1;
+        if (got_signal && !ignore_signal) return -1;
         int64_t left = deadline - now_ms();
         if (left <= 0) return 0;
         struct pollfd p = {.fd = fd, .events = events};
@@ -433,7 +434,7 @@ static int read_head(int64_t deadline) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return 0; /* gone: nothing to answer */
-        int w = wait_fd(cfd, POLLIN, deadline);
+        int w = wait_fd(cfd, POLLIN, deadline, false);
         if (w == 0) {
             respond_text(408, "request timeout: send the whole request within 10 s\n", false, NULL);
             return 0;
@@ -540,7 +541,7 @@ static bool read_body(size_t want, int64_t deadline) {
         }
         if (n < 0 && errno == EINTR) continue;
         if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) return false;
-        int w = wait_fd(cfd, POLLIN, deadline);
+        int w = wait_fd(cfd, POLLIN, deadline, false);
         if (w == 0) {
             respond_error(408, "bad_request", "request timeout: send the whole body within %d s",
                           READ_TIMEOUT_MS / 1000);
@@ -581,7 +582,10 @@ static void relay_reply(int efd, char *rh, size_t head_len, size_t have, int64_t
     char ctype[128] = "application/json";
     long long clen = -1;
     char *save = NULL, *line = strtok_r(rh, "\n", &save);
-    if (!line || sscanf(line, "HTTP/1.%*1[01] %3d", &status) != 1 || status < 200 || status > 599) {
+    if (line && (!strncmp(line, "HTTP/1.1 ", 9) || !strncmp(line, "HTTP/1.0 ", 9)) &&
+        strspn(line + 9, "0123456789") == 3 && strchr(" \r", line[12]))
+        status = atoi(line + 9);
+    if (status < 200 || status > 599) {
         char shown[128];
         printable(line ? line : "", line ? strcspn(line, "\r") : 0, shown, sizeof shown);
         respond_error(502, "bad_escalation_reply", "the escalation socket answered \"%s\", not an HTTP/1.1 reply",
@@ -627,8 +631,8 @@ static void relay_reply(int efd, char *rh, size_t head_len, size_t have, int64_t
             truncated = clen >= 0;
             break;
         }
-        got_signal = 0; /* a shutdown does not cut a reply that is being relayed */
-        if (wait_fd(efd, POLLIN, deadline) <= 0 && !got_signal) {
+        /* a shutdown does not cut a reply that is being relayed */
+        if (wait_fd(efd, POLLIN, deadline, true) == 0) {
             truncated = true;
             break;
         }
@@ -638,7 +642,9 @@ static void relay_reply(int efd, char *rh, size_t head_len, size_t have, int64_t
 }
 
 /* Send the job and wait for the head of its reply, watching the client: if it
- * goes away, close the escalation connection at once (that cancels the job). */
+ * goes away, close the escalation connection at once (that cancels the job).
+ * A client that only shuts down its sending side counts as gone, as it does
+ * for most proxies: it cannot be told apart from one that closed. */
 static void escalate(int efd, size_t job_len) {
     char req_head[256];
     int hn = snprintf(req_head, sizeof req_head,
