@@ -27,7 +27,7 @@ t_fails "agent refuses an escalation socket path too long for a Unix socket" 2 "
 # ---- the fake escalation server ---------------------------------------------
 # fake-esc SOCKET DIR: per connection (forked), records the request it got in
 # DIR/req.N, then answers as DIR/mode says: 200 | 403 | noclen (200 without
-# Content-Length, closed after the body) | garbage (not HTTP) | close (closes
+# Content-Length, closed after the body) | 429 (with Retry-After) | garbage (not HTTP) | close (closes
 # without a reply) | delay (200 after 3 s) | hang (no reply). While it waits (delay, hang) it watches the connection: EOF or a
 # hang-up from the agent is written to DIR/eof.N.
 cat >"$T/fake-esc.c" <<'EOF'
@@ -88,6 +88,7 @@ static void serve(int fd, int n) {
     }
     const char *ok = "{\"exit_code\": 0, \"outcome\": \"exited\", \"stdout\": \"hi\\n\"}\n";
     const char *denied = "{\"error\": \"egress to 192.0.2.1:80 is not allowed\", \"reason\": \"egress_denied\"}\n";
+    const char *busy = "{\"error\": \"the queue is full\", \"reason\": \"queue_full\"}\n";
     const char *late = "{\"exit_code\": 0, \"outcome\": \"exited\", \"stdout\": \"late\\n\"}\n";
     char out[2048];
     int m = 0;
@@ -97,6 +98,9 @@ static void serve(int fd, int n) {
     } else if (!strcmp(mode, "noclen")) {
         m = snprintf(out, sizeof out, "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                      "Connection: close\r\n\r\n%s", ok);
+    } else if (!strcmp(mode, "429")) {
+        m = snprintf(out, sizeof out, "HTTP/1.1 429 Too Many Requests\r\nContent-Type: application/json\r\n"
+                     "Retry-After: 7\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s", strlen(busy), busy);
     } else if (!strcmp(mode, "garbage")) {
         m = snprintf(out, sizeof out, "SSH-2.0-nope\r\n\r\n");
     } else if (!strcmp(mode, "close")) {
@@ -237,6 +241,10 @@ req deny --data-binary @"$T/hi.sh" "$U/run"
 t_eq "a refusal (403) is relayed with its status" "$(cat "$T/deny.code")" 403
 t_eq "...and its body unchanged" "$(cat "$T/deny.body")" \
     '{"error": "egress to 192.0.2.1:80 is not allowed", "reason": "egress_denied"}'
+echo 429 >"$E/mode"
+req busy --data-binary @"$T/hi.sh" "$U/run"
+t_eq "a 429 is relayed with its body" "$(cat "$T/busy.code") $(jfield busy reason)" "429 queue_full"
+t_check "...and its Retry-After" grep -qi '^retry-after: 7' "$T/busy.hdr"
 echo noclen >"$E/mode"
 req noclen --data-binary @"$T/hi.sh" "$U/run"
 t_eq "a reply without Content-Length is relayed to its end (EOF)" "$(cat "$T/noclen.code") $(cat "$T/noclen.body")" \
@@ -288,8 +296,8 @@ t_eq "POST /run without Content-Length is refused (411)" \
     "$(raw 'POST /run HTTP/1.1\r\nHost: x\r\n\r\n')" "HTTP/1.1 411 Length Required"
 t_eq "a bad Content-Length is refused (400)" \
     "$(raw 'POST /run HTTP/1.1\r\nHost: x\r\nContent-Length: 1x\r\n\r\nx')" "HTTP/1.1 400 Bad Request"
-# since n_before, five requests were escalated (403, noclen, garbage, close, 64 KiB)
-t_eq "nothing refused above reached the escalation socket" "$(ls "$E"/req.* | wc -l)" "$((n_before + 5))"
+# since n_before, six requests were escalated (403, 429, noclen, garbage, close, 64 KiB)
+t_eq "nothing refused above reached the escalation socket" "$(ls "$E"/req.* | wc -l)" "$((n_before + 6))"
 req get_run "$U/run"
 t_eq "GET /run is 405" "$(cat "$T/get_run.code")" 405
 t_check "...naming POST as allowed" grep -qi '^allow: POST' "$T/get_run.hdr"

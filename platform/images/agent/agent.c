@@ -580,6 +580,7 @@ static void relay_reply(int efd, char *rh, size_t head_len, size_t have, int64_t
     rh[head_len - 1] = 0;
     int status = 0;
     char ctype[128] = "application/json";
+    char retry[64] = "";
     long long clen = -1;
     char *save = NULL, *line = strtok_r(rh, "\n", &save);
     if (line && (!strncmp(line, "HTTP/1.1 ", 9) || !strncmp(line, "HTTP/1.0 ", 9)) &&
@@ -603,9 +604,13 @@ static void relay_reply(int efd, char *rh, size_t head_len, size_t have, int64_t
         else if (!strcasecmp(trim(line), "Content-Type") && *value && strlen(value) < sizeof ctype &&
                  !strpbrk(value, "\r\n"))
             snprintf(ctype, sizeof ctype, "%s", value);
+        else if (!strcasecmp(trim(line), "Retry-After") && *value && strlen(value) <= 9 &&
+                 strspn(value, "0123456789") == strlen(value))
+            snprintf(retry, sizeof retry, "Retry-After: %s\r\n", value); /* a 429's or 503's hint */
     }
-    /* status and body unchanged; without a Content-Length the body ends at EOF, and so does ours */
-    if (send_head(status, ctype, clen, NULL) < 0) {
+    /* status and body unchanged (and Content-Type and Retry-After); without a
+     * Content-Length the body ends at EOF, and so does ours */
+    if (send_head(status, ctype, clen, retry[0] ? retry : NULL) < 0) {
         logf_("%s \"%s\" %d: the client went away before the reply (job already finished)", peer, reqline,
               status);
         return;
