@@ -148,7 +148,7 @@ E=$T/esc
 mkdir -p "$E"
 SOCK=$E/escalate.sock
 port=$(t_free_port)
-agent_pid= fake_pid=
+agent_pid='' fake_pid=''
 t_on_exit '[ -n "$agent_pid" ] && kill "$agent_pid"'
 t_on_exit '[ -n "$fake_pid" ] && kill -- "-$fake_pid"'
 "$AGENT" --listen "127.0.0.1:$port" --escalate-socket "$SOCK" 2>"$T/agent.log" &
@@ -187,8 +187,15 @@ for _ in $(seq 50); do [ -S "$SOCK" ] && break; sleep 0.1; done
 req ready "$U/readyz"
 t_eq "/readyz with the socket is 200 ready" "$(cat "$T/ready.code") $(cat "$T/ready.body")" "200 ready"
 
-# newest request the fake server recorded
-last_req() { ls -t "$E"/req.* 2>/dev/null | grep -v '\.tmp$' | head -1; }
+# the newest request the fake server recorded (the highest N of req.N)
+last_req() {
+    local f n max=0
+    for f in "$E"/req.*; do
+        n=${f##*.}
+        [[ $n =~ ^[0-9]+$ ]] && [ "$n" -gt "$max" ] && max=$n
+    done
+    echo "$E/req.$max"
+}
 
 # a snippet with quotes, backslashes, newline, tab, a control byte and UTF-8
 printf 'echo "a \\"quoted\\" word" '"'"'back\\slash'"'"'\nprintf "caf\xc3\xa9\t\x01 \xe2\x82\xac\\n"\n' >"$T/snippet.sh"
