@@ -298,6 +298,18 @@ static void container_user(const json_t *cur, uid_t *uid, gid_t *gid) {
     *gid = (gid_t)json_integer_value(json_object_get(u, "gid"));
 }
 
+/* The generation being deployed (desired.json), else the running one: the
+ * socket belongs to its user before its container is asked to be ready. */
+static void socket_owner(const broker *b, uid_t *uid, gid_t *gid) {
+    _cleanup_json_ json_t *rec = NULL, *st = NULL;
+    if (t1_read_json(b->name, "desired.json", &rec, NULL) == 0 && json_is_object(rec)) {
+        container_user(rec, uid, gid);
+        return;
+    }
+    if (t1_read_json(b->name, "state.json", &st, NULL) == 0 && st) container_user(json_object_get(st, "current"), uid, gid);
+    else *uid = 0, *gid = 0;
+}
+
 /* ---- the request -> a jobspec under the policy --------------------------------------------- */
 
 static const char *const forbidden[] = {"image", "identity", "repo_prefix", "any_repo"};
@@ -709,14 +721,14 @@ static int sock_open(broker *b, uid_t uid, gid_t gid, sub_err *e) {
 }
 
 static void reown(broker *b) {
+    uid_t uid;
+    gid_t gid;
+    socket_owner(b, &uid, &gid);
+    if (chown(b->sock, uid, gid) < 0) { /* the old owner stays: the next SIGHUP tries again */
+    }
     svc_now now = {0};
     verdict v = {0};
     if (load_now(b, &now, &v) == 0) {
-        uid_t uid;
-        gid_t gid;
-        container_user(now.cur, &uid, &gid);
-        if (chown(b->sock, uid, gid) < 0) { /* the old owner stays: the next SIGHUP tries again */
-        }
         pthread_mutex_lock(&b->mu);
         b->max_conns = now.m.escalate.concurrency + now.m.escalate.queue + ESC_SPARE_CONN;
         pthread_mutex_unlock(&b->mu);
@@ -785,10 +797,8 @@ int sub_t1_escalation_run(const char *name, sub_err *e) {
     uid_t uid = 0;
     gid_t gid = 0;
     b.max_conns = 1 + 4 + ESC_SPARE_CONN;
-    if (load_now(&b, &now, &v) == 0) {
-        container_user(now.cur, &uid, &gid);
-        b.max_conns = now.m.escalate.concurrency + now.m.escalate.queue + ESC_SPARE_CONN;
-    }
+    socket_owner(&b, &uid, &gid);
+    if (load_now(&b, &now, &v) == 0) b.max_conns = now.m.escalate.concurrency + now.m.escalate.queue + ESC_SPARE_CONN;
     svc_now_done(&now);
     if ((lsn = sock_open(&b, uid, gid, e)) < 0) {
         r = lsn;

@@ -320,6 +320,16 @@ static void esc_sync(svc *s) {
     }
 }
 
+/* The broker before a container that has a policy starts: its readiness may
+ * wait for the socket (the reference agent's does). A running broker re-reads
+ * who the socket belongs to. */
+static void esc_before_start(svc *s, const sub_svc_manifest *m) {
+    if (!m->escalate.enabled) return;
+    if (!s->esc_pid) esc_start(s);
+    else if (s->esc_pidfd >= 0) (void)syscall(SYS_pidfd_send_signal, s->esc_pidfd, SIGHUP, NULL, 0);
+    s->esc_next_start = t1_now_ms() + 1000;
+}
+
 /* ---- deploy ---- */
 static json_t *fail_reply(const sub_err *e) {
     return json_pack("{s:b,s:s,s:s,s:i}", "ok", 0, "message", e->msg, "reason",
@@ -350,6 +360,7 @@ static json_t *deploy(svc *s) {
          * start it, with its published ports (stop closed them) */
         s->next_restart = INF_MS;
         r = proxy_ensure(s, &s->m, &e);
+        esc_before_start(s, &s->m);
         if (r >= 0) r = start_current(s, &e);
         if (r < 0) {
             snprintf(s->last_error, sizeof s->last_error, "%s", e.msg);
@@ -378,6 +389,7 @@ static json_t *deploy(svc *s) {
     else set_status(s, "starting");
     write_state(s);
 
+    esc_before_start(s, &nm);
     t1_ctr nc;
     t1_ctr_init(&nc, rec);
     r = t1_ctr_start(&nc, nm.runtime, s->logfd, &e);

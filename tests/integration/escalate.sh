@@ -35,14 +35,17 @@ cleanup_escalate() {
 }
 t_on_exit cleanup_escalate
 
+AGENT=$("$BIN" build --repo "$R" agent --version 1.0.0 --rev "$SHA" -q | awk '{print $NF}'); AGENT=${AGENT#*@}
 HELLO=$("$BIN" build --repo "$R" hello --version 1.0.0 --rev "$SHA" -q | awk '{print $NF}'); HELLO=${HELLO#*@}
 JOB=$("$BIN" build --repo "$R" job --version 1.0.0 --rev "$SHA" -q | awk '{print $NF}'); JOB=${JOB#*@}
-if [[ $HELLO != sha256:* || $JOB != sha256:* ]]; then echo "Bail out! could not build hello/job ($HELLO, $JOB)"; exit 1; fi
+if [[ $HELLO != sha256:* || $JOB != sha256:* || $AGENT != sha256:* ]]; then
+    echo "Bail out! could not build hello/job/agent ($HELLO, $JOB, $AGENT)"; exit 1; fi
 cd "$T" || exit 1
 SUBSTRATE_PASSPHRASE=pw "$BIN" key generate "$T/k1" >/dev/null
 "$BIN" key trust "$T/k1.pub" >/dev/null
 SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/hello@$HELLO" --key "$T/k1.key" >/dev/null
 SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/job@$JOB" --key "$T/k1.key" >/dev/null
+SUBSTRATE_PASSPHRASE=pw "$BIN" sign "$REG/agent@$AGENT" --key "$T/k1.key" >/dev/null
 
 P=$(t_free_port)
 manifest() { # manifest FILE NAME [extra yaml lines...]
@@ -70,7 +73,12 @@ wait_for() { local end=$((SECONDS + $1)); shift; while [ $SECONDS -lt $end ]; do
 leftovers() {
     local n=0
     n=$((n + $(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)))
-    n=$((n + $(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)))
+    # processes in the job uid range that are ours (jobs here are named esc-*;
+    # other tests may run jobs of their own at the same time)
+    local p
+    for p in $(ps -eo pid=,uid= | awk '$2 >= 1000000000 && $2 < 1000001024 {print $1}'); do
+        grep -q 'substrate-job-esc-' "/proc/$p/cgroup" 2>/dev/null && n=$((n + 1))
+    done
     n=$((n + $(find /sys/fs/cgroup -maxdepth 3 -name 'substrate-job-esc-*' 2>/dev/null | wc -l)))
     echo "$n"
 }
@@ -194,7 +202,7 @@ manifest "$M" esc-t "ports: [\"127.0.0.1:$P:8080\"]" "${ESC[@]}"
 t_check "promotion back to per_minute 1000" "$BIN" reconcile -q "$M"
 post s2.json '{"command": ["/bin/sh", "-c"], "args": ["sleep 60"], "timeout": 20}' >s2.code &
 S2=$!
-t_check "  a long job is running" wait_for 20 sh -c "ps -eo uid= | awk '\$1 >= 1000000000 && \$1 < 1000001024' | grep -q ."
+t_check "  a long job is running" wait_for 20 sh -c "grep -q '\"state\": \"running\"' '$SVC'/escalations/*.json && find /sys/fs/cgroup -maxdepth 3 -name 'substrate-job-esc-*' | grep -q ."
 t_check "substrate stop: exit 0" "$BIN" stop "$M"
 wait "$S2"
 [ "$(cat s2.code)" = 200 ] || t_diag "broker log: $(tail -5 "$SVC/logs/escalate.log" 2>&1)" "newest record: $(tail -c 600 "$(newest)")" "supervise.log: $(tail -5 "$SUBSTRATE_STATE/tier1/supervise.log")"
@@ -202,6 +210,23 @@ t_eq "  the running job was cancelled and audited (its report came back)" \
     "$(cat s2.code) $(q s2.json 'd["outcome"], d["teardown"]["residual"], "stopping" in d["error"]')" "200 ('cancelled', 0, True)"
 t_eq "  nothing left: no job, no socket, no broker" \
     "$(leftovers) $(test -e "$SOCK" && echo sock) $(pgrep -f "supervise --escalation esc-t" | wc -l)" "0  0"
+
+# ---- the reference agent: its manifest as shipped, pinned; snippets over HTTP ----
+AP=$(t_free_port)
+MA=$T/agent.yaml
+sed -e "s|^image: .*|image: $REG/agent@$AGENT|" -e "s|^  image: .*|  image: $REG/job@$JOB|" \
+    -e "s|127.0.0.1:8081:8080|127.0.0.1:$AP:8080|" "$TOP/platform/manifests/agent.service.yaml" >"$MA"
+t_check "reconcile the reference agent (platform/manifests/agent.service.yaml, pinned)" "$BIN" reconcile -q "$MA"
+arun() { curl -s --noproxy '*' -o "$1" -w '%{http_code}' -m 60 --data-binary "$2" "http://127.0.0.1:$AP/run"; }
+code=$(arun a1.json 'echo "snippet says $((6*7))"; exit 5')
+t_eq "the agent escalates a snippet: its output and exit code come back" \
+    "$code $(q a1.json 'd["stdout"]["text"], d["exit_code"], d["origin"]["service"], d["origin"]["image_digest"]')" \
+    "200 ('snippet says 42\n', 5, 'agent', '$AGENT')"
+code=$(arun a2.json "probe tcp 10.0.2.2:$P")
+t_eq "  a snippet reaching for a host-loopback service is blocked (probe exits 1, not connected), with evidence" \
+    "$code $(q a2.json 'd["outcome"], d["exit_code"], "\"result\":\"connected\"" in d["stdout"]["text"], "\"probe\":\"tcp\"" in d["stdout"]["text"]')" \
+    "200 ('completed', 1, False, True)"
+"$BIN" stop "$MA" >/dev/null 2>&1
 
 # ---- a service without escalate: has no socket ----
 M2=$T/plain.yaml
