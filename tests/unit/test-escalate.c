@@ -1,0 +1,109 @@
+/* The escalation policy: a request body becomes a jobspec under the
+ * manifest's escalate: limits, or is refused with the status and reason a
+ * client gets. (The broker, the socket and real jobs: tests/integration/escalate.sh.) */
+#include "substrate/svc-manifest.h"
+#include "substrate/tier1.h"
+#include "unit.h"
+
+#define HEX64 "ab01ab01ab01ab01ab01ab01ab01ab01ab01ab01ab01ab01ab01ab01ab01ab01"
+#define JOBIMG "127.0.0.1:5000/job@sha256:" HEX64
+
+static void policy(sub_svc_manifest *m, const char *extra) {
+    _cleanup_free_ char *y = xasprintf("name: agent\nimage: 127.0.0.1:5000/agent@sha256:" HEX64 "\n"
+                                       "escalate:\n  image: " JOBIMG "\n%s",
+                                       extra);
+    sub_err e = {0};
+    CHECK_OK(sub_svc_manifest_parse(y, strlen(y), "/m.yaml", m, &e), &e);
+}
+
+typedef struct outcome {
+    int r, status;
+    const char *reason;
+    char msg[1024];
+} outcome;
+
+static outcome try_req(const sub_svc_manifest *m, const char *body, sub_jobspec *j) {
+    outcome o = {0};
+    o.r = sub_t1_escalation_jobspec("agent", &m->escalate, body, strlen(body), j, &o.status, &o.reason, o.msg,
+                                    sizeof o.msg);
+    return o;
+}
+
+#define REFUSED(m, body, want_status, want_reason, want_text)                                      \
+    do {                                                                                           \
+        sub_jobspec _j = {0};                                                                      \
+        outcome _o = try_req(m, body, &_j);                                                        \
+        CHECK_INT(_o.r, -1);                                                                       \
+        CHECK_INT(_o.status, want_status);                                                         \
+        CHECK_STREQ(_o.reason, want_reason);                                                       \
+        if (!strstr(_o.msg, want_text)) unit_fail(__FILE__, __LINE__, "message lacks \"%s\": %s", want_text, _o.msg); \
+        CHECK(_j.name == NULL && _j.image == NULL); /* nothing half-made */                     \
+    } while (0)
+
+TEST(escalate_request_defaults_from_policy) {
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    policy(&m, "  max_timeout: 30s\n  max_memory: 192Mi\n  max_output: 4Ki\n");
+    _cleanup_jobspec_ sub_jobspec j = {0};
+    outcome o = try_req(&m, "{\"command\": [\"/bin/sh\", \"-c\"], \"args\": [\"echo hi\"], "
+                            "\"outputs\": {\"paths\": [\"/out/x\"]}}", &j);
+    CHECK_INT(o.r, 0);
+    CHECK_STREQ(j.image, JOBIMG);       /* the policy's image, always */
+    CHECK_STREQ(j.ref.repository, "job");
+    CHECK_STREQ(j.name, "esc-agent");
+    CHECK_INT(j.timeout_s, 30);         /* the policy's max, boot included */
+    CHECK_INT(j.memory_mb, 192);        /* the jobspec default (256), cut to the policy's max */
+    CHECK_INT(j.vcpus, 1);
+    CHECK_INT(j.negress, 0);            /* default-deny */
+    CHECK(j.output_max_bytes == 4096);  /* outputs default to the policy's cap when smaller */
+    CHECK_STREQ(j.args[0], "echo hi");
+}
+
+TEST(escalate_request_within_policy) {
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    policy(&m, "  egress: [\"127.0.0.1:8443\", \"10.9.8.7:53\"]\n  max_timeout: 60s\n  max_memory: 512Mi\n"
+               "  max_vcpus: 2\n  max_input: 16\n");
+    _cleanup_jobspec_ sub_jobspec j = {0};
+    outcome o = try_req(&m, "{\"name\": \"mine\", \"timeout\": 60, \"memory_mb\": 512, \"vcpus\": 2, "
+                            "\"egress\": {\"allow\": [\"10.9.8.7:53\"]}, \"stdin\": \"0123456789abcdef\"}", &j);
+    CHECK_INT(o.r, 0);
+    CHECK_STREQ(j.name, "mine");
+    CHECK_INT(j.timeout_s, 60);
+    CHECK_INT(j.negress, 1);
+    CHECK_STREQ(j.egress[0].host, "10.9.8.7");
+    CHECK_INT(j.stdin_len, 16);
+}
+
+TEST(escalate_request_over_policy_refused) {
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    policy(&m, "  egress: [\"127.0.0.1:8443\"]\n  max_timeout: 30s\n  max_input: 8\n  max_output: 1Ki\n");
+    REFUSED(&m, "{\"timeout\": 31}", 403, "policy", "timeout 31s is over the policy's max_timeout (30s");
+    REFUSED(&m, "{\"memory_mb\": 512}", 403, "policy", "over the policy's max_memory (256 MiB)");
+    REFUSED(&m, "{\"vcpus\": 2}", 403, "policy", "over the policy's max_vcpus (1)");
+    REFUSED(&m, "{\"egress\": {\"allow\": [\"127.0.0.1:8443\", \"127.0.0.1:22\"]}}", 403, "policy",
+            "egress to 127.0.0.1:22 is not in the policy's egress allowlist (127.0.0.1:8443)");
+    REFUSED(&m, "{\"stdin\": \"123456789\"}", 403, "policy", "9 bytes, over the policy's max_input (8)");
+    REFUSED(&m, "{\"stdin\": \"1234\", \"inputs\": [{\"path\": \"/in/a\", \"content\": \"12345\"}]}", 403, "policy",
+            "over the policy's max_input");
+    REFUSED(&m, "{\"outputs\": {\"paths\": [\"/o\"], \"max_bytes\": 2048}}", 403, "policy",
+            "outputs.max_bytes 2048 is over the policy's max_output (1024)");
+    REFUSED(&m, "{\"image\": \"127.0.0.1:5000/other@sha256:" HEX64 "\"}", 403, "policy", "a request cannot name them");
+    REFUSED(&m, "{\"any_repo\": true}", 403, "policy", "any_repo:");
+    REFUSED(&m, "{\"tier\": 0}", 403, "policy", "Tier-0 is never reachable through escalation");
+    REFUSED(&m, "{\"tier\": 2}", 403, "policy", "tier:");
+
+    _cleanup_svc_manifest_ sub_svc_manifest none = {0};
+    policy(&none, "");
+    REFUSED(&none, "{\"egress\": {\"allow\": [\"127.0.0.1:8443\"]}}", 403, "policy", "allowlist (none)");
+}
+
+TEST(escalate_request_malformed) {
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    policy(&m, "");
+    REFUSED(&m, "{", 400, "bad_request", "");
+    REFUSED(&m, "[1]", 400, "bad_request", "must be a JSON object");
+    REFUSED(&m, "{\"command\": \"sh\"}", 400, "bad_request", "command");
+    REFUSED(&m, "{\"nope\": 1}", 400, "bad_request", "nope");
+    REFUSED(&m, "{\"timeout\": 0}", 400, "bad_request", "timeout");
+    REFUSED(&m, "{\"a\": 1, \"a\": 2}", 400, "bad_request", "");
+    REFUSED(&m, "{\"name\": \"Bad Name\"}", 400, "bad_request", "name");
+}
