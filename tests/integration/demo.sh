@@ -11,7 +11,9 @@ export SUBSTRATE_REGISTRY=127.0.0.1:$port
 t_on_exit "'$BIN' registry stop"
 t_on_exit "'$BIN' supervise --stop >/dev/null 2>&1"
 t_on_exit "'$BIN' stop hello >/dev/null 2>&1"
+t_on_exit "'$BIN' stop agent >/dev/null 2>&1"
 export DEMO_PORT=$(t_free_port)
+export DEMO_AGENT_PORT=$(t_free_port)
 DEMO_SKIP_SETUP=1 SUBSTRATE_BIN=$BIN sh "$T/repo/scripts/demo" >"$T/demo.out" 2>&1; rc=$?
 t_eq "the demo runs to the end (exit 0)" "$rc" 0
 [ "$rc" = 0 ] || t_diag "$(tail -20 "$T/demo.out")"
@@ -29,6 +31,10 @@ t_eq "it promoted and rolled back" "$(grep -c ': promoted sha256:' "$T/demo.out"
 t_eq "the reference job ran: its greeting, its blocked probe, residual 0" \
     "$(grep -c '^hello from the guest$' "$T/demo.out") $(grep -c '^  egress 192.0.2.1:80: blocked (guest: unreachable ENETUNREACH; host: none)' "$T/demo.out") $(grep -c '^  teardown: [0-9]* checks, residual 0' "$T/demo.out")" "1 1 1"
 REF=$T/repo/platform/sandbox/jobspec.example.json
+t_eq "the agent escalated its three snippets: the greeting, the blocked probes, the runaway killed (124)" \
+    "$(grep -c '^  | hello from an escalated microVM$' "$T/demo.out") $(grep -c '^  | {"probe":"tcp","target":"10.0.2.2:[0-9]*","result":"unreachable"' "$T/demo.out") $(grep -c '^  | {"probe":"tcp","target":"127.0.0.1:[0-9]*","result":"refused"' "$T/demo.out") $(grep -c '^  authorization: manifest-policy; outcome timed_out, exit code 124' "$T/demo.out")" "1 1 1 1"
+t_eq "  each with its origin and a teardown of residual 0" \
+    "$(grep -c '^  origin: service agent, image sha256:[0-9a-f]\{64\}, manifest sha256:' "$T/demo.out") $(grep -c '^  teardown audit: [0-9]* checks, residual 0; report ' "$T/demo.out")" "3 3"
 t_check "the reference jobspec is pinned and signed; it verifies with the trust store" "$BIN" verify-blob "$REF"
 t_check "after the demo, sandbox-runner runs the reference jobspec (exit 0)" \
     env SUBSTRATE_BIN="$BIN" "$T/repo/platform/sandbox/sandbox-runner" -q "$REF"
