@@ -47,7 +47,7 @@ typedef struct actx {
     bool registry_up;
     /* tier 1 */
     int t1_port;
-    bool t1_started;
+    bool t1_started, esc_started;
     char t1_manifest[4096];
 } actx;
 
@@ -597,8 +597,79 @@ static void check_tier2(actx *a) {
            strv_len(left));
 }
 
+/* ---- escalation (issue 9) ---- */
+static void check_escalation(actx *a) {
+    const char *run = "escalation: a service's policy runs its request in a microVM; the report names the "
+                      "service, its digest and the manifest's digest";
+    if (!a->job_digest[0] || !a->hello_digest[0]) {
+        record(a, run, false, "hello or job was not pushed");
+        return;
+    }
+    setenv("SUBSTRATE_STATE", a->state, 1);
+    sub_err e = {0};
+    _cleanup_free_ char *text = xasprintf("name: acceptance-esc\n"
+                                          "image: %s/hello@%s\n"
+                                          "readiness: {http: \"http://127.0.0.1:8080/readyz\", interval: 100ms, deadline: 15s}\n"
+                                          "stop_grace: 2s\n"
+                                          "escalate:\n  image: %s/job@%s\n  egress: []\n  max_timeout: 60s\n  concurrency: 1\n",
+                                          a->addr, a->hello_digest, a->addr, a->job_digest);
+    _cleanup_free_ char *path = sub_path_join(a->state, "acceptance-esc.yaml");
+    _cleanup_svc_manifest_ sub_svc_manifest m = {0};
+    sub_t1_reconcile_result rr = {0};
+    int r = sub_write_file_atomic(path, text, strlen(text), 0644, &e);
+    if (r == 0) r = sub_svc_manifest_load(path, &m, &e);
+    if (r == 0) {
+        sub_t1_reconcile_opts o = {.m = &m};
+        a->t1_started = a->esc_started = true;
+        r = sub_t1_reconcile(&o, &rr, &e);
+    }
+    int st = 0;
+    _cleanup_json_ json_t *rep = NULL, *ref = NULL;
+    /* the broker is up once the service is ready: wait briefly for its socket */
+    for (int i = 0; r == 0 && i < 50; i++) {
+        sub_err ce = {0};
+        json_decref(rep);
+        rep = NULL;
+        if (sub_t1_escalate_call("acceptance-esc", "GET", "/v1/policy", NULL, 5000, &st, &rep, &ce) == 0) break;
+        struct timespec ts = {0, 100 * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    json_decref(rep);
+    rep = NULL;
+    if (r == 0)
+        r = sub_t1_escalate_call("acceptance-esc", "POST", "/v1/jobs",
+                                 "{\"command\": [\"/bin/sh\", \"-c\"], \"args\": [\"echo escalated-ok\"]}", 180000, &st,
+                                 &rep, &e);
+    json_t *o = json_object_get(rep, "origin");
+    const char *out = json_string_value(json_object_get(json_object_get(rep, "stdout"), "text"));
+    bool ok = r == 0 && st == 200 && out && streq(out, "escalated-ok\n") && sub_job_exit_code(rep) == 0 &&
+              streq(json_string_value(json_object_get(rep, "authorization")) ?: "", "manifest-policy") &&
+              streq(json_string_value(json_object_get(o, "service")) ?: "", "acceptance-esc") &&
+              streq(json_string_value(json_object_get(o, "image_digest")) ?: "", a->hello_digest) &&
+              streq(json_string_value(json_object_get(o, "manifest_digest")) ?: "", m.source_digest) &&
+              t2_residual(rep) == 0;
+    record(a, run, ok, "%s: HTTP %d, outcome %s, exit %d, stdout %.30s, origin %s@%.19s (manifest %.19s), residual %d",
+           r < 0 ? e.msg : "POST /v1/jobs", st, json_string_value(json_object_get(rep, "outcome")) ?: "-",
+           sub_job_exit_code(rep), out ?: "", json_string_value(json_object_get(o, "service")) ?: "-",
+           json_string_value(json_object_get(o, "image_digest")) ?: "-",
+           json_string_value(json_object_get(o, "manifest_digest")) ?: "-", t2_residual(rep));
+    int st2 = 0;
+    sub_err e2 = {0};
+    int r2 = r < 0 ? r
+                   : sub_t1_escalate_call("acceptance-esc", "POST", "/v1/jobs",
+                                          "{\"command\": [\"/bin/true\"], \"egress\": {\"allow\": [\"127.0.0.1:9\"]}}", 10000,
+                                          &st2, &ref, &e2);
+    const char *why = json_string_value(json_object_get(ref, "error"));
+    record(a, "escalation: a request beyond the policy (egress) is refused with the reason, nothing boots",
+           r2 == 0 && st2 == 403 && streq(json_string_value(json_object_get(ref, "reason")) ?: "", "policy") && why &&
+               strstr(why, "not in the policy's egress allowlist") && !json_object_get(ref, "job_id"),
+           "HTTP %d: %s", st2, r2 < 0 ? e2.msg : why ?: "-");
+    (void)sub_t1_stop("acceptance-esc", NULL);
+}
+
 static void stop_tier1(actx *a) {
     if (!a->t1_started) return;
+    if (a->esc_started) (void)sub_t1_stop("acceptance-esc", NULL);
     (void)sub_t1_stop("acceptance-hello", NULL);
     (void)sub_t1_root_stop(NULL);
 }
@@ -688,7 +759,7 @@ int cmd_acceptance(int argc, char **argv) {
         check_registry,        check_reproducible,   check_push_hello,       check_push_job,
         check_pull,            check_refusals,       check_signed_verifies,  check_provenance,
         check_unsigned_refused, check_other_key_refused, check_real_cosign, check_tier1,
-        check_tier2,
+        check_tier2,           check_escalation,
     };
     for (size_t i = 0; i < ARRAY_SIZE(checks) && !interrupted; i++) checks[i](&a);
     if (interrupted) fprintf(stderr, "substrate acceptance: interrupted; cleaning up\n");

@@ -180,6 +180,12 @@ int sub_t1_escalation_jobspec(const char *service, const sub_svc_escalate *x, co
  * (new reference). */
 struct json_t *sub_t1_escalations(const char *name, size_t last);
 
+/* One request to NAME's escalation socket from the host (root): method,
+ * path, a JSON body (may be NULL) -> the HTTP status and the JSON answer
+ * (new reference). Nothing is checked here: the broker decides. */
+int sub_t1_escalate_call(const char *name, const char *method, const char *path, const char *body,
+                         int timeout_ms, int *status, struct json_t **reply, sub_err *e);
+
 /* ---- systemd ---- */
 /* A unit that runs the root supervisor in the foreground with --boot
  * (Delegate=yes, the state dir in Environment=). Caller frees. */

@@ -935,3 +935,40 @@ json_t *sub_t1_escalations(const char *name, size_t last) {
     }
     return out;
 }
+
+/* ---- a client (the acceptance harness, the benchmark) --------------------------------------- */
+
+int sub_t1_escalate_call(const char *name, const char *method, const char *path, const char *body,
+                         int timeout_ms, int *status, json_t **reply, sub_err *e) {
+    *status = 0;
+    *reply = NULL;
+    _cleanup_free_ char *sock = sub_t1_svc_path(name, "escalate/escalate.sock");
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(sock) >= sizeof sa.sun_path)
+        return sub_err_setk(e, SUB_KIND_ENV, -ENAMETOOLONG, "%s: path too long for a Unix socket", sock);
+    memcpy(sa.sun_path, sock, strlen(sock) + 1);
+    _cleanup_close_ int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "socket: %m");
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+        return sub_err_setk(e, SUB_KIND_ENV, -errno, "%s: %m (is %s reconciled with an escalate: policy?)", sock, name);
+    size_t blen = body ? strlen(body) : 0;
+    _cleanup_free_ char *head = xasprintf("%s %s HTTP/1.1\r\nHost: substrate\r\nContent-Type: application/json\r\n"
+                                          "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                                          method, path, blen);
+    if (sub_write_all(fd, head, strlen(head)) < 0 || (blen && sub_write_all(fd, body, blen) < 0))
+        return sub_err_setk(e, SUB_KIND_ENV, -errno, "writing to %s: %m", sock);
+    _cleanup_buf_ sub_buf in = SUB_BUF_INIT;
+    int64_t end = t1_now_ms() + timeout_ms;
+    for (;;) {
+        verdict v = {0};
+        int r = read_some(fd, end, &in, &v);
+        if (r < 0) return sub_err_setk(e, SUB_KIND_ENV, -ETIMEDOUT, "%s: no complete answer within %d ms", sock, timeout_ms);
+        if (r == 0) break;
+        if (in.len > (64u << 20)) return sub_err_setk(e, SUB_KIND_ENV, -E2BIG, "%s: answer too large", sock);
+    }
+    const char *p = sub_buf_str(&in);
+    const char *sep = strstr(p, "\r\n\r\n");
+    if (!sep || sscanf(p, "HTTP/1.%*c %d", status) != 1)
+        return sub_err_setk(e, SUB_KIND_ENV, -EPROTO, "%s: not an HTTP answer", sock);
+    return sub_json_parse(sep + 4, in.len - (size_t)(sep + 4 - p), 64u << 20, "the broker's answer", reply, e);
+}
