@@ -762,6 +762,10 @@ static void settle_orphans(broker *b) {
 }
 
 int sub_t1_escalation_run(const char *name, sub_err *e) {
+    size_t nl = strlen(name);
+    if (!nl || nl > SUB_SVC_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != nl || name[0] == '-')
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "\"%s\" is not a service name ([a-z0-9][a-z0-9-]*, at most %d)",
+                            name, SUB_SVC_NAME_MAX);
     broker b = {.name = name, .stop_pipe = {-1, -1}};
     pthread_mutex_init(&b.mu, NULL);
     pthread_cond_init(&b.cv, NULL);
