@@ -339,6 +339,9 @@ static int build_jobspec(const char *service, const sub_svc_escalate *x, const c
                          sub_jobspec *j, verdict *v) {
     sub_err e = {0};
     _cleanup_json_ json_t *req = NULL;
+    if (len > x->max_input + ESC_BODY_SLACK)
+        return refuse(v, 413, "too_large", "the body is %zu bytes; this policy takes at most %llu (max_input plus %u for the JSON)",
+                      len, (unsigned long long)(x->max_input + ESC_BODY_SLACK), ESC_BODY_SLACK);
     if (sub_json_parse(body, len, x->max_input + ESC_BODY_SLACK, "the request body", &req, &e) < 0)
         return refuse(v, 400, "bad_request", "%s", e.msg);
     if (!json_is_object(req))

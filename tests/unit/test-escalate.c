@@ -106,4 +106,8 @@ TEST(escalate_request_malformed) {
     REFUSED(&m, "{\"timeout\": 0}", 400, "bad_request", "timeout");
     REFUSED(&m, "{\"a\": 1, \"a\": 2}", 400, "bad_request", "");
     REFUSED(&m, "{\"name\": \"Bad Name\"}", 400, "bad_request", "name");
+    _cleanup_svc_manifest_ sub_svc_manifest small = {0};
+    policy(&small, "  max_input: 16\n");
+    _cleanup_free_ char *big = xasprintf("{\"stdin\": \"%0*d\"}", 70000, 0);
+    REFUSED(&small, big, 413, "too_large", "this policy takes at most 65552");
 }
