@@ -464,7 +464,7 @@ static int slot_acquire(broker *b, const sub_svc_escalate *x, int fd, int64_t *q
     pthread_mutex_lock(&b->mu);
     size_t k = 0;
     while (k < b->nadmits && b->admits[k] <= t0 - 60000) k++;
-    memmove(b->admits, b->admits + k, (b->nadmits - k) * sizeof *b->admits);
+    if (k) memmove(b->admits, b->admits + k, (b->nadmits - k) * sizeof *b->admits);
     b->nadmits -= k;
     if (b->nadmits >= x->per_minute) {
         int wait = (int)((b->admits[0] + 60000 - t0 + 999) / 1000);

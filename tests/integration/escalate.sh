@@ -97,6 +97,7 @@ t_eq "GET /v1/policy: 200 with the job image and limits" "$code $(q pol.json 'd[
 
 # ---- a job ----
 code=$(post r1.json '{"command": ["/bin/sh", "-c"], "args": ["echo hi from the vm; id -u; exit 3"]}')
+[ "$code" = 200 ] || t_diag "broker log: $(tail -30 "$SVC/logs/escalate.log" 2>&1)"
 t_eq "POST /v1/jobs: 200, the job's output and exit code" \
     "$code $(q r1.json 'd["outcome"], d["exit_code"], d["stdout"]["text"]')" "200 ('completed', 3, 'hi from the vm\n65534\n')"
 t_eq "  authorised by the manifest's policy (report and jobspec)" \
