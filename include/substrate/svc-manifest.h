@@ -22,6 +22,7 @@
  * Ownership: everything in sub_svc_manifest is owned by it; release with
  * sub_svc_manifest_done() (also after a failed parse: it is always safe). */
 #pragma once
+#include "digest.h"
 #include "error.h"
 #include "ref.h"
 #include "sign.h"
@@ -60,6 +61,29 @@ typedef struct sub_svc_port {
     uint16_t host_port;
     uint16_t container_port;
 } sub_svc_port;
+
+/* escalate: what the service may hand to a Tier-2 microVM through its
+ * escalation socket (tier1.h). Absent: it cannot escalate at all. A request
+ * over any of these limits is refused with the reason, never cut down. */
+#define SUB_ESC_EGRESS_MAX 16
+typedef struct sub_svc_escalate {
+    bool enabled;                /* the block is present */
+    char *image;                 /* required: the job image, REGISTRY/REPO@sha256:<hex>; its
+                                  * signature must name its own repository and verify with
+                                  * the manifest's keys */
+    sub_ref ref;
+    char **egress;               /* "IPV4:PORT" a request may ask for (NULL-terminated;
+                                  * NULL = none: every job is default-deny) */
+    uint32_t max_timeout_s;      /* default 30 (boot included); at most the host's cap */
+    uint32_t max_memory_mb;      /* default 256; 128..16384 */
+    uint32_t max_vcpus;          /* default 1; 1..16 */
+    uint64_t max_input;          /* stdin + input files, bytes; default 1 MiB, at most 4 MiB */
+    uint64_t max_output;         /* outputs copied back, bytes; default 1 MiB, at most 64 MiB */
+    uint32_t concurrency;        /* jobs at once; default 1; 1..64 */
+    uint32_t queue;              /* requests that may wait for a slot; default 4; 0..1024 */
+    uint32_t queue_wait_ms;      /* how long one may wait; default 60 s */
+    uint32_t per_minute;         /* requests admitted in any 60 s; default 60; 1..100000 */
+} sub_svc_escalate;
 
 typedef struct sub_svc_manifest {
     char *path;             /* the file as given */
@@ -102,6 +126,8 @@ typedef struct sub_svc_manifest {
     sub_svc_runtime runtime;     /* default runc */
     char **capabilities;         /* added capabilities ("CAP_NET_BIND_SERVICE"),
                                   * NULL-terminated; default none */
+    sub_svc_escalate escalate;   /* escalate: (enabled false when absent) */
+    char source_digest[SUB_DIGEST_MAX];     /* sha256 of the manifest's bytes as parsed ("" from JSON) */
 } sub_svc_manifest;
 
 /* Read and parse a manifest file (at most SUB_SVC_MANIFEST_MAX bytes). */

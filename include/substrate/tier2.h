@@ -42,13 +42,30 @@
 
 typedef void (*sub_job_note_fn)(void *ud, const char *msg);
 
+/* A reason to end a job early, polled with it: any of events (or POLLHUP,
+ * POLLERR) on fd ends the job as outcome "cancelled" (125), why saying by
+ * whom; the teardown and its audit run as usual. The escalation broker
+ * passes its client's connection (POLLRDHUP: it hung up) and its own
+ * shutdown pipe. */
+typedef struct sub_job_cancel {
+    int fd;
+    short events;
+    const char *why;             /* "the escalating client disconnected" */
+} sub_job_cancel;
+
 typedef struct sub_job_opts {
     char *const *key_files;      /* trusted public keys (NULL: the trust store) for the
                                   * jobspec's signature and the image's */
     const char *signature_path;  /* NULL: <jobspec>.sig */
     sub_job_note_fn note;        /* progress lines (may be NULL) */
     void *ud;
+    const sub_job_cancel *cancel; /* may be NULL */
+    size_t ncancel;              /* at most SUB_JOB_CANCEL_MAX */
+    bool caller_handles_signals; /* a multi-threaded caller: SIGINT/SIGTERM/SIGHUP are
+                                  * not read here (a signalfd in one job's thread would
+                                  * steal the process's signal); cancel instead */
 } sub_job_opts;
+#define SUB_JOB_CANCEL_MAX 4
 
 /* Run the signed jobspec at path. Returns 0 when a report was made (whatever
  * the job did: read sub_job_exit_code), < 0 when not even that was possible.

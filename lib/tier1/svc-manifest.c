@@ -10,6 +10,7 @@
 #include "substrate/svc-manifest.h"
 #include "substrate/digest.h"
 #include "substrate/fs.h"
+#include "substrate/jobspec.h"
 #include "substrate/json.h"
 #include "substrate/strbuf.h"
 #include <arpa/inet.h>
@@ -73,6 +74,9 @@ static void set_defaults(sub_svc_manifest *m) {
     m->stop_grace_ms = 10000;
     m->align_interval_ms = 60000;
     m->verify_max_age_ms = 86400000;
+    m->escalate = (sub_svc_escalate){.max_timeout_s = 30, .max_memory_mb = 256, .max_vcpus = 1,
+                                     .max_input = 1u << 20, .max_output = 1u << 20, .concurrency = 1,
+                                     .queue = 4, .queue_wait_ms = 60000, .per_minute = 60};
 }
 
 static void probe_done(sub_probe_spec *p) {
@@ -100,6 +104,9 @@ void sub_svc_manifest_done(sub_svc_manifest *m) {
     probe_done(&m->health);
     probe_done(&m->readiness);
     strv_free(m->capabilities);
+    free(m->escalate.image);
+    sub_ref_free(&m->escalate.ref);
+    strv_free(m->escalate.egress);
     memset(m, 0, sizeof *m);
 }
 
@@ -557,30 +564,34 @@ static const char *why_name(const char *s) {
     return NULL;
 }
 
-/* Parses image into m->ref: a registry, a repository and a sha256 digest, no tag. */
-static int check_image(ctx *c, const ynode *at, const char *s, sub_svc_manifest *m) {
+/* Parses s into ref: a registry, a repository and a sha256 digest, no tag. */
+static int check_image_ref(ctx *c, const ynode *at, const char *field, const char *s, sub_ref *ref) {
     sub_err re = {0};
-    sub_ref_free(&m->ref);
-    if (sub_ref_parse(s, NULL, &m->ref, &re) < 0) return bad(c, at, "image", "%s", re.msg);
-    if (m->ref.tag && m->ref.digest)
-        return bad(c, at, "image",
+    sub_ref_free(ref);
+    if (sub_ref_parse(s, NULL, ref, &re) < 0) return bad(c, at, field, "%s", re.msg);
+    if (ref->tag && ref->digest)
+        return bad(c, at, field,
                    "%s: a tag plus digest is ambiguous; give only REGISTRY/REPO@sha256:...",
                    show(c, s));
-    if (m->ref.tag)
-        return bad(c, at, "image",
+    if (ref->tag)
+        return bad(c, at, field,
                    "%s names a tag, but the manifest must pin the image by digest: write "
                    "REGISTRY/REPO@sha256:<64 hex>, with the digest build-sign-push printed or "
                    "that `substrate inspect %s` shows",
                    show(c, s), s);
-    if (!m->ref.digest)
-        return bad(c, at, "image",
+    if (!ref->digest)
+        return bad(c, at, field,
                    "%s has no digest, but the manifest must pin the image by digest: write "
                    "REGISTRY/REPO@sha256:<64 hex>, with the digest build-sign-push printed or "
                    "that `substrate inspect REF` shows",
                    show(c, s));
-    if (!str_has_prefix(m->ref.digest, "sha256:") || sub_digest_validate(m->ref.digest, NULL) < 0)
-        return bad(c, at, "image", "%s: the digest must be sha256:<64 lowercase hex>", show(c, s));
+    if (!str_has_prefix(ref->digest, "sha256:") || sub_digest_validate(ref->digest, NULL) < 0)
+        return bad(c, at, field, "%s: the digest must be sha256:<64 lowercase hex>", show(c, s));
     return 0;
+}
+
+static int check_image(ctx *c, const ynode *at, const char *s, sub_svc_manifest *m) {
+    return check_image_ref(c, at, "image", s, &m->ref);
 }
 
 /* A "registry/repository" without tag or digest. */
@@ -822,6 +833,7 @@ enum {
     K_RESOURCES,
     K_RUNTIME,
     K_CAPABILITIES,
+    K_ESCALATE,
     K_MAX
 };
 static const char *const top_keys[K_MAX] = {
@@ -833,7 +845,7 @@ static const char *const top_keys[K_MAX] = {
     "restart",        "backoff",        "stop_grace",
     "on_drift",       "align_interval", "deep_align_interval",
     "verify_max_age", "resources",      "runtime",
-    "capabilities",
+    "capabilities",   "escalate",
 };
 
 enum {
@@ -1133,6 +1145,125 @@ static int parse_resources(ctx *c, const ynode *v, sub_svc_manifest *m) {
     return 0;
 }
 
+/* ---- escalate ---- */
+enum {
+    E_IMAGE, E_EGRESS, E_MAX_TIMEOUT, E_MAX_MEMORY, E_MAX_VCPUS, E_MAX_INPUT, E_MAX_OUTPUT,
+    E_CONCURRENCY, E_QUEUE, E_QUEUE_WAIT, E_PER_MINUTE, E_MAX
+};
+static const char *const esc_keys[E_MAX] = {
+    "image", "egress", "max_timeout", "max_memory", "max_vcpus", "max_input", "max_output",
+    "concurrency", "queue", "queue_wait", "per_minute",
+};
+
+/* The limits, checked alike for the YAML and the JSON form; at (may be NULL)
+ * gives each field's place. */
+static int check_escalate(ctx *c, const ynode *const *at, const sub_svc_escalate *x) {
+#define AT(k) (at ? at[k] : NULL)
+    uint32_t cap = sub_job_timeout_max();
+    if (x->max_timeout_s < 1 || x->max_timeout_s > cap)
+        return bad(c, AT(E_MAX_TIMEOUT), "escalate.max_timeout",
+                   "%us is outside 1s..%us (the host's cap on job timeouts, $SUBSTRATE_JOB_TIMEOUT_MAX)",
+                   x->max_timeout_s, cap);
+    if (x->max_memory_mb < 128 || x->max_memory_mb > 16384)
+        return bad(c, AT(E_MAX_MEMORY), "escalate.max_memory",
+                   "%u MiB is outside 128Mi..16Gi (a microVM's kernel alone takes 66 MB)", x->max_memory_mb);
+    if (x->max_vcpus < 1 || x->max_vcpus > 16)
+        return bad(c, AT(E_MAX_VCPUS), "escalate.max_vcpus", "%u is outside 1..16", x->max_vcpus);
+    if (x->max_input > SUB_JOB_INPUTS_MAX)
+        return bad(c, AT(E_MAX_INPUT), "escalate.max_input", "is more than 4Mi (what a job may carry in)");
+    if (x->max_output > (64u << 20))
+        return bad(c, AT(E_MAX_OUTPUT), "escalate.max_output", "is more than 64Mi");
+    if (x->concurrency < 1 || x->concurrency > 64)
+        return bad(c, AT(E_CONCURRENCY), "escalate.concurrency", "%u is outside 1..64", x->concurrency);
+    if (x->queue > 1024) return bad(c, AT(E_QUEUE), "escalate.queue", "%u is more than 1024", x->queue);
+    if (x->per_minute < 1 || x->per_minute > 100000)
+        return bad(c, AT(E_PER_MINUTE), "escalate.per_minute", "%u is outside 1..100000", x->per_minute);
+    size_t n = strv_len(x->egress);
+    if (n > SUB_ESC_EGRESS_MAX)
+        return bad(c, AT(E_EGRESS), "escalate.egress", "lists %zu destinations; at most %d", n, SUB_ESC_EGRESS_MAX);
+    for (size_t i = 0; i < n; i++) {
+        char f[48];
+        index_field(f, sizeof f, "escalate.egress", i);
+        const ynode *a = AT(E_EGRESS) && AT(E_EGRESS)->type == N_SEQ && i < AT(E_EGRESS)->n ? AT(E_EGRESS)->kids[i] : NULL;
+        if (why_tcp(x->egress[i]))
+            return bad(c, a, f, "%s is not IPV4:PORT (a numeric destination a job may be allowed to reach, "
+                       "e.g. \"127.0.0.1:8443\")", show(c, x->egress[i]));
+        for (size_t k = 0; k < i; k++)
+            if (streq(x->egress[k], x->egress[i])) return bad(c, a, f, "%s is listed twice", show(c, x->egress[i]));
+    }
+    return 0;
+#undef AT
+}
+
+static int parse_escalate(ctx *c, const ynode *v, sub_svc_manifest *m) {
+    const ynode *vals[E_MAX];
+    sub_svc_escalate *x = &m->escalate;
+    int r = read_map(c, v, "escalate", esc_keys, E_MAX, vals);
+    if (r < 0) return r;
+    const char *s, *why;
+    if (!vals[E_IMAGE])
+        return bad(c, v, "escalate.image",
+                   "missing: the job image escalated jobs run, pinned by digest (the service cannot "
+                   "choose another): image: REGISTRY/REPO@sha256:<64 hex>");
+    if ((r = get_str(c, vals[E_IMAGE], "escalate.image", &s)) < 0) return r;
+    if ((r = check_image_ref(c, vals[E_IMAGE], "escalate.image", s, &x->ref)) < 0) return r;
+    x->image = xstrdup(s);
+    if (vals[E_EGRESS]) {
+        if ((r = get_strv(c, vals[E_EGRESS], "escalate.egress", &x->egress)) < 0) return r;
+        if (x->egress && !x->egress[0]) {
+        strv_free(x->egress);
+        x->egress = NULL;
+    }
+    }
+    uint32_t ms;
+    if (vals[E_MAX_TIMEOUT]) {
+        if ((r = get_duration(c, vals[E_MAX_TIMEOUT], "escalate.max_timeout", &ms)) < 0) return r;
+        if (ms % 1000)
+            return bad(c, vals[E_MAX_TIMEOUT], "escalate.max_timeout", "must be whole seconds (job timeouts are)");
+        x->max_timeout_s = ms / 1000;
+    }
+    uint64_t b, n;
+    if (vals[E_MAX_MEMORY]) {
+        if ((r = get_str(c, vals[E_MAX_MEMORY], "escalate.max_memory", &s)) < 0) return r;
+        if ((why = parse_memory(s, &b)))
+            return bad(c, vals[E_MAX_MEMORY], "escalate.max_memory", "%s %s", show(c, s), why);
+        if (b % (1u << 20))
+            return bad(c, vals[E_MAX_MEMORY], "escalate.max_memory", "%s is not whole MiB (e.g. 256Mi)", show(c, s));
+        x->max_memory_mb = b >> 20 > UINT32_MAX ? UINT32_MAX : (uint32_t)(b >> 20);
+    }
+    if (vals[E_MAX_INPUT]) {
+        if ((r = get_str(c, vals[E_MAX_INPUT], "escalate.max_input", &s)) < 0) return r;
+        if ((why = parse_memory(s, &x->max_input)))
+            return bad(c, vals[E_MAX_INPUT], "escalate.max_input", "%s %s", show(c, s), why);
+    }
+    if (vals[E_MAX_OUTPUT]) {
+        if ((r = get_str(c, vals[E_MAX_OUTPUT], "escalate.max_output", &s)) < 0) return r;
+        if ((why = parse_memory(s, &x->max_output)))
+            return bad(c, vals[E_MAX_OUTPUT], "escalate.max_output", "%s %s", show(c, s), why);
+    }
+    static const struct {
+        int k;
+        uint64_t max;
+        size_t off;
+    } nums[] = {
+        {E_MAX_VCPUS, 1000, offsetof(sub_svc_escalate, max_vcpus)},
+        {E_CONCURRENCY, 100000, offsetof(sub_svc_escalate, concurrency)},
+        {E_QUEUE, 100000, offsetof(sub_svc_escalate, queue)},
+        {E_PER_MINUTE, 10000000, offsetof(sub_svc_escalate, per_minute)},
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(nums); i++) {
+        char f[48];
+        if (!vals[nums[i].k]) continue;
+        join_field(f, sizeof f, "escalate", esc_keys[nums[i].k]);
+        if ((r = get_uint(c, vals[nums[i].k], f, 0, nums[i].max, &n)) < 0) return r;
+        *(uint32_t *)((char *)x + nums[i].off) = (uint32_t)n;
+    }
+    if (vals[E_QUEUE_WAIT] && (r = get_duration(c, vals[E_QUEUE_WAIT], "escalate.queue_wait", &x->queue_wait_ms)) < 0)
+        return r;
+    x->enabled = true;
+    return check_escalate(c, vals, x);
+}
+
 static const char *const backoff_keys[] = {"initial", "max"};
 
 static int parse_backoff(ctx *c, const ynode *v, sub_svc_manifest *m) {
@@ -1269,6 +1400,8 @@ static int parse_root(ctx *c, const ynode *root, sub_svc_manifest *m) {
         m->runtime = (sub_svc_runtime)e;
     }
     if (vals[K_CAPABILITIES] && (r = parse_caps(c, vals[K_CAPABILITIES], m)) < 0) return r;
+    if (vals[K_ESCALATE] && !is_null(vals[K_ESCALATE]) && (r = parse_escalate(c, vals[K_ESCALATE], m)) < 0)
+        return r;
     return check_whole(c, m, &l);
 }
 
@@ -1309,6 +1442,7 @@ int sub_svc_manifest_parse(const char *text, size_t len, const char *path, sub_s
     if (r == 0) r = load_tree(&c, text + bom, len - bom, &root);
     if (r == 0) r = set_path(&c, path, out);
     if (r == 0) r = parse_root(&c, root, out);
+    if (r == 0) (void)sub_sha256_buf(text, len, out->source_digest, NULL);
     if (r < 0) sub_svc_manifest_done(out);
     return r;
 }
@@ -1394,6 +1528,17 @@ char *sub_svc_manifest_to_json(const sub_svc_manifest *m) {
     json_object_set_new(o, "cpu_millis", json_integer(m->cpu_millis));
     json_object_set_new(o, "runtime", json_string(sub_svc_runtime_str(m->runtime)));
     json_object_set_new(o, "capabilities", strv_json(m->capabilities));
+    const sub_svc_escalate *x = &m->escalate;
+    json_object_set_new(
+        o, "escalate",
+        !x->enabled ? json_null()
+                    : json_pack("{s:o,s:o,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I}", "image", sub_json_str(x->image),
+                                "egress", x->egress ? strv_json(x->egress) : json_array(), "max_timeout_s",
+                                (json_int_t)x->max_timeout_s, "max_memory_mb", (json_int_t)x->max_memory_mb,
+                                "max_vcpus", (json_int_t)x->max_vcpus, "max_input", (json_int_t)x->max_input,
+                                "max_output", (json_int_t)x->max_output, "concurrency", (json_int_t)x->concurrency,
+                                "queue", (json_int_t)x->queue, "queue_wait_ms", (json_int_t)x->queue_wait_ms,
+                                "per_minute", (json_int_t)x->per_minute));
     char *s = json_dumps(o, JSON_SORT_KEYS | JSON_COMPACT);
     return s ? s : xstrdup("null");
 }
@@ -1551,7 +1696,41 @@ static const char *const jtop_keys[] = {
     "cpu_millis",
     "runtime",
     "capabilities",
+    "escalate",
 };
+static const char *const jesc_keys[] = {
+    "image", "egress", "max_timeout_s", "max_memory_mb", "max_vcpus", "max_input",
+    "max_output", "concurrency", "queue", "queue_wait_ms", "per_minute",
+};
+
+/* escalate: null (absent), or the limits; "escalate" may be missing in a
+ * record written before the block existed. */
+static int j_escalate(ctx *c, const json_t *o, sub_svc_manifest *m) {
+    json_t *v = json_object_get(o, "escalate");
+    if (!v || json_is_null(v)) return 0;
+    sub_svc_escalate *x = &m->escalate;
+    int r;
+    const char *F = "escalate";
+    if ((r = j_only(c, v, F, jesc_keys, ARRAY_SIZE(jesc_keys))) < 0 || (r = j_str(c, v, F, "image", false, &x->image)) < 0 ||
+        (r = j_strv(c, v, F, "egress", false, &x->egress)) < 0 ||
+        (r = j_u32(c, v, F, "max_timeout_s", UINT32_MAX, &x->max_timeout_s)) < 0 ||
+        (r = j_u32(c, v, F, "max_memory_mb", UINT32_MAX, &x->max_memory_mb)) < 0 ||
+        (r = j_u32(c, v, F, "max_vcpus", UINT32_MAX, &x->max_vcpus)) < 0 ||
+        (r = j_uint(c, v, F, "max_input", (uint64_t)INT64_MAX, &x->max_input)) < 0 ||
+        (r = j_uint(c, v, F, "max_output", (uint64_t)INT64_MAX, &x->max_output)) < 0 ||
+        (r = j_u32(c, v, F, "concurrency", UINT32_MAX, &x->concurrency)) < 0 ||
+        (r = j_u32(c, v, F, "queue", UINT32_MAX, &x->queue)) < 0 ||
+        (r = j_u32(c, v, F, "queue_wait_ms", DURATION_MAX_MS, &x->queue_wait_ms)) < 0 ||
+        (r = j_u32(c, v, F, "per_minute", UINT32_MAX, &x->per_minute)) < 0)
+        return r;
+    if (x->egress && !x->egress[0]) {
+        strv_free(x->egress);
+        x->egress = NULL;
+    }
+    if ((r = check_image_ref(c, NULL, "escalate.image", x->image, &x->ref)) < 0) return r;
+    x->enabled = true;
+    return check_escalate(c, NULL, x);
+}
 static const char *const jport_keys[] = {"host_addr", "host_port", "container_port"};
 
 static int j_ports(ctx *c, const json_t *o, sub_svc_manifest *m) {
@@ -1656,6 +1835,7 @@ static int j_fields(ctx *c, const json_t *o, sub_svc_manifest *m) {
     if ((r = j_u32(c, o, NULL, "cpu_millis", UINT32_MAX, &m->cpu_millis)) < 0) return r;
     if ((r = j_enum(c, o, NULL, "runtime", runtime_names, 3, &rt)) < 0) return r;
     if ((r = j_strv(c, o, NULL, "capabilities", true, &m->capabilities)) < 0) return r;
+    if ((r = j_escalate(c, o, m)) < 0) return r;
     m->policy = (sub_identity_policy)pol;
     m->network = (sub_svc_network)net;
     m->restart = (sub_svc_restart)rst;

@@ -294,7 +294,7 @@ static int vm_start(job *jb, session *s, const vm_spec *v, sub_err *e) {
     (void)fcntl(s->con, F_SETFL, O_NONBLOCK);
     s->pidfd = jb->jail.pidfd;
     s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    s->sfd = signalfd(-1, v->block, SFD_CLOEXEC | SFD_NONBLOCK);
+    s->sfd = v->block ? signalfd(-1, v->block, SFD_CLOEXEC | SFD_NONBLOCK) : -1;
 out:;
     int fds[] = {ctl[0], ctl[1], con[0], con[1]}; /* the VMM has its ends now, or never will */
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
@@ -469,6 +469,20 @@ static void job_frames(sub_buf *b, const sub_jobspec *j, const sub_proc_spec *ps
     t2_frame(b, SUB_GP_RUN, NULL, 0);
 }
 
+/* A cancel that fired before the VM (or tier 0's process) started: nothing runs (-ECANCELED). */
+static int cancelled_before(const sub_job_opts *o, bool tier0, sub_err *e) {
+    if (!o || !o->ncancel) return 0;
+    struct pollfd pf[SUB_JOB_CANCEL_MAX];
+    size_t n = o->ncancel < SUB_JOB_CANCEL_MAX ? o->ncancel : SUB_JOB_CANCEL_MAX;
+    for (size_t i = 0; i < n; i++) pf[i] = (struct pollfd){.fd = o->cancel[i].fd, .events = o->cancel[i].events};
+    if (poll(pf, n, 0) <= 0) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (pf[i].revents)
+            return sub_err_setk(e, SUB_KIND_ENV, -ECANCELED, "the job was cancelled before its %s started (%s)",
+                                tier0 ? "process" : "VM", o->cancel[i].why ? o->cancel[i].why : "cancelled by the caller");
+    return 0;
+}
+
 static bool test_hang(void) {
     const char *h = getenv("SUBSTRATE_TEST_GUEST_HANG");
     return h && !strcmp(h, "boot");
@@ -615,6 +629,7 @@ static int run_job(run_ctx *c, sub_err *e) {
     int64_t deadline = 0;
     sigset_t block, old;
     block_stop_signals(&block, &old);
+    bool own_signals = !(c->o && c->o->caller_handles_signals);
 
     if ((r = job_open(&jb, e)) < 0) goto teardown;
     const char *proc_key = tier0 ? "process" : "vmm";
@@ -628,15 +643,21 @@ static int run_job(run_ctx *c, sub_err *e) {
                                                       jb.eg.table, "uplink", jb.eg.uplink[0] ? jb.eg.uplink : "host",
                                                       "guest", jb.eg.guest_net));
     }
+    if (c->o) {
+        s.cancel = c->o->cancel;
+        s.ncancel = c->o->ncancel;
+    }
     PHASE("job_setup");
+    if ((r = cancelled_before(c->o, tier0, e)) < 0) goto teardown;
     if (tier0) {
         note(c->o, "starting the job as a process (tier 0: namespaces, cgroup, uid %u; %u MiB, deadline %us)",
              (unsigned)jb.uid, j->memory_mb, j->timeout_s);
-        if ((r = t0_start(&jb, &s, &tp, j->memory_mb, root, &block, rep, e)) < 0) goto teardown;
+        if ((r = t0_start(&jb, &s, &tp, j->memory_mb, root, own_signals ? &block : NULL, rep, e)) < 0) goto teardown;
         uid = gid = jb.uid;
     } else {
         vm_spec v = {.va = &va, .be = be, .disk = disk.path, .cmdline = cmdline, .root = root, .vcpus = j->vcpus,
-                     .memory_mb = j->memory_mb, .kvm = kvm, .tap_fd = jb.eg.tap_fd, .mac = jb.eg.mac, .block = &block};
+                     .memory_mb = j->memory_mb, .kvm = kvm, .tap_fd = jb.eg.tap_fd, .mac = jb.eg.mac,
+                     .block = own_signals ? &block : NULL};
         note(c->o, "starting the microVM (%s, %s, %u MiB, %u vCPU, deadline %us)", be->name, kvm ? "kvm" : "tcg",
              j->memory_mb, j->vcpus, j->timeout_s);
         if ((r = vm_start(&jb, &s, &v, e)) < 0) goto teardown;
@@ -678,7 +699,7 @@ teardown:;
     {
         struct timespec zero = {0};
         siginfo_t si;
-        while (sigtimedwait(&block, &si, &zero) > 0) {
+        while (own_signals && sigtimedwait(&block, &si, &zero) > 0) {
             s.interrupted = true;
             s.signal = si.si_signo;
         }
@@ -746,7 +767,9 @@ static json_t *report_new(const sub_jobspec *j) {
 
 static int finish(run_ctx *c, int r, const sub_err *e, json_t **report) {
     /* a refusal is the job's fault (input, a check said no); a failure the runner's */
-    if (r < 0) report_set_outcome(c->rep, sub_err_exit_code(e) == SUB_EXIT_ENV ? "failed" : "refused", SUB_JOB_EXIT_RUNNER, e);
+    if (r < 0)
+        report_set_outcome(c->rep, r == -ECANCELED ? "cancelled" : sub_err_exit_code(e) == SUB_EXIT_ENV ? "failed" : "refused",
+                           SUB_JOB_EXIT_RUNNER, e);
     save_report(c->rep);
     *report = c->rep;
     c->rep = NULL;

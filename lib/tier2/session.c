@@ -210,17 +210,25 @@ void t2_session_loop(session *s, int64_t deadline_ms) {
         }
         if (s->stop_at_hello && s->hello) return;
         if (s->protocol_error) return;
-        struct pollfd pf[5] = {
+        struct pollfd pf[5 + SUB_JOB_CANCEL_MAX] = {
             {.fd = s->ctl, .events = POLLIN | (s->out_off < s->out.len ? POLLOUT : 0)},
             {.fd = s->con, .events = POLLIN},
             {.fd = s->vmm_gone ? -1 : s->pidfd, .events = POLLIN},
             {.fd = s->tfd, .events = POLLIN},
             {.fd = s->sfd, .events = POLLIN},
         };
-        if (poll(pf, ARRAY_SIZE(pf), -1) < 0) {
+        size_t nc = s->ncancel < SUB_JOB_CANCEL_MAX ? s->ncancel : SUB_JOB_CANCEL_MAX;
+        for (size_t i = 0; i < nc; i++) pf[5 + i] = (struct pollfd){.fd = s->cancel[i].fd, .events = s->cancel[i].events};
+        if (poll(pf, 5 + nc, -1) < 0) {
             if (errno == EINTR) continue;
             return;
         }
+        for (size_t i = 0; i < nc; i++)
+            if (pf[5 + i].revents) {
+                s->cancelled = true;
+                s->cancel_why = s->cancel[i].why ? s->cancel[i].why : "cancelled by the caller";
+                return;
+            }
         if (pf[0].revents & POLLOUT) {
             ssize_t w = write(s->ctl, s->out.data + s->out_off, s->out.len - s->out_off);
             if (w > 0) s->out_off += (size_t)w;

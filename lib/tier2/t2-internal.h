@@ -89,8 +89,11 @@ typedef struct session {
     size_t con_len, con_total;
     stream so, se;
     int64_t t0, hello_ms, guest_uptime_ms;
-    bool hello, done, exited, timed_out, vmm_gone, interrupted, protocol_error;
+    bool hello, done, exited, timed_out, vmm_gone, interrupted, protocol_error, cancelled;
     int signal;
+    const sub_job_cancel *cancel; /* the caller's (borrowed) */
+    size_t ncancel;
+    const char *cancel_why;       /* which one fired */
     int exit_code;     /* -1 until EXIT */
     json_t *probes;    /* guest evidence, in order */
     json_t *outputs;
@@ -112,7 +115,8 @@ void t2_session_feed(session *s, const void *p, size_t n);
 /* stdout/stderr as report JSON: {text (valid UTF-8), bytes, truncated} */
 json_t *t2_stream_json(const stream *st);
 /* Until the VMM is gone, the deadline passes, a signal arrives on s->sfd,
- * the guest breaks the protocol, or (stop_at_hello) the agent said HELLO. */
+ * a cancel fd fires, the guest breaks the protocol, or (stop_at_hello) the
+ * agent said HELLO. */
 void t2_session_loop(session *s, int64_t deadline_ms);
 void t2_session_drain(session *s);   /* read what is left on ctl and console */
 
@@ -124,7 +128,7 @@ void t2_session_drain(session *s);   /* read what is left on ctl and console */
  * blocked connected, or was refused by a non-loopback address. */
 json_t *t2_egress_verdict(const sub_jobspec *j, const json_t *guest_probes, const json_t *counters, bool *violation);
 /* The outcome of a job whose VM ran, by precedence: residue, egress_violation,
- * timed_out (124), interrupted, failed, completed (the job's exit code); the
+ * timed_out (124), interrupted, cancelled, failed, completed (the job's exit code); the
  * others 125. e says why (left empty for completed). */
 const char *t2_outcome(const session *s, int residual, bool violation, uint32_t timeout_s, int *exit_code, sub_err *e);
 
@@ -159,7 +163,8 @@ void t0_prep_done(t0_prep *p);
  * rep "logs", their fds in s->so/se.log_fd), the channel and console socket
  * pairs, and the agent as PID 1 in the jail (rootfs mode). Like vm_start:
  * on success s holds our ends, the pidfd, a timerfd and a signalfd; on
- * failure nothing runs (the log fds, when open, are s's to close). */
+ * failure nothing runs (the log fds, when open, are s's to close). block
+ * NULL: no signalfd (a caller that handles its signals itself). */
 int t0_start(t2_job *jb, session *s, const t0_prep *tp, uint32_t memory_mb, const char *root, const sigset_t *block,
              json_t *rep, sub_err *e);
 /* Tier-0's host-side evidence for each probe verdict (no NIC: its own lo). */

@@ -101,7 +101,7 @@ int t0_start(t2_job *jb, session *s, const t0_prep *tp, uint32_t memory_mb, cons
     (void)fcntl(s->con, F_SETFL, O_NONBLOCK);
     s->pidfd = jb->jail.pidfd;
     s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    s->sfd = signalfd(-1, block, SFD_CLOEXEC | SFD_NONBLOCK);
+    s->sfd = block ? signalfd(-1, block, SFD_CLOEXEC | SFD_NONBLOCK) : -1;
 out:;
     int fds[] = {ctl[0], ctl[1], con[0], con[1]}; /* the agent has its ends now, or never will */
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)

@@ -89,6 +89,10 @@ const char *t2_outcome(const session *s, int residual, bool violation, uint32_t 
         sub_err_setk(e, SUB_KIND_ENV, -EINTR, "the runner was interrupted by signal %d; the job was killed", s->signal);
         return "interrupted";
     }
+    if (s->cancelled) {
+        sub_err_setk(e, SUB_KIND_ENV, -ECANCELED, "the job was cancelled (%s); the job was killed", s->cancel_why);
+        return "cancelled";
+    }
     if (s->protocol_error) {
         sub_err_setk(e, SUB_KIND_ENV, -EPROTO, "the guest broke the agent protocol; the job was killed");
         return "failed";

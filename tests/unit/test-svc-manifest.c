@@ -642,3 +642,74 @@ TEST(svc_manifest_accepts_yaml_forms) {
     /* UTF-16 is not UTF-8 */
     refused(__FILE__, __LINE__, "\xFF\xFEn\0a\0", 6, "not valid UTF-8", 1, 1);
 }
+
+#define JOBIMG "127.0.0.1:5000/job@sha256:" HEX64
+
+TEST(svc_manifest_escalate) {
+    _cleanup_svc_manifest_ sub_svc_manifest none = {0};
+    sub_err e = {0};
+    CHECK_OK(parse(HEAD, &none, &e), &e);
+    CHECK(!none.escalate.enabled); /* no block: the service cannot escalate */
+    CHECK(strlen(none.source_digest) == 71 && str_has_prefix(none.source_digest, "sha256:"));
+
+    _cleanup_svc_manifest_ sub_svc_manifest d = {0};
+    CHECK_OK(parse(HEAD "escalate:\n  image: " JOBIMG "\n", &d, &e), &e);
+    CHECK(d.escalate.enabled);
+    CHECK_STREQ(d.escalate.ref.repository, "job");
+    CHECK(d.escalate.egress == NULL);
+    CHECK_INT(d.escalate.max_timeout_s, 30);
+    CHECK_INT(d.escalate.max_memory_mb, 256);
+    CHECK_INT(d.escalate.max_vcpus, 1);
+    CHECK_INT(d.escalate.concurrency, 1);
+    CHECK_INT(d.escalate.queue, 4);
+    CHECK_INT(d.escalate.queue_wait_ms, 60000);
+    CHECK_INT(d.escalate.per_minute, 60);
+    CHECK(d.escalate.max_input == 1u << 20 && d.escalate.max_output == 1u << 20);
+
+    _cleanup_svc_manifest_ sub_svc_manifest f = {0};
+    CHECK_OK(parse(HEAD "escalate:\n  image: " JOBIMG "\n  egress: [\"127.0.0.1:9\", \"10.1.2.3:443\"]\n"
+                        "  max_timeout: 1m\n  max_memory: 512Mi\n  max_vcpus: 2\n  max_input: 64Ki\n"
+                        "  max_output: 2Mi\n  concurrency: 3\n  queue: 0\n  queue_wait: 500ms\n  per_minute: 7\n",
+                   &f, &e),
+             &e);
+    CHECK_INT(strv_len(f.escalate.egress), 2);
+    CHECK_INT(f.escalate.max_timeout_s, 60);
+    CHECK_INT(f.escalate.max_memory_mb, 512);
+    CHECK_INT(f.escalate.max_vcpus, 2);
+    CHECK(f.escalate.max_input == 65536 && f.escalate.max_output == 2u << 20);
+    CHECK_INT(f.escalate.concurrency, 3);
+    CHECK_INT(f.escalate.queue, 0);
+    CHECK_INT(f.escalate.queue_wait_ms, 500);
+    CHECK_INT(f.escalate.per_minute, 7);
+    /* what the supervisor reads back is the same policy */
+    _cleanup_free_ char *j = sub_svc_manifest_to_json(&f);
+    CHECK(strstr(j, "\"escalate\":{\"concurrency\":3,\"egress\":[\"127.0.0.1:9\",\"10.1.2.3:443\"],") != NULL);
+    round_trip(HEAD "escalate:\n  image: " JOBIMG "\n  egress: [\"127.0.0.1:9\"]\n  queue: 0\n");
+    round_trip(HEAD "escalate: null\n");
+
+    REFUSED(HEAD "escalate:\n  egress: []\n", "escalate.image: missing", 4, 3);
+    REFUSED(HEAD "escalate:\n  image: 127.0.0.1:5000/job:1\n", "escalate.image: ", 4, 10);
+    REFUSED(HEAD "escalate:\n  image: 127.0.0.1:5000/job:1\n", "names a tag", 4, 10);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  tier: 0\n", "escalate.tier", 5, 3);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  egress: [\"example.com:443\"]\n", "escalate.egress[0]", 5, 12);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  egress: [\"1.2.3.4:5\", \"1.2.3.4:5\"]\n", "listed twice", 5, 25);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  max_timeout: 1500ms\n", "whole seconds", 5, 16);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  max_timeout: 2d\n", "the host's cap", 5, 16);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  max_memory: 64Mi\n", "128Mi..16Gi", 5, 15);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  max_memory: 1000000\n", "whole MiB", 5, 15);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  max_vcpus: 0\n", "escalate.max_vcpus", 5, 14);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  max_input: 5Mi\n", "more than 4Mi", 5, 14);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  concurrency: 0\n", "1..64", 5, 16);
+    REFUSED(HEAD "escalate:\n  image: " JOBIMG "\n  per_minute: 0\n", "escalate.per_minute", 5, 15);
+    REFUSED(HEAD "escalate: [a]\n", "escalate", 3, 11);
+
+    /* the JSON form checks the same limits */
+    _cleanup_free_ char *bad = replace(j, "\"concurrency\":3", "\"concurrency\":0");
+    _cleanup_svc_manifest_ sub_svc_manifest b = {0};
+    CHECK_INT(sub_svc_manifest_from_json(bad, strlen(bad), &b, &e), -EINVAL);
+    CHECK(strstr(e.msg, "escalate.concurrency") != NULL);
+    _cleanup_free_ char *bad2 = replace(j, "\"queue\":0", "\"queue\":0,\"tier\":0");
+    _cleanup_svc_manifest_ sub_svc_manifest b2 = {0};
+    CHECK_INT(sub_svc_manifest_from_json(bad2, strlen(bad2), &b2, &e), -EINVAL);
+    CHECK(strstr(e.msg, "tier") != NULL);
+}

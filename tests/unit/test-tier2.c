@@ -131,6 +131,14 @@ TEST(tier2_outcomes_by_precedence) {
     s.exit_code = -1;
     CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "failed");
     CHECK(strstr(e.msg, "VMM exited"));
+    s.cancelled = true;
+    s.cancel_why = "the escalating client disconnected";
+    CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "cancelled");
+    CHECK_INT(code, SUB_JOB_EXIT_RUNNER);
+    CHECK(strstr(e.msg, "client disconnected"));
+    s.timed_out = true; /* a deadline that passed outranks a cancel */
+    CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "timed_out");
+    s.timed_out = false;
     s.interrupted = true;
     CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "interrupted");
     t2_session_done(&s);
