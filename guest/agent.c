@@ -37,6 +37,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/reboot.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
@@ -53,6 +54,13 @@
 #define ROOT "/newroot"
 
 static int ctl = -1;
+/* Tier-0 (`substrate-agent --process`): PID 1 of the job's PID namespace on
+ * the host, started by the runner's jail as the job's uid with no
+ * capabilities, its root already the job's (pivot_root), lo already up, the
+ * channel on the fd its second argument names. Nothing is mounted, loaded or chrooted here; no user is
+ * set (it already is the job's); the end is an exit, not a power-off. */
+static bool process_mode;
+static const char *root = ROOT; /* the job's root as the agent sees it ("" in process mode) */
 
 typedef struct buf {
     unsigned char *p;
@@ -133,6 +141,7 @@ static void send_text(uint8_t type, const char *fmt, ...) {
 }
 
 static _Noreturn void power_off(void) {
+    if (process_mode) _exit(0);
     sync();
     reboot(RB_POWER_OFF);
     for (;;) pause();
@@ -250,6 +259,7 @@ static void read_job(job *j) {
             char *s = strndup_or_die(p, len);
             unsigned long u, g;
             if (sscanf(s, "%lu:%lu", &u, &g) != 2) fail("USER is not uid:gid", EINVAL);
+            if (process_mode && (u != getuid() || g != getgid())) fail("USER is not the agent's own uid:gid", EPERM);
             j->uid = (uid_t)u;
             j->gid = (gid_t)g;
             j->have_user = true;
@@ -337,7 +347,7 @@ static void mount_root(void) {
 /* INPUT payload: u32 mode, u32 path length, path, content. Written as root,
  * beneath the root (never through a symlink out of it), owned by the job. */
 static void write_inputs(job *j) {
-    int rootfd = open(ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int rootfd = open(root[0] ? root : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     if (rootfd < 0) fail("open the root", errno);
     size_t off = 0;
     while (off + 4 <= j->inputs.len) {
@@ -350,7 +360,7 @@ static void write_inputs(job *j) {
         char *path = strndup_or_die(p + 8, pl);
         if (path[0] != '/') fail("an INPUT path is not absolute", EINVAL);
         char full[4200];
-        snprintf(full, sizeof full, ROOT "%s", path);
+        snprintf(full, sizeof full, "%s%s", root, path);
         char *slash = strrchr(full, '/');
         *slash = 0;
         mkdir_p(full, 0755);
@@ -374,9 +384,9 @@ static void prepare_outputs(const job *j) {
         const char *p = j->outputs[i];
         if (p[0] != '/' || strstr(p, "/../") || strstr(p, "/./")) continue;
         char full[4200];
-        snprintf(full, sizeof full, ROOT "%s", p);
+        snprintf(full, sizeof full, "%s%s", root, p);
         char *slash = strrchr(full, '/');
-        if (slash == full + strlen(ROOT)) continue; /* directly under / */
+        if (slash == full + strlen(root)) continue; /* directly under / */
         *slash = 0;
         struct stat st;
         if (lstat(full, &st) == 0) continue;
@@ -508,9 +518,10 @@ static _Noreturn void child(job *j, int in, int out, int err) {
     sigprocmask(SIG_SETMASK, &none, NULL);
     int e;
     const char *step;
-    if (chroot(ROOT) < 0) { e = errno; step = "chroot"; goto bad; }
+    if (!process_mode && chroot(ROOT) < 0) { e = errno; step = "chroot"; goto bad; }
     if (chdir(j->cwd ? j->cwd : "/") < 0) { e = errno; step = "chdir to the working directory"; goto bad; }
-    if (setgroups(0, NULL) < 0 || setgid(j->gid) < 0 || setuid(j->uid) < 0) { e = errno; step = "set the user"; goto bad; }
+    if (!process_mode && (setgroups(0, NULL) < 0 || setgid(j->gid) < 0 || setuid(j->uid) < 0)) { e = errno; step = "set the user"; goto bad; }
+    if (process_mode) umask(022); /* the jail's 077 is the agent's, not the job's */
     if (!has_path(j)) j->envp[j->envc++] = (char *)"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
     j->envp[j->envc] = NULL;
     j->argv[j->argc] = NULL;
@@ -626,7 +637,7 @@ static void run_job(job *j) {
 }
 
 static void send_outputs(const job *j) {
-    int rootfd = open(ROOT, O_PATH | O_DIRECTORY | O_CLOEXEC);
+    int rootfd = open(root[0] ? root : "/", O_PATH | O_DIRECTORY | O_CLOEXEC);
     uint64_t left = j->outmax;
     for (size_t i = 0; i < j->noutputs; i++) {
         const char *path = j->outputs[i];
@@ -665,7 +676,40 @@ static void send_outputs(const job *j) {
     if (rootfd >= 0) close(rootfd);
 }
 
-int main(void) {
+/* Tier-0: the runner's jail did the mounts, the namespaces, the uid and lo. */
+static _Noreturn void process_main(const char *fd) {
+    process_mode = true;
+    root = "";
+    char *end;
+    long v = strtol(fd, &end, 10);
+    ctl = *end || v < 3 || v > 65535 ? -1 : (int)v;
+    /* the job (same uid) must not inherit the channel, nor ptrace or read us */
+    if (fcntl(ctl, F_SETFD, FD_CLOEXEC) < 0) {
+        say("fd %s (the channel) is not open: %s", fd, strerror(errno));
+        _exit(1);
+    }
+    (void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
+    {
+        unsigned char p[4 + sizeof AGENT_VERSION];
+        sub_gp_put32(p, 0); /* no guest uptime: it is the host's clock */
+        memcpy(p + 4, AGENT_VERSION, sizeof AGENT_VERSION - 1);
+        send_frame(SUB_GP_HELLO, p, 4 + sizeof AGENT_VERSION - 1);
+    }
+    static job j = {.outmax = 1u << 20};
+    j.uid = getuid();
+    j.gid = getgid();
+    read_job(&j);
+    write_inputs(&j);
+    prepare_outputs(&j);
+    for (size_t i = 0; i < j.nprobes; i++) run_probe(j.probes[i]);
+    run_job(&j);
+    send_outputs(&j);
+    send_frame(SUB_GP_DONE, NULL, 0);
+    _exit(0);
+}
+
+int main(int argc, char **argv) {
+    if (argc == 3 && strcmp(argv[1], "--process") == 0) process_main(argv[2]);
     (void)mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
     (void)mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
     (void)mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);

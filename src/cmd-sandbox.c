@@ -13,7 +13,7 @@ static void usage(FILE *f) {
           "       substrate sandbox sweep [--json]\n"
           "       (also: platform/sandbox/sandbox-runner [--json] JOBSPEC)\n"
           "\n"
-          "Run one Tier-2 job in an ephemeral microVM and print its report.\n"
+          "Run one job (Tier-2: an ephemeral microVM; Tier-0: a plain process) and print its report.\n"
           "\n"
           "JOBSPEC is a signed JSON jobspec (README \"Tier-2 jobspec\"). Before anything runs:\n"
           "  - its signature, JOBSPEC.sig (`substrate sign-blob JOBSPEC --key KEY`), must verify\n"
@@ -26,6 +26,17 @@ static void usage(FILE *f) {
           "lists is dialled from inside and recorded with the host's evidence. One wall-clock\n"
           "deadline (the jobspec's timeout, boot included) is enforced by the host. Afterwards\n"
           "everything of the job is removed and audited (teardown.residual must be 0).\n"
+          "\n"
+          "A jobspec with \"tier\": 0 runs the same way (the same checks, deadline, audit and\n"
+          "report) as a plain process on the host kernel instead: the image's tree as an overlay\n"
+          "root, new mount, PID, network (loopback only), IPC and UTS namespaces, its own cgroup\n"
+          "and job uid, no capabilities, a fresh private /work, only the jobspec's env (none of\n"
+          "ours). It has no egress (an egress.allow is refused), no \"user\", and no secret-like\n"
+          "env (a name with PASSWORD, SECRET or TOKEN or ending in _KEY, any case; a value with\n"
+          "a PEM private key). Its stdout and stderr are also kept in local files,\n"
+          "$SUBSTRATE_STATE/logs/<job id>.stdout and .stderr. The report says \"tier\": 0,\n"
+          "\"boundary\": \"process\": it is a process boundary, not a VM. Escalation never\n"
+          "reaches tier 0.\n"
           "\n"
           "The job's stdout and stderr are copied to ours; a summary goes to stderr. With --json\n"
           "only the report is printed, on stdout. Reports are kept in\n"
@@ -66,13 +77,18 @@ static void summary(const json_t *r) {
     json_t *ec = json_object_get(r, "exit_code");
     char code[32] = "";
     if (json_is_integer(ec)) snprintf(code, sizeof code, ", exit %lld", (long long)json_integer_value(ec));
-    if (json_object_get(r, "duration_ms"))
+    if (json_object_get(r, "duration_ms") && json_integer_value(json_object_get(r, "tier")) == 0)
+        cli_line(stderr, "job %s: %s%s (%.1f s, start %.3f s, tier 0: a process, not a VM)", id ? id : "-",
+                 outcome ? outcome : "?", code, (double)json_integer_value(json_object_get(r, "duration_ms")) / 1000.0,
+                 (double)json_integer_value(json_object_get(r, "start_ms")) / 1000.0);
+    else if (json_object_get(r, "duration_ms"))
         cli_line(stderr, "job %s: %s%s (%.1f s, boot %.1f s, %s)", id ? id : "-", outcome ? outcome : "?", code,
                  (double)json_integer_value(json_object_get(r, "duration_ms")) / 1000.0,
                  (double)json_integer_value(json_object_get(r, "boot_ms")) / 1000.0,
                  json_string_value(json_object_get(r, "accelerator")) ?: "-");
     else
-        cli_line(stderr, "job %s: %s before the VM started", id ? id : "-", outcome ? outcome : "?");
+        cli_line(stderr, "job %s: %s before the %s started", id ? id : "-", outcome ? outcome : "?",
+                 json_integer_value(json_object_get(r, "tier")) == 0 && json_object_get(r, "tier") ? "process" : "VM");
     size_t i;
     json_t *p;
     json_array_foreach(json_object_get(r, "egress"), i, p) {

@@ -41,6 +41,22 @@
  * namespace: SIGKILL from the runner (and the parent-death SIGKILL) always
  * works, and qemu installs handlers for SIGTERM/SIGINT/SIGHUP.
  *
+ * Tier-0 (rootfs set): the same jail runs a job's process instead of a VMM.
+ * Its root is then not a tmpfs of binds but the job's image: an overlay
+ * whose read-only lower layer is rootfs (the verified, digest-pinned cache)
+ * and whose upper layer lives on a tmpfs of tmpfs_mb MiB mounted on
+ * root_dir; it is pivot_root'ed into first, and only then, inside it (so no
+ * symlink of the image can point a mount or a mkdir at the host), get
+ * mounted: /proc (of the new PID namespace), a minimal /dev (a tmpfs with
+ * null, zero, full, random, urandom, tty made by mknod, and the fd, stdin,
+ * stdout, stderr links), /tmp (tmpfs, 1777) and workdir (a fresh, empty
+ * tmpfs owned by uid:gid, mode 0700: the job's private working dir). lo is
+ * brought up in the new network namespace (nothing else exists there).
+ * argv[0] is a static program on the host (the agent), opened before the
+ * pivot and run from that descriptor (execveat), so it is not in the job's
+ * tree. ro_paths and kvm are not allowed with rootfs; the ELF closure is
+ * not bound.
+ *
  * Failures of the child's setup come back through a close-on-exec pipe as
  * errno + step + path and are reported as "jail: bind-mount /x: ENOENT (No
  * such file or directory)", never as a bare exit status. Needs root (it
@@ -70,6 +86,9 @@ typedef struct sub_jail_opts {
     uint32_t pids_max;           /* cgroup pids limit (0 = none); threads count: qemu under TCG uses ~5 */
     int netns_fd;                /* -1: a new empty network namespace (lo only, down); else setns() into this one (the runner made it for a tap) */
     bool kvm;                    /* make /dev/kvm visible */
+    const char *rootfs;          /* NULL: the VMM's jail; else Tier-0 (above): the job's image tree */
+    const char *workdir;         /* with rootfs: the private working dir's path inside (absolute) */
+    uint32_t tmpfs_mb;           /* with rootfs: the size of each tmpfs (upper layer, /tmp, workdir) */
 } sub_jail_opts;
 
 typedef struct sub_jail {

@@ -30,6 +30,14 @@
  *               at most 64 files, SUB_JOB_INPUTS_MAX bytes in all
  *   outputs     {"paths": ["/abs/path", ...], "max_bytes": N} copied back
  *               (default max 1 MiB in all, at most 64 MiB)
+ *   tier        2 (default): a microVM; 0: a plain process in namespaces on
+ *               the host kernel (tier2.h, "Tier-0"). A tier-0 jobspec is
+ *               refused when it has a non-empty egress.allow (loopback only),
+ *               a "user" (it always runs as its per-job uid), or a
+ *               secret-like env entry: the secret rule
+ *               (sub_jobspec_secret_like) is a NAME that contains PASSWORD,
+ *               SECRET or TOKEN, or ends in _KEY (any case), or a VALUE that
+ *               contains both "-----BEGIN" and "PRIVATE KEY".
  * Errors: unknown keys (at any level), wrong types, duplicate keys, bad
  * values: -EINVAL, input class, reason SUB_R_BAD_JOBSPEC, message
  * "FILE: FIELD: what is wrong (what would be right)". Nothing printed.
@@ -81,6 +89,7 @@ typedef struct sub_jobspec {
     size_t ninputs;
     char **outputs;              /* NULL-terminated; NULL when none */
     uint64_t output_max_bytes;
+    uint8_t tier;                /* 0 or 2 (default) */
 } sub_jobspec;
 
 /* The host's cap on timeouts: $SUBSTRATE_JOB_TIMEOUT_MAX (seconds) or the default. */
@@ -89,5 +98,9 @@ int sub_jobspec_parse(const char *text, size_t len, const char *path, uint32_t t
                       sub_jobspec *out, sub_err *e);
 int sub_jobspec_load(const char *path, uint32_t timeout_max_s, sub_jobspec *out, sub_err *e);
 void sub_jobspec_done(sub_jobspec *j);
+/* The secret rule above for one "K=V" entry: NULL when it is not
+ * secret-like, else what matched ("PASSWORD", "SECRET", "TOKEN", "_KEY",
+ * "PRIVATE KEY"; static). */
+const char *sub_jobspec_secret_like(const char *kv);
 static inline void sub_jobspec_donep(sub_jobspec *j) { sub_jobspec_done(j); }
 #define _cleanup_jobspec_ _cleanup_(sub_jobspec_donep)

@@ -22,6 +22,17 @@
  *   6. teardown, then an audit that nothing of the job remains, and the
  *      report (kept under $SUBSTRATE_STATE/tier2/reports/<job id>.json).
  *
+ * Tier-0 ("tier": 0 in the jobspec; README "Tier-0 jobs"): steps 1, 2 and
+ * 6 are the same; instead of 3-5 the image's tree comes from the same fetch
+ * step (rootfs.h, cached under $SUBSTRATE_STATE/tier2/rootfs) and the job
+ * runs as a process: the same jail in its rootfs mode (jail.h: an overlay
+ * root, pivot_root, new mount/PID/net/IPC/UTS namespaces with lo only, its
+ * cgroup, a job uid, no capabilities, a fresh private working dir), the
+ * agent as its PID 1 over the same protocol, stdout/stderr also kept in
+ * $SUBSTRATE_STATE/logs/<job id>.stdout|.stderr. The report says "tier": 0,
+ * "boundary": "process" (Tier-2: 2, "microvm"). sub_job_run_authorized
+ * refuses tier 0: escalation never reaches it.
+ *
  * Exit codes (sub_job_exit_code), as timeout(1) users expect: the job's own
  * when it completed and the teardown is clean; 124 when it timed out; 125
  * when the runner refused the job, failed itself, found residue or saw an
@@ -76,7 +87,8 @@ int sub_job_run_signed(const char *path, const sub_job_opts *o, json_t **report,
 
 /* The entry point for jobspecs authorised otherwise than by a signature: a
  * Tier-1 service's escalation under its manifest's policy (issue 7). Not
- * reachable from the CLI. authorization names the authority
+ * reachable from the CLI. A tier-0 jobspec is refused (outcome "refused",
+ * reason bad_jobspec): escalation always leads to a microVM. authorization names the authority
  * ("manifest-policy"); origin (borrowed, may be NULL) goes into the report. */
 int sub_job_run_authorized(const sub_jobspec *j, const char *authorization, const json_t *origin,
                            const sub_job_opts *o, json_t **report, sub_err *e);

@@ -22,6 +22,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/sysmacros.h>
+#include <net/if.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -202,6 +206,9 @@ typedef struct plan {
     int errfd, syncfd;
     int last_cap;
     gid_t kvm_gid;      /* with o->kvm: the group that may open /dev/kvm */
+    /* Tier-0 (o->rootfs): everything the child mounts, prepared here */
+    char *scratch_opts, *upper, *ovwork, *merged, *ovl_opts, *tmp_opts, *work_opts;
+    int exec_fd;        /* argv[0], O_PATH: run with execveat after the pivot */
 } plan;
 
 typedef struct child_report {
@@ -217,6 +224,43 @@ static void plan_done(plan *p) {
     }
     free(p->ents);
     free(p->keep);
+    free(p->scratch_opts);
+    free(p->upper);
+    free(p->ovwork);
+    free(p->merged);
+    free(p->ovl_opts);
+    free(p->tmp_opts);
+    free(p->work_opts);
+    if (p->exec_fd >= 0) close(p->exec_fd);
+}
+
+/* Tier-0: the overlay and tmpfs options, and argv[0] opened. */
+static int plan_build_rootfs(plan *p, const sub_jail_opts *o, sub_err *e) {
+    struct stat st;
+    if (o->rootfs[0] != '/' || stat(o->rootfs, &st) < 0 || !S_ISDIR(st.st_mode))
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "jail: rootfs %s must be an existing directory", o->rootfs);
+    /* overlay's options are split at ',' and ':' (and '\\' escapes) */
+    if (strpbrk(o->rootfs, ",:\\") || strpbrk(o->root_dir, ",:\\"))
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL,
+                            "jail: %s holds ',', ':' or '\\', which overlayfs options cannot carry (move "
+                            "$SUBSTRATE_STATE to a path without them)", strpbrk(o->rootfs, ",:\\") ? o->rootfs : o->root_dir);
+    if (!o->workdir || o->workdir[0] != '/' || streq(o->workdir, "/") || strstr(o->workdir, "/..") ||
+        strlen(o->workdir) >= 256)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "jail: workdir %s must be an absolute path other than /, "
+                            "without \"..\"", o->workdir ? o->workdir : "(null)");
+    if (o->ro_paths || o->kvm)
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "jail: ro_paths and kvm do not go with rootfs");
+    uint32_t mb = o->tmpfs_mb ? o->tmpfs_mb : 64;
+    p->scratch_opts = xasprintf("size=%um,mode=0700", mb);
+    p->upper = xasprintf("%s/upper", o->root_dir);
+    p->ovwork = xasprintf("%s/work", o->root_dir);
+    p->merged = xasprintf("%s/merged", o->root_dir);
+    p->ovl_opts = xasprintf("lowerdir=%s,upperdir=%s,workdir=%s", o->rootfs, p->upper, p->ovwork);
+    p->tmp_opts = xasprintf("size=%um,mode=1777", mb);
+    p->work_opts = xasprintf("size=%um,mode=0700,uid=%u,gid=%u", mb, (unsigned)o->uid, (unsigned)o->gid);
+    p->exec_fd = open(o->argv[0], O_PATH | O_CLOEXEC);
+    if (p->exec_fd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "jail: %s: %m", o->argv[0]);
+    return 0;
 }
 
 /* Programs whose extra files we know. The dirs are bound whole. */
@@ -252,6 +296,7 @@ static int cmp_int(const void *a, const void *b) {
 }
 
 static int plan_build(plan *p, const sub_jail_opts *o, sub_err *e) {
+    if (o->rootfs) return plan_build_rootfs(p, o, e);
     const char *root = o->root_dir;
     _cleanup_strv_ char **files = NULL;
     strv_push(&files, o->argv[0]);
@@ -363,6 +408,85 @@ static void child_mounts(const plan *p) {
     if (chdir("/") < 0) child_fail(p, "chdir", "/");
 }
 
+/* Tier-0: path (absolute, inside the new root) exists as a directory, made
+ * when missing; a symlink or a file there is refused. */
+static void child_dir(const plan *p, const char *path, mode_t mode) {
+    char b[256];
+    size_t n = strlen(path);
+    if (n >= sizeof b) child_fail(p, "mkdir", path);
+    memcpy(b, path, n + 1);
+    for (char *s = b + 1;; s++) {
+        bool last = *s == 0;
+        if (*s != '/' && !last) continue;
+        *s = 0;
+        struct stat st;
+        if (lstat(b, &st) == 0) {
+            if (!S_ISDIR(st.st_mode)) {
+                errno = ENOTDIR;
+                child_fail(p, "mkdir (the image has a non-directory there)", b);
+            }
+        } else if (mkdir(b, mode) < 0) {
+            child_fail(p, "mkdir", b);
+        }
+        if (last) break;
+        *s = '/';
+    }
+}
+
+static void child_mounts_rootfs(const plan *p) {
+    const sub_jail_opts *o = p->o;
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) < 0) child_fail(p, "make-private", "/");
+    if (mount("tmpfs", o->root_dir, "tmpfs", MS_NOSUID | MS_NODEV, p->scratch_opts) < 0)
+        child_fail(p, "mount-tmpfs", o->root_dir);
+    if (mkdir(p->upper, 0755) < 0) child_fail(p, "mkdir", p->upper);
+    if (mkdir(p->ovwork, 0700) < 0) child_fail(p, "mkdir", p->ovwork);
+    if (mkdir(p->merged, 0755) < 0) child_fail(p, "mkdir", p->merged);
+    if (mount("overlay", p->merged, "overlay", MS_NOSUID | MS_NODEV, p->ovl_opts) < 0)
+        child_fail(p, "mount-overlay", o->rootfs);
+    if (chdir(p->merged) < 0) child_fail(p, "chdir", p->merged);
+    if (syscall(SYS_pivot_root, ".", ".") < 0) child_fail(p, "pivot_root", p->merged);
+    if (umount2(".", MNT_DETACH) < 0) child_fail(p, "detach-old-root", p->merged);
+    if (chdir("/") < 0) child_fail(p, "chdir", "/");
+    /* from here every path resolves inside the job's tree */
+    child_dir(p, "/proc", 0555);
+    if (mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL) < 0) child_fail(p, "mount-proc", "/proc");
+    child_dir(p, "/dev", 0755);
+    if (mount("tmpfs", "/dev", "tmpfs", MS_NOSUID | MS_NOEXEC, "mode=0755,size=64k,nr_inodes=64") < 0)
+        child_fail(p, "mount-tmpfs", "/dev");
+    static const struct {
+        const char *path;
+        unsigned maj, min;
+    } devs[] = {{"/dev/null", 1, 3},    {"/dev/zero", 1, 5},    {"/dev/full", 1, 7},
+                {"/dev/random", 1, 8},  {"/dev/urandom", 1, 9}, {"/dev/tty", 5, 0}};
+    for (size_t i = 0; i < ARRAY_SIZE(devs); i++) {
+        if (mknod(devs[i].path, S_IFCHR | 0666, makedev(devs[i].maj, devs[i].min)) < 0 ||
+            chmod(devs[i].path, 0666) < 0)
+            child_fail(p, "mknod", devs[i].path);
+    }
+    static const char *const links[][2] = {{"/proc/self/fd", "/dev/fd"}, {"/proc/self/fd/0", "/dev/stdin"},
+                                           {"/proc/self/fd/1", "/dev/stdout"}, {"/proc/self/fd/2", "/dev/stderr"}};
+    for (size_t i = 0; i < ARRAY_SIZE(links); i++)
+        if (symlink(links[i][0], links[i][1]) < 0) child_fail(p, "symlink", links[i][1]);
+    if (mkdir("/dev/shm", 01777) < 0 || chmod("/dev/shm", 01777) < 0) child_fail(p, "mkdir", "/dev/shm");
+    child_dir(p, "/tmp", 01777);
+    if (mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, p->tmp_opts) < 0) child_fail(p, "mount-tmpfs", "/tmp");
+    child_dir(p, o->workdir, 0755);
+    if (mount("tmpfs", o->workdir, "tmpfs", MS_NOSUID | MS_NODEV, p->work_opts) < 0)
+        child_fail(p, "mount-tmpfs", o->workdir);
+}
+
+/* Tier-0: the new network namespace's lo, up (it is the only interface). */
+static void child_lo_up(const plan *p) {
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s < 0) child_fail(p, "socket", NULL);
+    struct ifreq ifr = {0};
+    memcpy(ifr.ifr_name, "lo", 3);
+    if (ioctl(s, SIOCGIFFLAGS, &ifr) < 0) child_fail(p, "lo-up", "lo");
+    ifr.ifr_flags |= IFF_UP;
+    if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) child_fail(p, "lo-up", "lo");
+    close(s);
+}
+
 static void child_fds(const plan *p, int devnull) {
     const sub_jail_opts *o = p->o;
     int want[3] = {devnull, o->stdout_fd >= 0 ? o->stdout_fd : devnull,
@@ -425,13 +549,16 @@ static _noreturn_ void child_main(const plan *p) {
     umask(022);
     int devnull = open("/dev/null", O_RDWR | O_CLOEXEC);
     if (devnull < 0) child_fail(p, "open", "/dev/null");
-    child_mounts(p);
+    if (o->rootfs) child_mounts_rootfs(p);
+    else child_mounts(p);
     if (sethostname("job", 3) < 0) child_fail(p, "sethostname", NULL);
+    if (o->rootfs && o->netns_fd < 0) child_lo_up(p);
     child_fds(p, devnull);
     child_drop(p);
     umask(077);
     char *const env[] = {"PATH=/usr/bin:/bin", NULL};
-    execve(o->argv[0], o->argv, env);
+    if (o->rootfs) syscall(SYS_execveat, p->exec_fd, "", o->argv, env, AT_EMPTY_PATH);
+    else execve(o->argv[0], o->argv, env);
     child_fail(p, "execve", o->argv[0]);
 }
 
@@ -621,7 +748,8 @@ static int read_last_cap(void) {
 }
 
 static void plan_keep(plan *p, const sub_jail_opts *o) {
-    p->keep = xcalloc(o->nfds + 5, sizeof(int));
+    p->keep = xcalloc(o->nfds + 6, sizeof(int));
+    if (p->exec_fd >= 0) p->keep[p->nkeep++] = p->exec_fd;
     p->keep[p->nkeep++] = 0;
     p->keep[p->nkeep++] = 1;
     p->keep[p->nkeep++] = 2;
@@ -649,7 +777,7 @@ int sub_jail_spawn(const sub_jail_opts *o, sub_jail *out, sub_err *e) {
     *out = (sub_jail){.pidfd = -1};
     int r = check_opts(o, e);
     if (r < 0) return r;
-    _cleanup_(plan_done) plan p = {.o = o, .errfd = -1, .syncfd = -1};
+    _cleanup_(plan_done) plan p = {.o = o, .errfd = -1, .syncfd = -1, .exec_fd = -1};
     if ((r = plan_build(&p, o, e)) < 0) return r;
     p.last_cap = read_last_cap();
     sub_jail j = {.pidfd = -1};

@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define MAX_PROBES 16
 #define MAX_EGRESS 64
@@ -270,6 +271,50 @@ static int image_field(const char *path, json_t *o, sub_jobspec *j, sub_err *e) 
     return 0;
 }
 
+/* The secret rule (jobspec.h): a name holding PASSWORD, SECRET or TOKEN, or
+ * ending in _KEY (any case); a value holding "-----BEGIN" and "PRIVATE KEY". */
+static bool ci_contains(const char *s, size_t n, const char *word) {
+    size_t w = strlen(word);
+    for (size_t i = 0; i + w <= n; i++)
+        if (!strncasecmp(s + i, word, w)) return true;
+    return false;
+}
+
+const char *sub_jobspec_secret_like(const char *kv) {
+    const char *eq = strchr(kv, '=');
+    size_t nl = eq ? (size_t)(eq - kv) : strlen(kv);
+    static const char *const words[] = {"PASSWORD", "SECRET", "TOKEN"};
+    for (size_t i = 0; i < sizeof words / sizeof *words; i++)
+        if (ci_contains(kv, nl, words[i])) return words[i];
+    if (nl >= 4 && !strncasecmp(kv + nl - 4, "_KEY", 4)) return "_KEY";
+    if (eq && strstr(eq + 1, "-----BEGIN") && strstr(eq + 1, "PRIVATE KEY")) return "PRIVATE KEY";
+    return NULL;
+}
+
+static int tier_field(const char *path, json_t *o, sub_jobspec *j, sub_err *e) {
+    uint32_t tier = 2;
+    json_t *t = json_object_get(o, "tier");
+    if (t && (!json_is_integer(t) || (json_integer_value(t) != 0 && json_integer_value(t) != 2)))
+        return bad(e, path, "tier", "must be 0 (a process boundary) or 2 (a microVM, the default)");
+    if (t) tier = (uint32_t)json_integer_value(t);
+    j->tier = (uint8_t)tier;
+    if (tier != 0) return 0;
+    if (j->negress)
+        return bad(e, path, "egress.allow", "tier 0 has no egress: loopback only; use tier 2 for allowed egress");
+    if (j->user)
+        return bad(e, path, "user", "tier 0 runs every job as its own per-job uid (never root); remove \"user\"");
+    for (char **kv = j->env; kv && *kv; kv++) {
+        const char *why = sub_jobspec_secret_like(*kv);
+        if (!why) continue;
+        const char *eq = strchr(*kv, '=');
+        return bad(e, path, "env", "%.*s looks like a secret (%s): tier 0 refuses secret-like entries (a name "
+                   "holding PASSWORD, SECRET or TOKEN or ending in _KEY, any case; a value with a PEM private "
+                   "key); a tier-0 job gets no secrets", eq ? (int)(eq - *kv) : 64, *kv,
+                   streq(why, "PRIVATE KEY") ? "its value holds a PEM private key" : why);
+    }
+    return 0;
+}
+
 static int policy_fields(const char *path, json_t *o, sub_jobspec *j, sub_err *e) {
     json_t *id = json_object_get(o, "identity"), *rp = json_object_get(o, "repo_prefix"),
            *any = json_object_get(o, "any_repo");
@@ -298,7 +343,7 @@ int sub_jobspec_parse(const char *text, size_t len, const char *path, uint32_t t
     if (!json_is_object(o)) return bad(e, path, "(top)", "a jobspec is a JSON object");
     static const char *const keys[] = {"name", "image", "identity", "repo_prefix", "any_repo", "command", "args",
                                        "env", "workdir", "user", "stdin", "timeout", "vcpus", "memory_mb",
-                                       "egress", "probes", "inputs", "outputs", NULL};
+                                       "egress", "probes", "inputs", "outputs", "tier", NULL};
     sub_err ke = {0};
     if (sub_json_check_keys(o, path, keys, &ke) < 0) return bad(e, path, "(top)", "%s", ke.msg);
     int r;
@@ -343,7 +388,7 @@ int sub_jobspec_parse(const char *text, size_t len, const char *path, uint32_t t
         if ((r = hostports(path, "probes", pr, MAX_PROBES, &out->probes, &out->nprobes, e)) < 0) return r;
     }
     if ((r = inputs_field(path, o, out, e)) < 0 || (r = outputs_field(path, o, out, e)) < 0) return r;
-    return 0;
+    return tier_field(path, o, out, e);
 }
 
 int sub_jobspec_load(const char *path, uint32_t timeout_max_s, sub_jobspec *out, sub_err *e) {

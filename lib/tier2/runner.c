@@ -89,7 +89,7 @@ static void vm_assets_done(vm_assets *a) {
 }
 
 /* The agent binary: $SUBSTRATE_AGENT, else substrate-agent beside our own binary. */
-static char *agent_path(void) {
+char *t2_agent_path(void) {
     const char *env = getenv("SUBSTRATE_AGENT");
     if (env && *env) return xstrdup(env);
     char self[PATH_MAX];
@@ -105,7 +105,7 @@ static int prepare_assets(vm_assets *a, sub_err *e) {
     _cleanup_free_ char *cache = t2_path("cache");
     int r = sub_mkdir_p(cache, 0755, e);
     if (r < 0) return r;
-    _cleanup_free_ char *agent = agent_path();
+    _cleanup_free_ char *agent = t2_agent_path();
     if (access(agent, X_OK) < 0)
         return sub_err_setk(e, SUB_KIND_ENV, -ENOENT, "the guest agent %s is missing (build it with `make`, or "
                             "set SUBSTRATE_AGENT)", agent);
@@ -116,18 +116,7 @@ static int prepare_assets(vm_assets *a, sub_err *e) {
 }
 
 /* ---- one job ---- */
-typedef struct job {
-    char id[96];
-    char *dir;
-    int lock_fd;
-    uid_t uid;
-    int uid_lock;
-    sub_jail jail;
-    bool jailed;
-    unsigned long netns_ino;
-    unsigned long sock_ino[2];
-    t2_egress eg;
-} job;
+typedef t2_job job;
 
 static void job_id(const char *name, char out[96]) {
     unsigned char r[4] = {0};
@@ -206,12 +195,16 @@ static void check(json_t *checks, int *residual, const char *name, int count, co
 }
 
 /* The audit, after everything was removed: what of the job is still there. */
-static json_t *audit(const job *jb, const char *const *cgroups, bool had_vmm, int pidfd) {
+static json_t *audit(const job *jb, const char *const *cgroups, bool had_vmm, int pidfd, bool tier0) {
     json_t *checks = json_array();
     int residual = 0;
     int vmm = 0;
     if (had_vmm && pidfd >= 0 && syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) == 0) vmm = 1;
-    check(checks, &residual, "vmm_process", vmm, "the VMM process (by pidfd: no pid-reuse confusion)");
+    if (tier0)
+        check(checks, &residual, "init_process", vmm,
+              "the job's PID 1 (the agent; by pidfd: no pid-reuse confusion): with it goes its PID namespace");
+    else
+        check(checks, &residual, "vmm_process", vmm, "the VMM process (by pidfd: no pid-reuse confusion)");
     pid_t first = 0;
     int up = jb->uid ? sub_jail_uid_processes(jb->uid, &first, NULL) : 0;
     check(checks, &residual, "uid_processes", up, "processes of the job's uid (scan of /proc)");
@@ -312,10 +305,10 @@ out:;
 /* The session's fds, then the job's uid slot, dir and lock (in that order:
  * the dir goes while its lock still keeps a sweeping runner away). */
 static void vm_close(job *jb, session *s) {
-    int fds[] = {s->ctl, s->con, s->tfd, s->sfd, jb->uid_lock};
+    int fds[] = {s->ctl, s->con, s->tfd, s->sfd, jb->uid_lock, s->so.log_fd, s->se.log_fd};
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
         if (fds[i] >= 0) close(fds[i]);
-    s->ctl = s->con = s->tfd = s->sfd = jb->uid_lock = -1;
+    s->ctl = s->con = s->tfd = s->sfd = jb->uid_lock = s->so.log_fd = s->se.log_fd = -1;
     if (jb->dir) (void)sub_rm_rf(jb->dir, NULL);
     if (jb->lock_fd >= 0) close(jb->lock_fd);
     jb->lock_fd = -1;
@@ -476,8 +469,8 @@ static void job_frames(sub_buf *b, const sub_jobspec *j, const sub_proc_spec *ps
     t2_frame(b, SUB_GP_RUN, NULL, 0);
 }
 
-/* A cancel that fired before the VM started: nothing runs (-ECANCELED). */
-static int cancelled_before(const sub_job_opts *o, sub_err *e) {
+/* A cancel that fired before the VM (or tier 0's process) started: nothing runs (-ECANCELED). */
+static int cancelled_before(const sub_job_opts *o, bool tier0, sub_err *e) {
     if (!o || !o->ncancel) return 0;
     struct pollfd pf[SUB_JOB_CANCEL_MAX];
     size_t n = o->ncancel < SUB_JOB_CANCEL_MAX ? o->ncancel : SUB_JOB_CANCEL_MAX;
@@ -485,8 +478,8 @@ static int cancelled_before(const sub_job_opts *o, sub_err *e) {
     if (poll(pf, n, 0) <= 0) return 0;
     for (size_t i = 0; i < n; i++)
         if (pf[i].revents)
-            return sub_err_setk(e, SUB_KIND_ENV, -ECANCELED, "the job was cancelled before its VM started (%s)",
-                                o->cancel[i].why ? o->cancel[i].why : "cancelled by the caller");
+            return sub_err_setk(e, SUB_KIND_ENV, -ECANCELED, "the job was cancelled before its %s started (%s)",
+                                tier0 ? "process" : "VM", o->cancel[i].why ? o->cancel[i].why : "cancelled by the caller");
     return 0;
 }
 
@@ -556,45 +549,70 @@ static int run_job(run_ctx *c, sub_err *e) {
     PHASE("admit_image");
 
     t2_disk disk = {0};
-    if ((r = t2_disk_prepare(&j->ref, reg, c->o ? c->o->note : NULL, c->o ? c->o->ud : NULL, &disk, e)) < 0) return r;
-    json_object_set_new(json_object_get(rep, "image"), "disk", json_pack("{s:s,s:b}", "path", disk.path, "cached", disk.reused));
-    PHASE("disk");
+    t0_prep tp = {0};
+    vm_assets va = {0};
+    const sub_image_config *icfg;
+    bool tier0 = j->tier == 0;
+    if (tier0) {
+        if ((r = t0_prepare(j, reg, c->o ? c->o->note : NULL, c->o ? c->o->ud : NULL, &tp, e)) < 0) {
+            t0_prep_done(&tp);
+            return r;
+        }
+        json_object_set_new(json_object_get(rep, "image"), "rootfs",
+                            json_pack("{s:s,s:b,s:I}", "path", tp.ri.rootfs, "cached", tp.ri.reused, "entries",
+                                      (json_int_t)tp.ri.entries));
+        icfg = &tp.config;
+        PHASE("rootfs");
+    } else {
+        if ((r = t2_disk_prepare(&j->ref, reg, c->o ? c->o->note : NULL, c->o ? c->o->ud : NULL, &disk, e)) < 0)
+            return r;
+        json_object_set_new(json_object_get(rep, "image"), "disk",
+                            json_pack("{s:s,s:b}", "path", disk.path, "cached", disk.reused));
+        icfg = &disk.config;
+        PHASE("disk");
+    }
 
     _cleanup_free_ char *what = xasprintf("jobspec %s", j->path ? j->path : j->name);
     sub_proc_spec_in pin = {.what = what, .doc = "jobspec", .reason = SUB_R_BAD_JOBSPEC, .command = j->command,
                             .args = j->args, .env = j->env, .user = j->user, .workdir = j->workdir};
     _cleanup_proc_spec_ sub_proc_spec ps = {0};
-    r = sub_proc_spec_resolve(&pin, &disk.config, &ps, e);
+    r = sub_proc_spec_resolve(&pin, icfg, &ps, e);
     if (r < 0) {
         t2_disk_done(&disk);
+        t0_prep_done(&tp);
         return r;
     }
-    /* the jobspec's user; else the image's unless it is root; else nobody */
+    /* the jobspec's user; else the image's unless it is root; else nobody.
+     * Tier 0: always the job's own uid (set when the job dir is made). */
     uint32_t uid = ps.uid, gid = ps.gid;
     if (!ps.user_from_doc && (!ps.user_given || uid == 0)) uid = gid = 65534;
+    if (tier0 && !j->workdir && (!icfg->working_dir || !*icfg->working_dir || streq(icfg->working_dir, "/"))) {
+        free(ps.cwd); /* no workdir anywhere: start in the private one, not in / */
+        ps.cwd = xstrdup(tp.workdir);
+    }
 
-    vm_assets va = {0};
-    if ((r = prepare_assets(&va, e)) < 0) {
-        vm_assets_done(&va);
-        t2_disk_done(&disk);
-        return r;
-    }
     const t2_backend *be = NULL;
-    if ((r = t2_backend_qemu(&be, e)) < 0) {
-        vm_assets_done(&va);
-        t2_disk_done(&disk);
-        return r;
+    _cleanup_free_ char *cmdline = NULL;
+    bool kvm = false;
+    if (tier0) {
+        json_object_set_new(rep, "backend", json_string("process"));
+    } else {
+        if ((r = prepare_assets(&va, e)) < 0 || (r = t2_backend_qemu(&be, e)) < 0) {
+            vm_assets_done(&va);
+            t2_disk_done(&disk);
+            return r;
+        }
+        cmdline = xasprintf("console=ttyS0 quiet loglevel=4 tsc=reliable no_timer_check tsc_early_khz=%lu "
+                            "rdinit=/init panic=-1%s", va.tsc_khz, test_hang() ? " substrate_hang=boot" : "");
+        char accel_why[600];
+        kvm = use_kvm(&va, be, disk.path, cmdline, c->o, accel_why, sizeof accel_why);
+        json_object_set_new(rep, "backend", json_string(be->name));
+        json_object_set_new(rep, "accelerator", json_string(kvm ? "kvm" : "tcg"));
+        json_object_set_new(rep, "accelerator_why", json_string(accel_why));
+        json_object_set_new(rep, "kernel",
+                            json_pack("{s:s,s:s}", "version", va.kernel.version, "image", va.kernel.vmlinux));
+        PHASE("vm_assets");
     }
-    _cleanup_free_ char *cmdline =
-        xasprintf("console=ttyS0 quiet loglevel=4 tsc=reliable no_timer_check tsc_early_khz=%lu rdinit=/init "
-                  "panic=-1%s", va.tsc_khz, test_hang() ? " substrate_hang=boot" : "");
-    char accel_why[600];
-    bool kvm = use_kvm(&va, be, disk.path, cmdline, c->o, accel_why, sizeof accel_why);
-    json_object_set_new(rep, "backend", json_string(be->name));
-    json_object_set_new(rep, "accelerator", json_string(kvm ? "kvm" : "tcg"));
-    json_object_set_new(rep, "accelerator_why", json_string(accel_why));
-    json_object_set_new(rep, "kernel", json_pack("{s:s,s:s}", "version", va.kernel.version, "image", va.kernel.vmlinux));
-    PHASE("vm_assets");
 
     /* the job: id, dir, lock, uid */
     job jb = {.lock_fd = -1, .uid_lock = -1, .eg = {.tap_fd = -1}};
@@ -614,7 +632,8 @@ static int run_job(run_ctx *c, sub_err *e) {
     bool own_signals = !(c->o && c->o->caller_handles_signals);
 
     if ((r = job_open(&jb, e)) < 0) goto teardown;
-    json_object_set_new(rep, "vmm", json_pack("{s:I}", "uid", (json_int_t)jb.uid));
+    const char *proc_key = tier0 ? "process" : "vmm";
+    json_object_set_new(rep, proc_key, json_pack("{s:I}", "uid", (json_int_t)jb.uid));
     if (j->negress) {
         note(c->o, "egress: a tap in the job's own network namespace, nftables admitting %zu destination(s)",
              j->negress);
@@ -624,22 +643,29 @@ static int run_job(run_ctx *c, sub_err *e) {
                                                       jb.eg.table, "uplink", jb.eg.uplink[0] ? jb.eg.uplink : "host",
                                                       "guest", jb.eg.guest_net));
     }
-    vm_spec v = {.va = &va, .be = be, .disk = disk.path, .cmdline = cmdline, .root = root, .vcpus = j->vcpus,
-                 .memory_mb = j->memory_mb, .kvm = kvm, .tap_fd = jb.eg.tap_fd, .mac = jb.eg.mac,
-                 .block = own_signals ? &block : NULL};
     if (c->o) {
         s.cancel = c->o->cancel;
         s.ncancel = c->o->ncancel;
     }
     PHASE("job_setup");
-    if ((r = cancelled_before(c->o, e)) < 0) goto teardown;
-    note(c->o, "starting the microVM (%s, %s, %u MiB, %u vCPU, deadline %us)", be->name, kvm ? "kvm" : "tcg",
-         j->memory_mb, j->vcpus, j->timeout_s);
-    if ((r = vm_start(&jb, &s, &v, e)) < 0) goto teardown;
+    if ((r = cancelled_before(c->o, tier0, e)) < 0) goto teardown;
+    if (tier0) {
+        note(c->o, "starting the job as a process (tier 0: namespaces, cgroup, uid %u; %u MiB, deadline %us)",
+             (unsigned)jb.uid, j->memory_mb, j->timeout_s);
+        if ((r = t0_start(&jb, &s, &tp, j->memory_mb, root, own_signals ? &block : NULL, rep, e)) < 0) goto teardown;
+        uid = gid = jb.uid;
+    } else {
+        vm_spec v = {.va = &va, .be = be, .disk = disk.path, .cmdline = cmdline, .root = root, .vcpus = j->vcpus,
+                     .memory_mb = j->memory_mb, .kvm = kvm, .tap_fd = jb.eg.tap_fd, .mac = jb.eg.mac,
+                     .block = own_signals ? &block : NULL};
+        note(c->o, "starting the microVM (%s, %s, %u MiB, %u vCPU, deadline %us)", be->name, kvm ? "kvm" : "tcg",
+             j->memory_mb, j->vcpus, j->timeout_s);
+        if ((r = vm_start(&jb, &s, &v, e)) < 0) goto teardown;
+    }
     deadline = s.t0 + (int64_t)j->timeout_s * 1000;
     PHASE("jail_spawn");
     jb.netns_ino = ns_inode(jb.jail.pid, "net");
-    json_object_set_new(json_object_get(rep, "vmm"), "pid", json_integer(jb.jail.pid));
+    json_object_set_new(json_object_get(rep, proc_key), "pid", json_integer(jb.jail.pid));
     job_frames(&s.out, j, &ps, uid, gid, jb.eg.made ? jb.eg.guest_net : NULL);
     ran = true;
     t2_session_loop(&s, deadline);
@@ -663,7 +689,7 @@ teardown:;
     json_t *counters = jb.eg.made ? t2_egress_counters(&jb.eg) : NULL;
     t2_egress_teardown(&jb.eg);
     vm_close(&jb, &s);
-    json_t *td = audit(&jb, (const char *const *)cgroups, jb.jailed, audit_pidfd);
+    json_t *td = audit(&jb, (const char *const *)cgroups, jb.jailed, audit_pidfd, tier0);
     if (audit_pidfd >= 0) close(audit_pidfd);
     json_object_set_new(td, "ms", json_integer(t2_now_ms() - t_td));
     json_object_set_new(rep, "teardown", td);
@@ -684,22 +710,28 @@ teardown:;
     if (ran) {
         int64_t now = t2_now_ms();
         json_object_set_new(rep, "duration_ms", json_integer(now - s.t0));
-        json_object_set_new(rep, "boot_ms", s.hello ? json_integer(s.hello_ms) : json_null());
-        json_object_set_new(rep, "guest_uptime_at_hello_ms", s.hello ? json_integer(s.guest_uptime_ms) : json_null());
+        if (tier0) {
+            json_object_set_new(rep, "start_ms", s.hello ? json_integer(s.hello_ms) : json_null());
+        } else {
+            json_object_set_new(rep, "boot_ms", s.hello ? json_integer(s.hello_ms) : json_null());
+            json_object_set_new(rep, "guest_uptime_at_hello_ms", s.hello ? json_integer(s.guest_uptime_ms) : json_null());
+        }
         json_object_set_new(rep, "timed_out", json_boolean(s.timed_out));
         json_object_set_new(rep, "exit_code", s.exit_code >= 0 && !s.timed_out ? json_integer(s.exit_code) : json_null());
         json_object_set_new(rep, "stdout", t2_stream_json(&s.so));
         json_object_set_new(rep, "stderr", t2_stream_json(&s.se));
         bool violation = false;
-        json_object_set_new(rep, "egress", t2_egress_verdict(j, s.probes, counters, &violation));
+        json_t *verdicts = t2_egress_verdict(j, s.probes, counters, &violation);
+        if (tier0) t0_egress_evidence(verdicts);
+        json_object_set_new(rep, "egress", verdicts);
         json_object_set_new(rep, "outputs", json_incref(s.outputs));
         if (json_array_size(s.errors)) json_object_set_new(rep, "agent_errors", json_incref(s.errors));
         if (s.con_len) {
             _cleanup_free_ char *ct = xstrndup(s.console, s.con_len);
             _cleanup_free_ char *cc = sub_utf8_sanitize(ct);
-            json_object_set_new(rep, "console_tail", json_string(cc));
+            json_object_set_new(rep, tier0 ? "agent_log_tail" : "console_tail", json_string(cc));
         }
-        json_object_set_new(rep, "vmm_wait_status", json_integer(wst));
+        json_object_set_new(rep, tier0 ? "process_wait_status" : "vmm_wait_status", json_integer(wst));
         json_object_set_new(rep, "total_ms", json_integer(now - t_start));
         sub_err oe = {0};
         int code = 0;
@@ -715,14 +747,22 @@ teardown:;
     free(jb.dir);
     vm_assets_done(&va);
     t2_disk_done(&disk);
+    t0_prep_done(&tp);
     (void)te;
     return r;
 }
 
 static json_t *report_new(const sub_jobspec *j) {
     _cleanup_free_ char *img = xasprintf("%s/%s@%s", j->ref.registry, j->ref.repository, j->ref.digest);
-    return json_pack("{s:n,s:s,s:{},s:{s:s,s:s}}", "job_id", "name", j->name, "jobspec", "image", "ref", img,
-                     "digest", j->ref.digest);
+    json_t *rep = json_pack("{s:n,s:s,s:{},s:{s:s,s:s},s:i,s:s}", "job_id", "name", j->name, "jobspec", "image",
+                            "ref", img, "digest", j->ref.digest, "tier", j->tier, "boundary",
+                            j->tier == 0 ? "process" : "microvm");
+    if (j->tier == 0)
+        json_object_set_new(rep, "boundary_note",
+                            json_string("tier 0: a process boundary, not a VM: the job shares the host's kernel "
+                                        "(namespaces, a cgroup, an unprivileged uid, no capabilities); weaker "
+                                        "than tier 2's microVM"));
+    return rep;
 }
 
 static int finish(run_ctx *c, int r, const sub_err *e, json_t **report) {
@@ -796,6 +836,12 @@ int sub_job_run_authorized(const sub_jobspec *j, const char *authorization, cons
     json_object_set_new(json_object_get(c.rep, "jobspec"), "authorization", json_string(authorization));
     json_object_set_new(c.rep, "authorization", json_string(authorization));
     if (origin) json_object_set_new(c.rep, "origin", json_deep_copy(origin));
+    if (j->tier == 0) /* escalation leads to a microVM, never to a process on the host */
+        return finish(&c, sub_err_setr(e, SUB_R_BAD_JOBSPEC, SUB_KIND_INPUT, -EPERM,
+                                       "%s: tier: tier 0 is never reachable through escalation (%s): an escalated "
+                                       "job runs in a tier-2 microVM; drop \"tier\": 0",
+                                       j->path ? j->path : j->name, authorization),
+                      e, report);
     int r = load_keys(o, &c.keys, &c.nkeys, e);
     if (r == 0) r = run_job(&c, e);
     sub_pubkeys_free(c.keys);

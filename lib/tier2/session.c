@@ -27,6 +27,10 @@ void t2_frame_str(sub_buf *b, uint8_t type, const char *s) { t2_frame(b, type, s
 
 static void stream_add(stream *s, const unsigned char *p, size_t n) {
     s->total += n;
+    if (s->log_fd >= 0 && s->logged < T2_LOG_MAX) {
+        size_t k = T2_LOG_MAX - s->logged < n ? (size_t)(T2_LOG_MAX - s->logged) : n;
+        if (sub_write_all(s->log_fd, p, k) == 0) s->logged += k;
+    }
     size_t room = s->data.len < SUB_JOB_STREAM_MAX ? SUB_JOB_STREAM_MAX - s->data.len : 0;
     sub_buf_append(&s->data, p, n < room ? n : room);
 }
@@ -261,7 +265,8 @@ void t2_session_loop(session *s, int64_t deadline_ms) {
 
 void t2_session_init(session *s) {
     *s = (session){.ctl = -1, .con = -1, .pidfd = -1, .tfd = -1, .sfd = -1, .exit_code = -1,
-                   .probes = json_array(), .outputs = json_array(), .errors = json_array()};
+                   .probes = json_array(), .outputs = json_array(), .errors = json_array(),
+                   .so = {.log_fd = -1}, .se = {.log_fd = -1}};
 }
 
 void t2_session_done(session *s) {

@@ -1,12 +1,15 @@
 /* Tier-2 internals shared by the files of lib/tier2 (not a public interface). */
 #pragma once
 #include "substrate/error.h"
+#include "substrate/jail.h"
 #include "substrate/jobspec.h"
+#include "substrate/rootfs.h"
 #include "substrate/manifest.h"
 #include "substrate/registry.h"
 #include "substrate/strbuf.h"
 #include "substrate/tier2.h"
 #include <jansson.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -72,7 +75,10 @@ int t2_egress_sweep(const char *tag);
 typedef struct stream {
     sub_buf data;
     uint64_t total;
+    int log_fd;        /* -1, or a local log file every byte also goes to (Tier-0), up to T2_LOG_MAX */
+    uint64_t logged;
 } stream;
+#define T2_LOG_MAX (64ull << 20)
 
 typedef struct session {
     int ctl, con, pidfd, tfd, sfd;
@@ -125,3 +131,41 @@ json_t *t2_egress_verdict(const sub_jobspec *j, const json_t *guest_probes, cons
  * timed_out (124), interrupted, cancelled, failed, completed (the job's exit code); the
  * others 125. e says why (left empty for completed). */
 const char *t2_outcome(const session *s, int residual, bool violation, uint32_t timeout_s, int *exit_code, sub_err *e);
+
+/* ---- one job's host-side state (runner.c) ---- */
+typedef struct t2_job {
+    char id[96];
+    char *dir;
+    int lock_fd;
+    uid_t uid;
+    int uid_lock;
+    sub_jail jail;
+    bool jailed;
+    unsigned long netns_ino;
+    unsigned long sock_ino[2];
+    t2_egress eg;
+} t2_job;
+/* The agent binary: $SUBSTRATE_AGENT, else substrate-agent beside our own binary (caller frees). */
+char *t2_agent_path(void);
+
+/* ---- Tier-0: the process backend (tier0.c) ---- */
+#define T0_WORKDIR "/work"  /* the private working dir when the jobspec names none */
+typedef struct t0_prep {
+    sub_rootfs_info ri;      /* the image's unpacked tree (the overlay's lower layer) */
+    sub_image_config config; /* its config (owned) */
+    char *workdir;           /* where the fresh private working dir is mounted */
+} t0_prep;
+/* The fetch step (rootfs.h: pulled by digest, every byte checked, unpacked
+ * into the cache under $SUBSTRATE_STATE/tier2/rootfs) and the working dir. */
+int t0_prepare(const sub_jobspec *j, sub_reg *reg, sub_job_note_fn note, void *ud, t0_prep *out, sub_err *e);
+void t0_prep_done(t0_prep *p);
+/* The job's log files ($SUBSTRATE_STATE/logs/<id>.stdout|.stderr, named in
+ * rep "logs", their fds in s->so/se.log_fd), the channel and console socket
+ * pairs, and the agent as PID 1 in the jail (rootfs mode). Like vm_start:
+ * on success s holds our ends, the pidfd, a timerfd and a signalfd; on
+ * failure nothing runs (the log fds, when open, are s's to close). block
+ * NULL: no signalfd (a caller that handles its signals itself). */
+int t0_start(t2_job *jb, session *s, const t0_prep *tp, uint32_t memory_mb, const char *root, const sigset_t *block,
+             json_t *rep, sub_err *e);
+/* Tier-0's host-side evidence for each probe verdict (no NIC: its own lo). */
+void t0_egress_evidence(json_t *verdicts);

@@ -95,3 +95,64 @@ TEST(jobspec_timeout_cap_from_the_environment) {
     sub_err e = {0};
     CHECK_INT(sub_jobspec_parse(t, strlen(t), "j.json", 30, &j, &e), -EINVAL);
 }
+
+TEST(jobspec_tier_default_and_zero) {
+    const char *t2 = "{\"name\": \"a\", " IMG ", \"timeout\": 5, \"egress\": {\"allow\": [\"127.0.0.1:80\"]}}";
+    _cleanup_jobspec_ sub_jobspec a = {0};
+    sub_err e = {0};
+    CHECK_OK(sub_jobspec_parse(t2, strlen(t2), "j.json", 0, &a, &e), &e);
+    CHECK_INT(a.tier, 2);
+    const char *t0 = "{\"name\": \"a\", " IMG ", \"timeout\": 5, \"tier\": 0, \"env\": {\"GREETING\": \"hi\","
+                     " \"KEYBOARD\": \"us\", \"MONKEY\": \"x\"}, \"probes\": [\"127.0.0.1:9\"]}";
+    _cleanup_jobspec_ sub_jobspec b = {0};
+    CHECK_OK(sub_jobspec_parse(t0, strlen(t0), "j.json", 0, &b, &e), &e);
+    CHECK_INT(b.tier, 0);
+    CHECK_INT(b.nprobes, 1);
+}
+
+TEST(jobspec_secret_rule) {
+    static const struct {
+        const char *kv, *want;
+    } cases[] = {
+        {"DB_PASSWORD=x", "PASSWORD"}, {"password=x", "PASSWORD"},   {"MY_SECRET_THING=1", "SECRET"},
+        {"GITHUB_TOKEN=t", "TOKEN"},   {"api_key=k", "_KEY"},        {"AWS_SECRET_ACCESS_KEY=k", "SECRET"},
+        {"CERT=-----BEGIN RSA PRIVATE KEY-----\nabc", "PRIVATE KEY"},
+        {"GREETING=hello", NULL},      {"KEYBOARD=us", NULL},        {"MONKEY=1", NULL},
+        {"PUBKEY=-----BEGIN PUBLIC KEY-----", NULL},                 {"KEY_ID=1", NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        const char *got = sub_jobspec_secret_like(cases[i].kv);
+        if (cases[i].want ? !streq(got, cases[i].want) : got != NULL)
+            unit_fail(__FILE__, __LINE__, "case %zu (%s): got %s, want %s", i, cases[i].kv, got ? got : "NULL",
+                      cases[i].want ? cases[i].want : "NULL");
+    }
+}
+
+TEST(jobspec_tier0_refusals) {
+    static const struct {
+        const char *text, *want;
+    } cases[] = {
+        {"{\"name\": \"a\", " IMG ", \"timeout\": 5, \"tier\": 1}", "tier: must be 0"},
+        {"{\"name\": \"a\", " IMG ", \"timeout\": 5, \"tier\": \"0\"}", "tier: must be 0"},
+        {"{\"name\": \"a\", " IMG ", \"timeout\": 5, \"tier\": 0, \"egress\": {\"allow\": [\"127.0.0.1:80\"]}}",
+         "egress.allow: tier 0 has no egress: loopback only; use tier 2 for allowed egress"},
+        {"{\"name\": \"a\", " IMG ", \"timeout\": 5, \"tier\": 0, \"user\": \"1000\"}", "user: tier 0 runs"},
+        {"{\"name\": \"a\", " IMG ", \"timeout\": 5, \"tier\": 0, \"env\": {\"API_TOKEN\": \"x\"}}",
+         "env: API_TOKEN looks like a secret (TOKEN)"},
+        {"{\"name\": \"a\", " IMG ", \"timeout\": 5, \"tier\": 0, \"env\": [\"K=-----BEGIN EC PRIVATE KEY-----\"]}",
+         "env: K looks like a secret (its value holds a PEM private key)"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        _cleanup_jobspec_ sub_jobspec j = {0};
+        sub_err e = {0};
+        int r = sub_jobspec_parse(cases[i].text, strlen(cases[i].text), "j.json", 0, &j, &e);
+        CHECK_INT(r, -EINVAL);
+        CHECK_REASON(&e, SUB_R_BAD_JOBSPEC);
+        if (!strstr(e.msg, cases[i].want)) unit_fail(__FILE__, __LINE__, "case %zu: \"%s\" lacks \"%s\"", i, e.msg, cases[i].want);
+    }
+    /* the same env is fine for tier 2 (a VM; the rule is Tier-0's) */
+    const char *t = "{\"name\": \"a\", " IMG ", \"timeout\": 5, \"env\": {\"API_TOKEN\": \"x\"}}";
+    _cleanup_jobspec_ sub_jobspec j = {0};
+    sub_err e = {0};
+    CHECK_OK(sub_jobspec_parse(t, strlen(t), "j.json", 0, &j, &e), &e);
+}

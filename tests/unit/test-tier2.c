@@ -143,3 +143,30 @@ TEST(tier2_outcomes_by_precedence) {
     CHECK_STREQ(t2_outcome(&s, 0, false, 5, &code, &e), "interrupted");
     t2_session_done(&s);
 }
+
+TEST(tier2_escalation_never_reaches_tier0) {
+    /* Tier-0 is a process on the host: an escalated job is refused before
+     * anything is fetched or started, with a report that says why */
+    const char *t = "{\"name\": \"esc\", \"tier\": 0, \"image\": \"127.0.0.1:1/job@sha256:"
+                    "1111111111111111111111111111111111111111111111111111111111111111\", \"timeout\": 5}";
+    _cleanup_jobspec_ sub_jobspec j = {0};
+    sub_err e = {0};
+    CHECK_OK(sub_jobspec_parse(t, strlen(t), NULL, 0, &j, &e), &e);
+    CHECK_INT(j.tier, 0);
+    _cleanup_free_ char *state = xasprintf("%s/t0state", unit_tmpdir());
+    setenv("SUBSTRATE_STATE", state, 1);
+    sub_job_opts o = {0};
+    json_t *rep = NULL;
+    sub_err re = {0};
+    CHECK_OK(sub_job_run_authorized(&j, "manifest-policy", NULL, &o, &rep, &re), &re);
+    CHECK(rep != NULL);
+    CHECK_STREQ(json_string_value(json_object_get(rep, "outcome")), "refused");
+    CHECK_STREQ(json_string_value(json_object_get(rep, "reason")), "bad_jobspec");
+    CHECK(strstr(json_string_value(json_object_get(rep, "error")) ?: "", "never reachable through escalation") != NULL);
+    CHECK_INT(json_integer_value(json_object_get(rep, "tier")), 0);
+    CHECK_STREQ(json_string_value(json_object_get(rep, "boundary")), "process");
+    CHECK_INT(sub_job_exit_code(rep), SUB_JOB_EXIT_RUNNER);
+    CHECK(json_object_get(rep, "process") == NULL && json_object_get(rep, "image") != NULL);
+    json_decref(rep);
+    unsetenv("SUBSTRATE_STATE");
+}
