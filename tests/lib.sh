@@ -52,6 +52,17 @@ t_done() {
     [ "$_t_failed" = 0 ] || { echo "# $_t_failed of $_t_n failed"; exit 1; }
 }
 
+# Pids of Tier-2/Tier-0 job processes (the job uid range) of the jobs named
+# PREFIX (their cgroup is substrate-job-PREFIX-*): other tests or sessions may
+# run jobs of their own at the same time, and those are not this test's.
+t_job_pids() {
+    local p
+    for p in $(ps -eo pid=,uid= | awk '$2 >= 1000000000 && $2 < 1000001024 {print $1}'); do
+        grep -q "substrate-job-$1-" "/proc/$p/cgroup" 2>/dev/null && echo "$p"
+    done
+    return 0
+}
+
 # A free TCP port on loopback.
 t_free_port() {
     /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

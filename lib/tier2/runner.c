@@ -260,6 +260,22 @@ typedef struct vm_spec {
     const sigset_t *block;             /* the stop signals, for the session's signalfd */
 } vm_spec;
 
+int t2_spawn_session(t2_job *jb, session *s, const sub_jail_opts *jo, int ctl[2], int con[2], const sigset_t *block,
+                     sub_err *e) {
+    s->t0 = t2_now_ms();
+    int r = sub_jail_spawn(jo, &jb->jail, e);
+    if (r < 0) return r;
+    jb->jailed = true;
+    s->ctl = TAKE_FD(ctl[0]);
+    s->con = TAKE_FD(con[0]);
+    (void)fcntl(s->ctl, F_SETFL, O_NONBLOCK);
+    (void)fcntl(s->con, F_SETFL, O_NONBLOCK);
+    s->pidfd = jb->jail.pidfd;
+    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
+    s->sfd = block ? signalfd(-1, block, SFD_CLOEXEC | SFD_NONBLOCK) : -1;
+    return 0;
+}
+
 /* The socket pairs, the VMM's argv and the jail. On success the VMM runs
  * and s holds our ends of the channel and console, its pidfd, a timerfd and
  * a signalfd, with s->t0 the start; the job records the socket inodes (for
@@ -285,16 +301,7 @@ static int vm_start(job *jb, session *s, const vm_spec *v, sub_err *e) {
                         .ro_paths = ro_paths, .fds = pass, .nfds = v->tap_fd >= 0 ? 3 : 2, .stdout_fd = -1,
                         .stderr_fd = con[1], .memory_bytes = ((uint64_t)v->memory_mb + SUB_JOB_MEM_OVERHEAD_MB) << 20,
                         .pids_max = JOB_PIDS_MAX, .netns_fd = -1, .kvm = v->kvm};
-    s->t0 = t2_now_ms();
-    if ((r = sub_jail_spawn(&jo, &jb->jail, e)) < 0) goto out;
-    jb->jailed = true;
-    s->ctl = TAKE_FD(ctl[0]);
-    s->con = TAKE_FD(con[0]);
-    (void)fcntl(s->ctl, F_SETFL, O_NONBLOCK);
-    (void)fcntl(s->con, F_SETFL, O_NONBLOCK);
-    s->pidfd = jb->jail.pidfd;
-    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    s->sfd = v->block ? signalfd(-1, v->block, SFD_CLOEXEC | SFD_NONBLOCK) : -1;
+    r = t2_spawn_session(jb, s, &jo, ctl, con, v->block, e);
 out:;
     int fds[] = {ctl[0], ctl[1], con[0], con[1]}; /* the VMM has its ends now, or never will */
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)

@@ -165,6 +165,12 @@ void t0_prep_done(t0_prep *p);
  * on success s holds our ends, the pidfd, a timerfd and a signalfd; on
  * failure nothing runs (the log fds, when open, are s's to close). block
  * NULL: no signalfd (a caller that handles its signals itself). */
+/* Start jo's program in its jail and take the session's ends: our ends of
+ * the channel (ctl[0]) and console (con[0]), non-blocking; the pidfd, a
+ * timerfd, and a signalfd for block (NULL: none). s->t0 is the start. On
+ * failure nothing runs and ctl/con are left to the caller to close. */
+int t2_spawn_session(t2_job *jb, session *s, const sub_jail_opts *jo, int ctl[2], int con[2], const sigset_t *block,
+                     sub_err *e);
 int t0_start(t2_job *jb, session *s, const t0_prep *tp, uint32_t memory_mb, const char *root, const sigset_t *block,
              json_t *rep, sub_err *e);
 /* Tier-0's host-side evidence for each probe verdict (no NIC: its own lo). */

@@ -92,16 +92,7 @@ int t0_start(t2_job *jb, session *s, const t0_prep *tp, uint32_t memory_mb, cons
                         .fds = pass, .nfds = 1, .stdout_fd = -1, .stderr_fd = con[1],
                         .memory_bytes = (uint64_t)memory_mb << 20, .pids_max = T0_PIDS_MAX, .netns_fd = -1,
                         .rootfs = tp->ri.rootfs, .workdir = tp->workdir, .tmpfs_mb = memory_mb};
-    s->t0 = t2_now_ms();
-    if ((r = sub_jail_spawn(&jo, &jb->jail, e)) < 0) goto out;
-    jb->jailed = true;
-    s->ctl = TAKE_FD(ctl[0]);
-    s->con = TAKE_FD(con[0]);
-    (void)fcntl(s->ctl, F_SETFL, O_NONBLOCK);
-    (void)fcntl(s->con, F_SETFL, O_NONBLOCK);
-    s->pidfd = jb->jail.pidfd;
-    s->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC);
-    s->sfd = block ? signalfd(-1, block, SFD_CLOEXEC | SFD_NONBLOCK) : -1;
+    r = t2_spawn_session(jb, s, &jo, ctl, con, block, e);
 out:;
     int fds[] = {ctl[0], ctl[1], con[0], con[1]}; /* the agent has its ends now, or never will */
     for (size_t i = 0; i < ARRAY_SIZE(fds); i++)

@@ -73,12 +73,7 @@ wait_for() { local end=$((SECONDS + $1)); shift; while [ $SECONDS -lt $end ]; do
 leftovers() {
     local n=0
     n=$((n + $(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)))
-    # processes in the job uid range that are ours (jobs here are named esc-*;
-    # other tests may run jobs of their own at the same time)
-    local p
-    for p in $(ps -eo pid=,uid= | awk '$2 >= 1000000000 && $2 < 1000001024 {print $1}'); do
-        grep -q 'substrate-job-esc-' "/proc/$p/cgroup" 2>/dev/null && n=$((n + 1))
-    done
+    n=$((n + $(t_job_pids esc | wc -l)))
     n=$((n + $(find /sys/fs/cgroup -maxdepth 3 -name 'substrate-job-esc-*' 2>/dev/null | wc -l)))
     echo "$n"
 }

@@ -26,7 +26,7 @@ q() { $PY -c 'import json,sys; d=json.load(open(sys.argv[1])); print(eval(sys.ar
 leftovers() {
     local n=0
     n=$((n + $(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)))
-    n=$((n + $(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)))
+    n=$((n + $(t_job_pids s | wc -l)))
     n=$((n + $(find /sys/fs/cgroup -maxdepth 3 -name 'substrate-job-s-*' 2>/dev/null | wc -l)))
     echo "$n"
 }

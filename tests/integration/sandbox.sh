@@ -60,7 +60,7 @@ residual() { q "$1" 'd["teardown"]["residual"]'; }
 leftovers() {
     local n=0
     n=$((n + $(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)))
-    n=$((n + $(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)))
+    n=$((n + $(t_job_pids t | wc -l)))
     n=$((n + $(find /sys/fs/cgroup -maxdepth 3 -name 'substrate-job-t-*' 2>/dev/null | wc -l)))
     echo "$n"
 }
@@ -257,8 +257,8 @@ TO=40 spec jail.json '"command": ["/bin/sleep", "30"]'
 rp=$!
 qp=""
 for _ in $(seq 1 200); do
-    qp=$(ps -eo pid=,comm= | awk '$2 ~ /^qemu-system/ {print $1}' | while read -r p; do
-        u=$(awk '/^Uid:/ {print $2}' /proc/$p/status 2>/dev/null); [ "${u:-0}" -ge 1000000000 ] && echo "$p"; done | head -1)
+    qp=$(t_job_pids t | while read -r p; do
+        case "$(cat "/proc/$p/comm" 2>/dev/null)" in qemu-system*) echo "$p" ;; esac; done | head -1)
     [ -n "$qp" ] && break; sleep 0.1
 done
 if [ -n "$qp" ]; then
@@ -299,9 +299,9 @@ rp=$!
 for _ in $(seq 1 100); do [ -n "$(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 -name 't-*' 2>/dev/null)" ] && break; sleep 0.1; done
 sleep 1
 kill -KILL "$rp"; wait "$rp" 2>/dev/null
-for _ in $(seq 1 50); do [ "$(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)" = 0 ] && break; sleep 0.1; done
+for _ in $(seq 1 50); do [ "$(t_job_pids t | wc -l)" = 0 ] && break; sleep 0.1; done
 t_eq "runner SIGKILLed: its qemu died with it (parent-death signal)" \
-    "$(ps -eo uid= | awk '$1 >= 1000000000 && $1 < 1000001024' | wc -l)" "0"
+    "$(t_job_pids t | wc -l)" "0"
 t_eq "  its job dir is still there (nothing ran to remove it)" \
     "$(find "$SUBSTRATE_STATE/tier2/jobs" -mindepth 1 -maxdepth 1 | wc -l)" "1"
 run fail.json >r12.json
