@@ -93,6 +93,28 @@ int t1_admit(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char k
     return r;
 }
 
+/* The escalate: policy's job image must verify now, as it will at every job
+ * (its own repository's identity, the manifest's keys): a policy naming an
+ * image nobody trusts is refused at deploy rather than at the first request. */
+static int admit_job_image(const sub_svc_manifest *m, char key_id[80], sub_err *e) {
+    sub_pubkey **keys = NULL;
+    size_t nkeys = 0;
+    int r = t1_load_keys(m, &keys, &nkeys, e);
+    if (r < 0) return r;
+    _cleanup_reg_ sub_reg *reg = NULL; /* no keys named: the trust store (sub_admit_image loads it) */
+    sub_reg_opts ro = {.host = m->escalate.ref.registry};
+    r = sub_reg_new(&ro, &reg, e);
+    if (r == 0) {
+        sub_admit_opts ao = {.ref = &m->escalate.ref, .reg = reg, .keys = (const sub_pubkey *const *)keys,
+                             .nkeys = nkeys, .identity = NULL, .policy = SUB_IDENTITY_EXACT};
+        _cleanup_admission_ sub_admission ad = {0};
+        r = sub_admit_image(&ao, &ad, e);
+        if (r == 0) snprintf(key_id, 80, "%.79s", verified_key(&ad));
+    }
+    sub_pubkeys_free(keys);
+    return r;
+}
+
 /* ---- image -> rootfs ---- */
 
 static unsigned long next_generation(const char *name) {
@@ -219,6 +241,16 @@ int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *re
         return r;
     }
     NOTE(o, "verified: signed by key %s", res->key_id);
+    if (m->escalate.enabled) {
+        char jk[80] = "";
+        NOTE(o, "verifying the escalation job image %s", m->escalate.image);
+        r = admit_job_image(m, jk, e);
+        if (r < 0) {
+            sub_err_prefix(e, "refused to deploy %s (nothing changed): escalate.image %s", m->name, m->escalate.image);
+            return r;
+        }
+        NOTE(o, "verified: the job image is signed by key %s", jk);
+    }
     _cleanup_free_ char *layout = sub_t1_path("images");
     _cleanup_free_ char *cache = sub_t1_path("rootfs");
     sub_rootfs_info ri = {0};

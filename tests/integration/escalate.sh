@@ -79,6 +79,19 @@ leftovers() {
 }
 records() { ls "$SVC/escalations" 2>/dev/null | wc -l; }
 
+# ---- a policy whose job image does not verify is refused at deploy ----
+MB=$T/bad.yaml
+manifest "$MB" esc-bad "escalate:" "  image: $REG/job@$HELLO"
+out=$("$BIN" reconcile -q "$MB" 2>&1); rc=$?
+t_eq "a policy naming a job image the registry lacks: refused (exit 2), naming escalate.image" \
+    "$rc $(echo "$out" | grep -c 'escalate.image .*no such image')" "2 1"
+# the same digest pushed unsigned into the job repository
+"$BIN" pull -q "$REG/hello@$HELLO" --oci "$T/lay:u" >/dev/null && "$BIN" push -q --oci "$T/lay:u" "$REG/job:unsigned" >/dev/null
+out=$("$BIN" reconcile -q "$MB" 2>&1); rc=$?
+t_eq "  an unsigned one: refused (exit 1), nothing deployed" \
+    "$rc $(echo "$out" | grep -c 'escalate.image') $(test -e "$SUBSTRATE_STATE/tier1/services/esc-bad/state.json" && echo deployed)" "1 1 "
+[ "$rc" = 1 ] || t_diag "$out"
+
 # ---- the socket ----
 t_check "reconcile a service with an escalate: policy" "$BIN" reconcile -q "$M"
 cfg=$(ls -d "$SVC"/gen-*/config.json | tail -1)
