@@ -80,3 +80,4 @@ CMD(supervise);
 CMD(sign_blob);
 CMD(verify_blob);
 CMD(sandbox);
+CMD(nested_smoke);

@@ -100,3 +100,19 @@ int sub_job_exit_code(const json_t *report);
  * cgroups, netns, taps) and audit it. Returns how many jobs were swept;
  * *swept (may be NULL) gets [{job_id, teardown}] (new reference). */
 int sub_job_sweep(json_t **swept, sub_err *e);
+
+/* nested-smoke: does a hardware-backed microVM boot here? One boot of the
+ * host kernel and our agent with -accel kvm (no disk, no NIC), jailed as a
+ * job's VMM, under deadline_ms: PASS only when the guest agent answered.
+ * TCG never counts. device: NULL for /dev/kvm (another path only to test the
+ * "missing" and "no permission" answers). Returns 0 with a verdict in res,
+ * < 0 when it could not even try (qemu or the kernel missing). */
+typedef struct sub_kvm_smoke {
+    bool pass;
+    const char *cause;      /* booted, no_device, no_permission, device_error, qemu_failed,
+                             * no_sign_of_life, setup (static) */
+    char reason[700];       /* what happened, in words */
+    int64_t ms;             /* to the verdict (the boot time on PASS) */
+    char qemu_version[64], kernel_version[64];
+} sub_kvm_smoke;
+int sub_vm_kvm_smoke(uint32_t deadline_ms, const char *device, sub_kvm_smoke *res, sub_err *e);

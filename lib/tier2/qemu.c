@@ -29,12 +29,15 @@ static int qemu_argv(const t2_backend *b, const t2_vm_config *c, char ***out, su
                         *con = xasprintf("socket,id=con,fd=%d", c->console_fd),
                         *ctl = xasprintf("socket,id=ctl,fd=%d", c->ctl_fd);
     const char *rest[] = {"-accel", c->kvm ? "kvm" : "tcg", "-m", mem, "-smp", smp,
-                          "-kernel", c->kernel, "-initrd", c->initramfs, "-append", c->cmdline,
-                          "-drive", drive, "-device", "virtio-blk-device,drive=rootfs",
-                          "-chardev", con, "-serial", "chardev:con",
-                          "-device", "virtio-serial-device", "-chardev", ctl,
-                          "-device", "virtserialport,chardev=ctl,name=substrate.ctl"};
+                          "-kernel", c->kernel, "-initrd", c->initramfs, "-append", c->cmdline};
     for (size_t i = 0; i < ARRAY_SIZE(rest); i++) strv_push(&v, rest[i]);
+    if (c->disk) { /* none for a boot that only has to reach the agent (nested-smoke) */
+        const char *d[] = {"-drive", drive, "-device", "virtio-blk-device,drive=rootfs"};
+        for (size_t i = 0; i < ARRAY_SIZE(d); i++) strv_push(&v, d[i]);
+    }
+    const char *chan[] = {"-chardev", con, "-serial", "chardev:con", "-device", "virtio-serial-device",
+                          "-chardev", ctl, "-device", "virtserialport,chardev=ctl,name=substrate.ctl"};
+    for (size_t i = 0; i < ARRAY_SIZE(chan); i++) strv_push(&v, chan[i]);
     if (c->tap_fd >= 0) {
         _cleanup_free_ char *nd = xasprintf("tap,id=net0,fd=%d", c->tap_fd),
                             *dev = xasprintf("virtio-net-device,netdev=net0,mac=%s", c->mac);

@@ -6,6 +6,7 @@
 #include "substrate/fs.h"
 #include "substrate/guestproto.h"
 #include "substrate/imgproc.h"
+#include "substrate/proc.h"
 #include "substrate/jail.h"
 #include "substrate/json.h"
 #include "substrate/strbuf.h"
@@ -344,9 +345,10 @@ static char *accel_key(const vm_assets *va, const t2_backend *be) {
 
 /* One short boot with KVM to the agent's HELLO under a deadline: a broken
  * KVM may make qemu exit, hang, or pause itself (the deadline covers all
- * three). true when the agent answered. */
-static bool kvm_probe_boot(const vm_assets *va, const t2_backend *be, const char *disk, const char *cmdline,
-                           char *detail, size_t dn) {
+ * three). true when the agent answered; *cause (may be NULL) says which of
+ * "booted", "setup", "qemu_failed", "no_sign_of_life", and *ms how long. */
+static bool kvm_boot(const vm_assets *va, const t2_backend *be, const char *disk, const char *cmdline,
+                     int64_t deadline_ms, char *detail, size_t dn, const char **cause, int64_t *ms) {
     job jb = {.lock_fd = -1, .uid_lock = -1, .eg = {.tap_fd = -1}};
     job_id("kvm-probe", jb.id);
     _cleanup_free_ char *jobs = t2_path("jobs");
@@ -361,15 +363,24 @@ static bool kvm_probe_boot(const vm_assets *va, const t2_backend *be, const char
     vm_spec v = {.va = va, .be = be, .disk = disk, .cmdline = cmdline, .root = root, .vcpus = 1, .memory_mb = 128,
                  .kvm = true, .tap_fd = -1, .block = &block};
     int r = job_open(&jb, &e);
-    if (r == 0 && (r = vm_start(&jb, &s, &v, &e)) == 0) t2_session_loop(&s, s.t0 + KVM_PROBE_MS);
+    if (r == 0 && (r = vm_start(&jb, &s, &v, &e)) == 0) t2_session_loop(&s, s.t0 + deadline_ms);
+    if (ms) *ms = s.t0 ? t2_now_ms() - s.t0 : 0;
+    _cleanup_free_ char *con = s.con_len ? sub_utf8_sanitize(s.console) : xstrdup("empty");
+    size_t cl = strlen(con);
+    while (cl && (con[cl - 1] == '\n' || con[cl - 1] == '\r')) con[--cl] = 0;
+    const char *tail = cl > 300 ? con + cl - 300 : con; /* the last words: qemu's error, a panic */
+    const char *why = s.hello ? "booted" : r < 0 ? "setup" : s.vmm_gone ? "qemu_failed" : "no_sign_of_life";
+    if (cause) *cause = why;
     if (s.hello)
-        snprintf(detail, dn, "a KVM probe boot reached the guest agent in %lld ms", (long long)s.hello_ms);
+        snprintf(detail, dn, "a KVM boot reached the guest agent in %lld ms", (long long)s.hello_ms);
     else if (r < 0)
-        snprintf(detail, dn, "the KVM probe could not start: %.300s", e.msg);
+        snprintf(detail, dn, "the KVM boot could not start: %.300s", e.msg);
+    else if (s.vmm_gone)
+        snprintf(detail, dn, "/dev/kvm is there, but the KVM guest failed: qemu ended before the guest agent "
+                             "answered (console and qemu's errors: %s)", tail);
     else
-        snprintf(detail, dn, "a KVM probe boot %s (console: %.200s)",
-                 s.vmm_gone ? "ended before the guest agent answered" : "did not reach the guest agent within 20 s",
-                 s.con_len ? s.console : "empty");
+        snprintf(detail, dn, "/dev/kvm is there, but the KVM guest showed no sign of life within %lld ms (console: %s)",
+                 (long long)deadline_ms, tail);
     if (jb.jailed) (void)sub_jail_destroy(&jb.jail, NULL, NULL);
     sub_jail_done(&jb.jail);
     vm_close(&jb, &s);
@@ -406,7 +417,7 @@ static bool use_kvm(const vm_assets *va, const t2_backend *be, const char *disk,
     }
     note(o, "probing KVM with one short boot (once per kernel and qemu)");
     char detail[512];
-    bool ok = kvm_probe_boot(va, be, disk, cmdline, detail, sizeof detail);
+    bool ok = kvm_boot(va, be, disk, cmdline, KVM_PROBE_MS, detail, sizeof detail, NULL, NULL);
     _cleanup_json_ json_t *v = json_pack("{s:s,s:b,s:s}", "key", key, "kvm", ok, "detail", detail);
     _cleanup_free_ char *txt = sub_json_dump_pretty(v);
     (void)sub_write_file_atomic(cachef, txt, strlen(txt), 0644, NULL);
@@ -853,4 +864,63 @@ int sub_job_run_authorized(const sub_jobspec *j, const char *authorization, cons
     if (r == 0) r = run_job(&c, e);
     sub_pubkeys_free(c.keys);
     return finish(&c, r, e, report);
+}
+
+/* ---- nested-smoke: does a hardware-backed microVM boot here? ---- */
+static void qemu_version(const char *bin, char *out, size_t n) {
+    char *argv[] = {(char *)bin, "--version", NULL};
+    sub_proc_opts po = SUB_PROC_OPTS_INIT;
+    po.stderr_fd = SUB_FD_NULL;
+    _cleanup_free_ char *txt = NULL;
+    int st = 0;
+    snprintf(out, n, "unknown");
+    if (sub_run_capture(argv, &po, 4096, &txt, &st, NULL) < 0 || !txt) return;
+    const char *v = strstr(txt, "version ");
+    if (v) snprintf(out, n, "%.*s", (int)strcspn(v + 8, " \n"), v + 8);
+}
+
+int sub_vm_kvm_smoke(uint32_t deadline_ms, const char *device, sub_kvm_smoke *res, sub_err *e) {
+    *res = (sub_kvm_smoke){.cause = "setup"};
+    const t2_backend *be = NULL;
+    int r = t2_backend_qemu(&be, e);
+    if (r < 0) return r;
+    qemu_version(be->binary, res->qemu_version, sizeof res->qemu_version);
+    int64_t t0 = t2_now_ms();
+    const char *dev = device ? device : "/dev/kvm";
+    int fd = open(dev, O_RDWR | O_CLOEXEC);
+    if (fd < 0) {
+        int err = errno;
+        res->cause = err == ENOENT ? "no_device" : err == EACCES || err == EPERM ? "no_permission" : "device_error";
+        if (err == ENOENT)
+            snprintf(res->reason, sizeof res->reason,
+                     "no %s: this kernel offers no KVM here (the kvm module is not loaded, or the machine exposes "
+                     "no hardware or nested virtualisation); microVMs run on TCG (software emulation) only", dev);
+        else
+            snprintf(res->reason, sizeof res->reason, "%s: %s%s", dev, strerror(err),
+                     err == EACCES || err == EPERM ? " (run as root, or as a member of its group, usually kvm)" : "");
+        res->ms = t2_now_ms() - t0;
+        vm_assets va = {0};
+        if (prepare_assets(&va, NULL) == 0) snprintf(res->kernel_version, sizeof res->kernel_version, "%s", va.kernel.version);
+        vm_assets_done(&va);
+        return 0;
+    }
+    close(fd);
+    if (device && !streq(device, "/dev/kvm")) /* the jail makes /dev/kvm visible, nothing else */
+        return sub_err_setk(e, SUB_KIND_INPUT, -EINVAL, "%s opens, but only /dev/kvm can be booted with", device);
+    vm_assets va = {0};
+    if ((r = prepare_assets(&va, e)) < 0) {
+        vm_assets_done(&va);
+        return r;
+    }
+    snprintf(res->kernel_version, sizeof res->kernel_version, "%s", va.kernel.version);
+    _cleanup_free_ char *cmdline =
+        xasprintf("console=ttyS0 quiet loglevel=4 tsc=reliable no_timer_check tsc_early_khz=%lu rdinit=/init panic=-1",
+                  va.tsc_khz);
+    int64_t ms = 0;
+    const char *cause = NULL;
+    res->pass = kvm_boot(&va, be, NULL, cmdline, deadline_ms, res->reason, sizeof res->reason, &cause, &ms);
+    res->cause = cause;
+    res->ms = ms;
+    vm_assets_done(&va);
+    return 0;
 }
