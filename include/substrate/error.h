@@ -68,6 +68,8 @@ typedef enum sub_reason {
     SUB_R_VERIFY_STALE,        /* registry unreachable and no recent verification */
     /* Tier-2 jobs */
     SUB_R_BAD_JOBSPEC,         /* a jobspec that does not parse or validate */
+    /* the golden VM */
+    SUB_R_BAD_VM_SPEC,         /* a VM spec that does not parse or validate */
     _SUB_R_MAX,
     _SUB_R_INVALID = -EINVAL,
 } sub_reason;
