@@ -40,6 +40,7 @@ typedef struct sub_yctx {
     const char *file;  /* for messages */
     const char *doc;   /* what the file is, for messages: "VM spec" */
     sub_reason reason; /* recorded on every refusal */
+    const char *one_doc_hint; /* added to "a second YAML document" (" (one service per file)"), or NULL */
     sub_err *e;
     unsigned nshow;
     char show[2][SUB_YSHOW_MAX + 8];
@@ -84,3 +85,9 @@ int sub_yread_map(sub_yctx *c, const sub_ynode *map, const char *field, const ch
 /* "4Gi", "512Mi", "1G", "1048576": K M G T are powers of 1000, Ki Mi Gi Ti of 1024. NULL when
  * fine, else a phrase saying what is wrong. */
 const char *sub_parse_size(const char *s, uint64_t *out);
+/* A whole decimal number at most max: NULL, or why not ("is not a whole number"). */
+const char *sub_yparse_uint(const char *s, uint64_t max, uint64_t *out);
+/* The index of s in names, or -1. */
+int sub_yfind_name(const char *s, const char *const *names, size_t n);
+/* "parent.key" for a key read from the file: escaped, and cut when long. */
+const char *sub_ykey_field(char *buf, size_t n, const char *parent, const char *key);

@@ -154,7 +154,8 @@ static int on_event(sub_yctx *c, const yaml_event_t *ev, sub_ynode **stack, size
     case YAML_DOCUMENT_START_EVENT:
         if (++*docs > 1)
             return sub_yfail_at(c, line, col, NULL,
-                                "a second YAML document: a %s is one document", c->doc);
+                                "a second YAML document: a %s is one document%s", c->doc,
+                                c->one_doc_hint ? c->one_doc_hint : "");
         return 0;
     case YAML_ALIAS_EVENT:
         return sub_yfail_at(c, line, col, NULL,
@@ -255,7 +256,7 @@ const char *sub_yindex(char *buf, size_t n, const char *parent, size_t i) {
 }
 
 /* "parent.key" for a key from the file: escaped, and cut when long. */
-static const char *key_field(char *buf, size_t n, const char *parent, const char *key) {
+const char *sub_ykey_field(char *buf, size_t n, const char *parent, const char *key) {
     _cleanup_free_ char *esc = sub_str_escape(key);
     if (strlen(esc) > 48) memcpy(esc + sub_utf8_cut(esc, 45), "...", 4);
     return sub_yfield(buf, n, parent, esc);
@@ -292,7 +293,7 @@ int sub_yget_bool(sub_yctx *c, const sub_ynode *n, const char *field, bool *out)
     return 0;
 }
 
-static const char *parse_uint(const char *s, uint64_t max, uint64_t *out) {
+const char *sub_yparse_uint(const char *s, uint64_t max, uint64_t *out) {
     if (!*s) return "is empty";
     if (*s == '-') return "must not be negative";
     uint64_t v = 0;
@@ -311,7 +312,7 @@ int sub_yget_uint(sub_yctx *c, const sub_ynode *n, const char *field, uint64_t m
     const char *s;
     int r = sub_yget_str(c, n, field, &s);
     if (r < 0) return r;
-    const char *why = parse_uint(s, max, out);
+    const char *why = sub_yparse_uint(s, max, out);
     if (!why && *out < min) why = "is too small";
     if (why)
         return sub_ybad(c, n, field, "%s %s (expected a whole number from %llu to %llu)",
@@ -319,7 +320,7 @@ int sub_yget_uint(sub_yctx *c, const sub_ynode *n, const char *field, uint64_t m
     return 0;
 }
 
-static int find_name(const char *s, const char *const *names, size_t n) {
+int sub_yfind_name(const char *s, const char *const *names, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (streq(s, names[i])) return (int)i;
     return -1;
@@ -340,7 +341,7 @@ int sub_yget_enum(sub_yctx *c, const sub_ynode *n, const char *field, const char
     const char *s;
     int r = sub_yget_str(c, n, field, &s);
     if (r < 0) return r;
-    int i = find_name(s, names, count);
+    int i = sub_yfind_name(s, names, count);
     if (i < 0) {
         char opts[256];
         list_names(opts, sizeof opts, names, count);
@@ -360,15 +361,15 @@ int sub_yread_map(sub_yctx *c, const sub_ynode *map, const char *field, const ch
     for (size_t i = 0; i + 1 < map->n; i += 2) {
         const sub_ynode *k = map->kids[i];
         char f[96];
-        int j = find_name(k->value, known, nknown);
+        int j = sub_yfind_name(k->value, known, nknown);
         if (j < 0) {
             char opts[512];
             for (size_t g = 0; g < nknown; g++)
                 if (sub_edit_distance(k->value, known[g]) <= (strlen(known[g]) > 4 ? 2u : 1u))
-                    return sub_ybad(c, k, key_field(f, sizeof f, field, k->value),
+                    return sub_ybad(c, k, sub_ykey_field(f, sizeof f, field, k->value),
                                     "unknown key; did you mean %s?", known[g]);
             list_names(opts, sizeof opts, known, nknown);
-            return sub_ybad(c, k, key_field(f, sizeof f, field, k->value),
+            return sub_ybad(c, k, sub_ykey_field(f, sizeof f, field, k->value),
                             "unknown key (known %s: %s)", field ? "here" : "keys", opts);
         }
         if (keys[j])
@@ -383,7 +384,7 @@ int sub_yread_map(sub_yctx *c, const sub_ynode *map, const char *field, const ch
 const char *sub_parse_size(const char *s, uint64_t *out) {
     static const char *const msg = "is not a size (write a number of bytes, or one with K, M, G, "
                                    "T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), "
-                                   "e.g. 4Gi)";
+                                   "e.g. 256Mi or 4Gi)";
     if (*s == '-') return "must not be negative";
     const char *p = s;
     while (*p >= '0' && *p <= '9') p++;
@@ -401,7 +402,7 @@ const char *sub_parse_size(const char *s, uint64_t *out) {
     if (!mul) return msg;
     _cleanup_free_ char *num = xstrndup(s, (size_t)(p - s));
     uint64_t v;
-    if (parse_uint(num, (uint64_t)INT64_MAX, &v) || v > (uint64_t)INT64_MAX / mul)
+    if (sub_yparse_uint(num, (uint64_t)INT64_MAX, &v) || v > (uint64_t)INT64_MAX / mul)
         return "is too large";
     *out = v * mul;
     return NULL;

@@ -13,15 +13,13 @@
 #include "substrate/jobspec.h"
 #include "substrate/json.h"
 #include "substrate/strbuf.h"
+#include "substrate/yamltree.h"
 #include <arpa/inet.h>
 #include <stdarg.h>
 #include <string.h>
-#include <yaml.h>
 
-#define MAX_DEPTH 16 /* a manifest nests 3 deep; anything deeper is not one */
 #define DURATION_MAX_MS (24u * 86400u * 1000u) /* 24 days: fits a signed 32-bit timeout */
 #define DURATION_HINT "write 500ms, 2s, 1m, 1h, 1d or a whole number of seconds"
-#define SHOW_MAX 120
 
 /* ---- names --------------------------------------------------------------------------------- */
 
@@ -110,330 +108,8 @@ void sub_svc_manifest_done(sub_svc_manifest *m) {
     memset(m, 0, sizeof *m);
 }
 
-/* ---- the YAML tree ------------------------------------------------------------------------- */
+/* ---- the YAML tree: lib/core/yamltree.c (shared with the golden VM spec) ---- */
 
-typedef enum { N_SCALAR, N_SEQ, N_MAP } ntype;
-
-typedef struct ynode {
-    ntype type;
-    bool plain;          /* a plain (unquoted) scalar: the only kind that can be null or a bool */
-    char *value;         /* scalars: the text, NUL-terminated (never holds a NUL) */
-    size_t line, col;    /* 1-based, where the node starts */
-    struct ynode **kids; /* sequence items; mapping keys and values alternating */
-    size_t n, cap;
-} ynode;
-
-static void node_free(ynode *n) {
-    if (!n) return;
-    for (size_t i = 0; i < n->n; i++) node_free(n->kids[i]);
-    free(n->kids);
-    free(n->value);
-    free(n);
-}
-static void node_freep(ynode **n) { node_free(*n); }
-
-typedef struct ctx {
-    const char *file; /* for messages */
-    sub_err *e;
-    unsigned nshow;
-    char show[2][SHOW_MAX + 8];
-} ctx;
-
-/* A value quoted for a message: control characters and bad bytes escaped, long ones cut. */
-static const char *show(ctx *c, const char *s) {
-    char *slot = c->show[c->nshow++ % 2];
-    _cleanup_free_ char *esc = sub_str_escape(s);
-    size_t n = strlen(esc);
-    if (n > SHOW_MAX - 8)
-        snprintf(slot, SHOW_MAX + 8, "\"%.*s...\"", (int)sub_utf8_cut(esc, SHOW_MAX - 8), esc);
-    else
-        snprintf(slot, SHOW_MAX + 8, "\"%s\"", esc);
-    return slot;
-}
-
-/* "FILE:LINE:COL: FIELD: what" (no ":LINE:COL" when line is 0, no "FIELD: " when NULL). */
-_printf_(5, 0) static int failv(ctx *c, size_t line, size_t col, const char *field, const char *fmt,
-                                va_list ap) {
-    char what[800];
-    vsnprintf(what, sizeof what, fmt, ap);
-    char where[48] = "";
-    if (line) snprintf(where, sizeof where, ":%zu:%zu", line, col);
-    return sub_err_setr(c->e, SUB_R_BAD_MANIFEST, SUB_KIND_INPUT, -EINVAL, "%s%s: %s%s%s", c->file,
-                        where, field ? field : "", field ? ": " : "", what);
-}
-
-_printf_(5, 6) static int fail_at(ctx *c, size_t line, size_t col, const char *field,
-                                  const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int r = failv(c, line, col, field, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-/* at may be NULL (the JSON form has no positions). */
-_printf_(4, 5) static int bad(ctx *c, const ynode *at, const char *field, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    int r = failv(c, at ? at->line : 0, at ? at->col : 0, field, fmt, ap);
-    va_end(ap);
-    return r;
-}
-
-static void offset_pos(const char *text, size_t len, size_t off, size_t *line, size_t *col) {
-    *line = 1;
-    *col = 1;
-    for (size_t i = 0; i < off && i < len; i++) {
-        if (text[i] == '\n') {
-            (*line)++;
-            *col = 1;
-        } else if (((unsigned char)text[i] & 0xC0) != 0x80) {
-            (*col)++;
-        }
-    }
-}
-
-static int check_text(ctx *c, const char *text, size_t len) {
-    for (size_t i = 0; i < len;) {
-        size_t k = text[i] ? sub_utf8_char(text + i, len - i, NULL) : 0;
-        if (k) {
-            i += k;
-            continue;
-        }
-        size_t line, col;
-        offset_pos(text, len, i, &line, &col);
-        if (!text[i]) return fail_at(c, line, col, NULL, "a NUL byte: a manifest is UTF-8 text");
-        return fail_at(c, line, col, NULL,
-                       "byte 0x%02x is not valid UTF-8: a manifest is UTF-8 text (re-save the "
-                       "file as UTF-8)",
-                       (unsigned char)text[i]);
-    }
-    return 0;
-}
-
-static int syntax_error(ctx *c, const yaml_parser_t *p, const char *text, size_t len) {
-    if (p->error == YAML_MEMORY_ERROR)
-        return sub_err_setk(c->e, SUB_KIND_ENV, -ENOMEM, "%s: out of memory reading YAML", c->file);
-    const char *problem = p->problem ? p->problem : "cannot be parsed";
-    if (p->error == YAML_READER_ERROR) {
-        size_t line, col;
-        offset_pos(text, len, p->problem_offset, &line, &col);
-        return fail_at(c, line, col, NULL, "not valid YAML text: %s", problem);
-    }
-    size_t line = p->problem_mark.line + 1, col = p->problem_mark.column + 1;
-    if (p->context)
-        return fail_at(c, line, col, NULL, "YAML syntax error: %s (%s at line %zu, column %zu)",
-                       problem, p->context, p->context_mark.line + 1, p->context_mark.column + 1);
-    return fail_at(c, line, col, NULL, "YAML syntax error: %s", problem);
-}
-
-static int attach(ctx *c, ynode **stack, size_t depth, ynode **root, ynode *n) {
-    if (depth == 0) {
-        *root = n;
-        return 0;
-    }
-    ynode *p = stack[depth - 1];
-    if (p->n == p->cap) {
-        p->cap = p->cap ? 2 * p->cap : 8;
-        p->kids = xrealloc(p->kids, p->cap * sizeof *p->kids);
-    }
-    p->kids[p->n++] = n;
-    if (p->type == N_MAP && p->n % 2 == 1 && n->type != N_SCALAR)
-        return bad(c, n, NULL, "a mapping key must be a plain string, not a %s",
-                   n->type == N_SEQ ? "list" : "mapping");
-    return 0;
-}
-
-static int check_props(ctx *c, size_t line, size_t col, const yaml_char_t *anchor,
-                       const yaml_char_t *tag) {
-    /* libyaml allows only [0-9A-Za-z_-] in anchor names: they print as they are */
-    if (anchor)
-        return fail_at(c, line, col, NULL,
-                       "YAML anchors (&%s) are not allowed: write each value out in full",
-                       (const char *)anchor);
-    if (tag)
-        return fail_at(c, line, col, NULL,
-                       "YAML tags (here %s) are not allowed: quote a value to make it a string",
-                       show(c, (const char *)tag));
-    return 0;
-}
-
-static ynode *new_node(ntype t, const yaml_event_t *ev) {
-    ynode *n = xcalloc(1, sizeof *n);
-    n->type = t;
-    n->line = ev->start_mark.line + 1;
-    n->col = ev->start_mark.column + 1;
-    return n;
-}
-
-/* One event: 1 at the end of the stream, 0 to go on, or an error. */
-static int on_event(ctx *c, const yaml_event_t *ev, ynode **stack, size_t *depth, ynode **root,
-                    int *docs) {
-    size_t line = ev->start_mark.line + 1, col = ev->start_mark.column + 1;
-    ynode *n;
-    int r;
-    switch (ev->type) {
-    case YAML_STREAM_END_EVENT: return 1;
-    case YAML_DOCUMENT_START_EVENT:
-        if (++*docs > 1)
-            return fail_at(c, line, col, NULL,
-                           "a second YAML document: a manifest is one document (one service per "
-                           "file)");
-        return 0;
-    case YAML_ALIAS_EVENT:
-        return fail_at(c, line, col, NULL,
-                       "YAML aliases (*%s) are not allowed: write each value out in full",
-                       (const char *)ev->data.alias.anchor);
-    case YAML_SCALAR_EVENT:
-        if ((r = check_props(c, line, col, ev->data.scalar.anchor, ev->data.scalar.tag)) < 0)
-            return r;
-        if (strlen((const char *)ev->data.scalar.value) != ev->data.scalar.length)
-            return fail_at(c, line, col, NULL, "a value holds a NUL character (\\0)");
-        n = new_node(N_SCALAR, ev);
-        n->plain = ev->data.scalar.style == YAML_PLAIN_SCALAR_STYLE;
-        n->value = xstrndup((const char *)ev->data.scalar.value, ev->data.scalar.length);
-        return attach(c, stack, *depth, root, n);
-    case YAML_SEQUENCE_START_EVENT:
-    case YAML_MAPPING_START_EVENT: {
-        bool seq = ev->type == YAML_SEQUENCE_START_EVENT;
-        r = seq ? check_props(c, line, col, ev->data.sequence_start.anchor,
-                              ev->data.sequence_start.tag)
-                : check_props(c, line, col, ev->data.mapping_start.anchor,
-                              ev->data.mapping_start.tag);
-        if (r < 0) return r;
-        if (*depth >= MAX_DEPTH)
-            return fail_at(c, line, col, NULL, "nested more than %d levels deep", MAX_DEPTH);
-        n = new_node(seq ? N_SEQ : N_MAP, ev);
-        r = attach(c, stack, *depth, root, n);
-        stack[(*depth)++] = n;
-        return r;
-    }
-    case YAML_SEQUENCE_END_EVENT:
-    case YAML_MAPPING_END_EVENT:
-        if (*depth) (*depth)--;
-        return 0;
-    default: return 0;
-    }
-}
-
-static int load_tree(ctx *c, const char *text, size_t len, ynode **root) {
-    yaml_parser_t p;
-    if (!yaml_parser_initialize(&p))
-        return sub_err_setk(c->e, SUB_KIND_ENV, -ENOMEM, "%s: out of memory reading YAML", c->file);
-    yaml_parser_set_input_string(&p, (const unsigned char *)text, len);
-    yaml_parser_set_encoding(&p, YAML_UTF8_ENCODING);
-    ynode *stack[MAX_DEPTH];
-    size_t depth = 0;
-    int docs = 0, r = 0;
-    while (r == 0) {
-        yaml_event_t ev;
-        if (!yaml_parser_parse(&p, &ev)) {
-            r = syntax_error(c, &p, text, len);
-            break;
-        }
-        r = on_event(c, &ev, stack, &depth, root, &docs);
-        yaml_event_delete(&ev);
-    }
-    yaml_parser_delete(&p);
-    return r < 0 ? r : 0;
-}
-
-/* ---- reading nodes ------------------------------------------------------------------------- */
-
-static bool is_null(const ynode *n) {
-    return n->type == N_SCALAR && n->plain &&
-           (!n->value[0] || streq(n->value, "~") || streq(n->value, "null") ||
-            streq(n->value, "Null") || streq(n->value, "NULL"));
-}
-
-static const char *kind_of(const ynode *n) {
-    switch (n->type) {
-    case N_SEQ: return "a list";
-    case N_MAP: return "a mapping";
-    case N_SCALAR: break;
-    }
-    return is_null(n) ? "no value" : "a string";
-}
-
-/* "parent.key", "key", "parent[i]" */
-static const char *join_field(char *buf, size_t n, const char *parent, const char *key) {
-    if (parent)
-        snprintf(buf, n, "%s.%s", parent, key);
-    else
-        snprintf(buf, n, "%s", key);
-    return buf;
-}
-static const char *index_field(char *buf, size_t n, const char *parent, size_t i) {
-    snprintf(buf, n, "%s[%zu]", parent, i);
-    return buf;
-}
-
-/* "parent.key" for a key from the file: escaped, and cut when long. */
-static const char *key_field(char *buf, size_t n, const char *parent, const char *key) {
-    _cleanup_free_ char *esc = sub_str_escape(key);
-    if (strlen(esc) > 48) memcpy(esc + sub_utf8_cut(esc, 45), "...", 4);
-    return join_field(buf, n, parent, esc);
-}
-
-static int get_str(ctx *c, const ynode *n, const char *field, const char **out) {
-    if (n->type != N_SCALAR || is_null(n))
-        return bad(c, n, field, "expected a string, found %s", kind_of(n));
-    *out = n->value;
-    return 0;
-}
-
-static int get_map(ctx *c, const ynode *n, const char *field) {
-    if (n->type != N_MAP) return bad(c, n, field, "expected a mapping, found %s", kind_of(n));
-    return 0;
-}
-
-static int get_seq(ctx *c, const ynode *n, const char *field) {
-    if (n->type != N_SEQ) return bad(c, n, field, "expected a list, found %s", kind_of(n));
-    return 0;
-}
-
-static int get_bool(ctx *c, const ynode *n, const char *field, bool *out) {
-    const char *s;
-    int r = get_str(c, n, field, &s);
-    if (r < 0) return r;
-    if (n->plain && (streq(s, "true") || streq(s, "True") || streq(s, "TRUE")))
-        *out = true;
-    else if (n->plain && (streq(s, "false") || streq(s, "False") || streq(s, "FALSE")))
-        *out = false;
-    else
-        return bad(c, n, field, "%s is not a boolean: write true or false", show(c, s));
-    return 0;
-}
-
-/* Whole decimal number, at most max. */
-static const char *parse_uint(const char *s, uint64_t max, uint64_t *out) {
-    if (!*s) return "is empty";
-    if (*s == '-') return "must not be negative";
-    uint64_t v = 0;
-    for (const char *p = s; *p; p++) {
-        if (*p < '0' || *p > '9') return "is not a whole number";
-        unsigned d = (unsigned)(*p - '0');
-        if (v > (max - d) / 10) return "is too large";
-        v = v * 10 + d;
-    }
-    *out = v;
-    return NULL;
-}
-
-static int get_uint(ctx *c, const ynode *n, const char *field, uint64_t min, uint64_t max,
-                    uint64_t *out) {
-    const char *s;
-    int r = get_str(c, n, field, &s);
-    if (r < 0) return r;
-    const char *why = parse_uint(s, max, out);
-    if (why)
-        return bad(c, n, field, "%s %s (expected a whole number from %llu to %llu)", show(c, s),
-                   why, (unsigned long long)min, (unsigned long long)max);
-    if (*out < min)
-        return bad(c, n, field, "%s is too small (expected a whole number from %llu to %llu)",
-                   show(c, s), (unsigned long long)min, (unsigned long long)max);
-    return 0;
-}
 
 /* "500ms", "2s", "1m", "1h", "1d", or whole seconds; at most 24 days. */
 static const char *parse_duration(const char *s, uint32_t *ms) {
@@ -464,89 +140,25 @@ static const char *parse_duration(const char *s, uint32_t *ms) {
     return NULL;
 }
 
-static int get_duration(ctx *c, const ynode *n, const char *field, uint32_t *out) {
+static int get_duration(sub_yctx *c, const sub_ynode *n, const char *field, uint32_t *out) {
     const char *s;
-    int r = get_str(c, n, field, &s);
+    int r = sub_yget_str(c, n, field, &s);
     if (r < 0) return r;
     const char *why = parse_duration(s, out);
-    return why ? bad(c, n, field, "%s %s", show(c, s), why) : 0;
+    return why ? sub_ybad(c, n, field, "%s %s", sub_yshow(c, s), why) : 0;
 }
 
-static int find_name(const char *s, const char *const *names, size_t n) {
-    for (size_t i = 0; i < n; i++)
-        if (streq(s, names[i])) return (int)i;
-    return -1;
-}
-
-static void list_names(char *buf, size_t n, const char *const *names, size_t count,
-                       const char *sep) {
-    size_t off = 0;
-    buf[0] = 0;
-    for (size_t i = 0; i < count && off < n; i++) {
-        int k = snprintf(buf + off, n - off, "%s%s", i ? sep : "", names[i]);
-        if (k < 0) break;
-        off += (size_t)k;
-    }
-}
-
-static int get_enum(ctx *c, const ynode *n, const char *field, const char *const *names,
-                    size_t count, int *out) {
-    const char *s;
-    int r = get_str(c, n, field, &s);
-    if (r < 0) return r;
-    int i = find_name(s, names, count);
-    if (i < 0) {
-        char opts[128];
-        list_names(opts, sizeof opts, names, count, ", ");
-        return bad(c, n, field, "%s is not one of %s", show(c, s), opts);
-    }
-    *out = i;
-    return 0;
-}
-
-/* A list of strings -> NULL-terminated vector (empty list: empty vector). */
-static int get_strv(ctx *c, const ynode *n, const char *field, char ***out) {
-    int r = get_seq(c, n, field);
+static int get_strv(sub_yctx *c, const sub_ynode *n, const char *field, char ***out) {
+    int r = sub_yget_seq(c, n, field);
     if (r < 0) return r;
     _cleanup_strv_ char **v = xcalloc(n->n + 1, sizeof *v);
     for (size_t i = 0; i < n->n; i++) {
         char f[96];
         const char *s;
-        if ((r = get_str(c, n->kids[i], index_field(f, sizeof f, field, i), &s)) < 0) return r;
+        if ((r = sub_yget_str(c, n->kids[i], sub_yindex(f, sizeof f, field, i), &s)) < 0) return r;
         v[i] = xstrdup(s);
     }
     *out = TAKE_PTR(v);
-    return 0;
-}
-
-/* A mapping with a fixed set of keys: vals[i] is the value of known[i] (NULL when absent).
- * Unknown and repeated keys are refused at the key. */
-static int read_map(ctx *c, const ynode *map, const char *field, const char *const *known,
-                    size_t nknown, const ynode **vals) {
-    int r = get_map(c, map, field);
-    if (r < 0) return r;
-    const ynode *keys[32] = {0};
-    for (size_t i = 0; i < nknown; i++) vals[i] = NULL;
-    for (size_t i = 0; i + 1 < map->n; i += 2) {
-        const ynode *k = map->kids[i];
-        char f[96];
-        int j = find_name(k->value, known, nknown);
-        if (j < 0) {
-            char opts[512];
-            for (size_t g = 0; g < nknown; g++)
-                if (sub_edit_distance(k->value, known[g]) <= (strlen(known[g]) > 4 ? 2u : 1u))
-                    return bad(c, k, key_field(f, sizeof f, field, k->value),
-                               "unknown key; did you mean %s?", known[g]);
-            list_names(opts, sizeof opts, known, nknown, ", ");
-            return bad(c, k, key_field(f, sizeof f, field, k->value), "unknown key (known %s: %s)",
-                       field ? "here" : "keys", opts);
-        }
-        if (keys[j])
-            return bad(c, k, join_field(f, sizeof f, field, k->value),
-                       "given twice (first at line %zu)", keys[j]->line);
-        keys[j] = k;
-        vals[j] = map->kids[i + 1];
-    }
     return 0;
 }
 
@@ -565,32 +177,32 @@ static const char *why_name(const char *s) {
 }
 
 /* Parses s into ref: a registry, a repository and a sha256 digest, no tag. */
-static int check_image_ref(ctx *c, const ynode *at, const char *field, const char *s, sub_ref *ref) {
+static int check_image_ref(sub_yctx *c, const sub_ynode *at, const char *field, const char *s, sub_ref *ref) {
     sub_err re = {0};
     sub_ref_free(ref);
-    if (sub_ref_parse(s, NULL, ref, &re) < 0) return bad(c, at, field, "%s", re.msg);
+    if (sub_ref_parse(s, NULL, ref, &re) < 0) return sub_ybad(c, at, field, "%s", re.msg);
     if (ref->tag && ref->digest)
-        return bad(c, at, field,
+        return sub_ybad(c, at, field,
                    "%s: a tag plus digest is ambiguous; give only REGISTRY/REPO@sha256:...",
-                   show(c, s));
+                   sub_yshow(c, s));
     if (ref->tag)
-        return bad(c, at, field,
+        return sub_ybad(c, at, field,
                    "%s names a tag, but the manifest must pin the image by digest: write "
                    "REGISTRY/REPO@sha256:<64 hex>, with the digest build-sign-push printed or "
                    "that `substrate inspect %s` shows",
-                   show(c, s), s);
+                   sub_yshow(c, s), s);
     if (!ref->digest)
-        return bad(c, at, field,
+        return sub_ybad(c, at, field,
                    "%s has no digest, but the manifest must pin the image by digest: write "
                    "REGISTRY/REPO@sha256:<64 hex>, with the digest build-sign-push printed or "
                    "that `substrate inspect REF` shows",
-                   show(c, s));
+                   sub_yshow(c, s));
     if (!str_has_prefix(ref->digest, "sha256:") || sub_digest_validate(ref->digest, NULL) < 0)
-        return bad(c, at, field, "%s: the digest must be sha256:<64 lowercase hex>", show(c, s));
+        return sub_ybad(c, at, field, "%s: the digest must be sha256:<64 lowercase hex>", sub_yshow(c, s));
     return 0;
 }
 
-static int check_image(ctx *c, const ynode *at, const char *s, sub_svc_manifest *m) {
+static int check_image(sub_yctx *c, const sub_ynode *at, const char *s, sub_svc_manifest *m) {
     return check_image_ref(c, at, "image", s, &m->ref);
 }
 
@@ -663,7 +275,7 @@ static const char *why_user(const char *s) {
     char *g = strchr(u, ':');
     if (g) *g++ = 0;
     uint64_t v;
-    if (parse_uint(u, 4294967294u, &v) || (g && parse_uint(g, 4294967294u, &v))) return msg;
+    if (sub_yparse_uint(u, 4294967294u, &v) || (g && sub_yparse_uint(g, 4294967294u, &v))) return msg;
     return NULL;
 }
 
@@ -680,7 +292,7 @@ static bool port_ok(const char *s, size_t n, uint16_t *out) {
     if (n == 0 || n >= sizeof buf) return false;
     memcpy(buf, s, n);
     buf[n] = 0;
-    if (parse_uint(buf, 65535, &v) || v == 0) return false;
+    if (sub_yparse_uint(buf, 65535, &v) || v == 0) return false;
     *out = (uint16_t)v;
     return true;
 }
@@ -736,9 +348,9 @@ static const char *parse_port(const char *s, sub_svc_port *out) {
     return hostport_ok(s, (size_t)(last - s), out->host_addr, &out->host_port) ? NULL : msg;
 }
 
-static int cap_index(const char *s) { return find_name(s, cap_names, ARRAY_SIZE(cap_names)); }
+static int cap_index(const char *s) { return sub_yfind_name(s, cap_names, ARRAY_SIZE(cap_names)); }
 
-static int bad_cap(ctx *c, const ynode *at, const char *field, const char *s) {
+static int bad_cap(sub_yctx *c, const sub_ynode *at, const char *field, const char *s) {
     /* "net_bind_service", "NET_BIND_SERVICE", "cap_net_bind_service" */
     _cleanup_free_ char *up = str_has_prefix(s, "CAP_") || str_has_prefix(s, "cap_")
                                   ? xstrdup(s)
@@ -746,60 +358,60 @@ static int bad_cap(ctx *c, const ynode *at, const char *field, const char *s) {
     for (char *p = up; *p; p++)
         if (*p >= 'a' && *p <= 'z') *p = (char)(*p - 'a' + 'A');
     if (cap_index(up) >= 0)
-        return bad(c, at, field, "%s is not a capability name as the kernel spells it; write %s",
-                   show(c, s), up);
-    return bad(c, at, field,
+        return sub_ybad(c, at, field, "%s is not a capability name as the kernel spells it; write %s",
+                   sub_yshow(c, s), up);
+    return sub_ybad(c, at, field,
                "%s is not a Linux capability (names as in capabilities(7), e.g. "
                "CAP_NET_BIND_SERVICE)",
-               show(c, s));
+               sub_yshow(c, s));
 }
 
 /* ---- whole-manifest checks (both forms) ---------------------------------------------------- */
 
 /* Where the whole-manifest checks point (NULL in the JSON form). */
 typedef struct locs {
-    const ynode *ports, *backoff;
+    const sub_ynode *ports, *backoff;
 } locs;
 
-static int check_probe(ctx *c, const ynode *at, const char *field, const sub_probe_spec *p,
+static int check_probe(sub_yctx *c, const sub_ynode *at, const char *field, const sub_probe_spec *p,
                        bool readiness) {
     char f[96];
     if (p->interval_ms == 0)
-        return bad(c, at, join_field(f, sizeof f, field, "interval"), "must be more than 0");
+        return sub_ybad(c, at, sub_yfield(f, sizeof f, field, "interval"), "must be more than 0");
     if (p->timeout_ms == 0)
-        return bad(c, at, join_field(f, sizeof f, field, "timeout"), "must be more than 0");
+        return sub_ybad(c, at, sub_yfield(f, sizeof f, field, "timeout"), "must be more than 0");
     if (p->failure_threshold == 0)
-        return bad(c, at, join_field(f, sizeof f, field, "failure_threshold"),
+        return sub_ybad(c, at, sub_yfield(f, sizeof f, field, "failure_threshold"),
                    "must be at least 1");
     if (readiness && p->deadline_ms == 0)
-        return bad(c, at, join_field(f, sizeof f, field, "deadline"), "must be more than 0");
+        return sub_ybad(c, at, sub_yfield(f, sizeof f, field, "deadline"), "must be more than 0");
     return 0;
 }
 
-static int check_whole(ctx *c, const sub_svc_manifest *m, const locs *l) {
+static int check_whole(sub_yctx *c, const sub_svc_manifest *m, const locs *l) {
     if (m->nports && m->network == SUB_NET_NONE)
-        return bad(c, l->ports, "ports",
+        return sub_ybad(c, l->ports, "ports",
                    "a service with network: none has no network to publish ports from (remove "
                    "ports, or use network: private)");
     uint8_t seen[65536 / 8] = {0};
     for (size_t i = 0; i < m->nports; i++) {
         const sub_svc_port *p = &m->ports[i];
-        const ynode *at = l->ports && i < l->ports->n ? l->ports->kids[i] : NULL;
+        const sub_ynode *at = l->ports && i < l->ports->n ? l->ports->kids[i] : NULL;
         char f[32];
-        index_field(f, sizeof f, "ports", i);
+        sub_yindex(f, sizeof f, "ports", i);
         if (seen[p->host_port / 8] & (1u << (p->host_port % 8)))
-            return bad(c, at, f, "host port %u is published twice", p->host_port);
+            return sub_ybad(c, at, f, "host port %u is published twice", p->host_port);
         seen[p->host_port / 8] |= (uint8_t)(1u << (p->host_port % 8));
         if (m->network == SUB_NET_HOST && p->host_port != p->container_port)
-            return bad(c, at, f,
+            return sub_ybad(c, at, f,
                        "with network: host the service listens on the host itself, so the host "
                        "port (%u) and the container port (%u) must be the same",
                        p->host_port, p->container_port);
     }
     if (m->backoff_initial_ms == 0)
-        return bad(c, l->backoff, "backoff.initial", "must be more than 0");
+        return sub_ybad(c, l->backoff, "backoff.initial", "must be more than 0");
     if (m->backoff_initial_ms > m->backoff_max_ms)
-        return bad(c, l->backoff, "backoff",
+        return sub_ybad(c, l->backoff, "backoff",
                    "initial (%ums) is larger than max (%ums): raise max or lower initial",
                    m->backoff_initial_ms, m->backoff_max_ms);
     return 0;
@@ -863,40 +475,40 @@ static const char *const probe_keys[P_MAX] = {
     "http", "tcp", "exec", "interval", "timeout", "start_period", "failure_threshold", "deadline",
 };
 
-static int parse_probe(ctx *c, const ynode *v, const char *field, bool readiness,
+static int parse_probe(sub_yctx *c, const sub_ynode *v, const char *field, bool readiness,
                        sub_probe_spec *p) {
-    const ynode *vals[P_MAX];
+    const sub_ynode *vals[P_MAX];
     /* health has no deadline: leaving it out of the known keys refuses it */
-    int r = read_map(c, v, field, probe_keys, readiness ? P_MAX : P_DEADLINE, vals);
+    int r = sub_yread_map(c, v, field, probe_keys, readiness ? P_MAX : P_DEADLINE, vals);
     if (r < 0) return r;
     if (!readiness) vals[P_DEADLINE] = NULL;
-    const ynode *kind = NULL;
+    const sub_ynode *kind = NULL;
     char f[96];
     for (int k = P_HTTP; k <= P_EXEC; k++) {
         if (!vals[k]) continue;
         if (kind)
-            return bad(c, vals[k], join_field(f, sizeof f, field, probe_keys[k]),
+            return sub_ybad(c, vals[k], sub_yfield(f, sizeof f, field, probe_keys[k]),
                        "give only one of http, tcp or exec");
         kind = vals[k];
         p->kind = (sub_probe_kind)(SUB_PROBE_HTTP + (k - P_HTTP));
     }
-    if (!kind) return bad(c, v, field, "give one of http, tcp or exec (what to probe)");
+    if (!kind) return sub_ybad(c, v, field, "give one of http, tcp or exec (what to probe)");
     const char *s, *why;
     if (vals[P_HTTP]) {
-        join_field(f, sizeof f, field, "http");
-        if ((r = get_str(c, vals[P_HTTP], f, &s)) < 0) return r;
-        if ((why = why_http(s))) return bad(c, vals[P_HTTP], f, "%s %s", show(c, s), why);
+        sub_yfield(f, sizeof f, field, "http");
+        if ((r = sub_yget_str(c, vals[P_HTTP], f, &s)) < 0) return r;
+        if ((why = why_http(s))) return sub_ybad(c, vals[P_HTTP], f, "%s %s", sub_yshow(c, s), why);
         p->url = xstrdup(s);
     } else if (vals[P_TCP]) {
-        join_field(f, sizeof f, field, "tcp");
-        if ((r = get_str(c, vals[P_TCP], f, &s)) < 0) return r;
-        if ((why = why_tcp(s))) return bad(c, vals[P_TCP], f, "%s %s", show(c, s), why);
+        sub_yfield(f, sizeof f, field, "tcp");
+        if ((r = sub_yget_str(c, vals[P_TCP], f, &s)) < 0) return r;
+        if ((why = why_tcp(s))) return sub_ybad(c, vals[P_TCP], f, "%s %s", sub_yshow(c, s), why);
         p->address = xstrdup(s);
     } else {
-        join_field(f, sizeof f, field, "exec");
+        sub_yfield(f, sizeof f, field, "exec");
         if ((r = get_strv(c, vals[P_EXEC], f, &p->exec)) < 0) return r;
         if (!p->exec[0] || !p->exec[0][0])
-            return bad(c, vals[P_EXEC], f, "needs a program to run (e.g. [\"/bin/check\"])");
+            return sub_ybad(c, vals[P_EXEC], f, "needs a program to run (e.g. [\"/bin/check\"])");
     }
     uint32_t *durs[] = {[P_INTERVAL] = &p->interval_ms,
                         [P_TIMEOUT] = &p->timeout_ms,
@@ -904,20 +516,20 @@ static int parse_probe(ctx *c, const ynode *v, const char *field, bool readiness
                         [P_DEADLINE] = &p->deadline_ms};
     for (int k = P_INTERVAL; k < P_MAX; k++) {
         if (k == P_THRESHOLD || !vals[k]) continue;
-        if ((r = get_duration(c, vals[k], join_field(f, sizeof f, field, probe_keys[k]), durs[k])) <
+        if ((r = get_duration(c, vals[k], sub_yfield(f, sizeof f, field, probe_keys[k]), durs[k])) <
             0)
             return r;
     }
     if (vals[P_THRESHOLD]) {
         uint64_t t;
-        join_field(f, sizeof f, field, "failure_threshold");
-        if ((r = get_uint(c, vals[P_THRESHOLD], f, 1, 1000000, &t)) < 0) return r;
+        sub_yfield(f, sizeof f, field, "failure_threshold");
+        if ((r = sub_yget_uint(c, vals[P_THRESHOLD], f, 1, 1000000, &t)) < 0) return r;
         p->failure_threshold = (uint32_t)t;
     }
     if (readiness && !vals[P_DEADLINE]) {
         uint64_t d = (uint64_t)p->start_period_ms + (uint64_t)p->failure_threshold * p->interval_ms;
         if (d > DURATION_MAX_MS)
-            return bad(c, v, field,
+            return sub_ybad(c, v, field,
                        "the default deadline (start_period + failure_threshold x interval) is "
                        "over 24 days: give a deadline");
         p->deadline_ms = (uint32_t)d;
@@ -928,7 +540,7 @@ static int parse_probe(ctx *c, const ynode *v, const char *field, bool readiness
 typedef struct envent {
     const char *kv;
     size_t klen;
-    const ynode *at;
+    const sub_ynode *at;
 } envent;
 
 static int cmp_envent(const void *a, const void *b) {
@@ -941,13 +553,13 @@ static int cmp_envent(const void *a, const void *b) {
 }
 
 /* env: {KEY: VALUE} or ["KEY=VALUE"]; stored sorted by name, a name given twice refused. */
-static int parse_env(ctx *c, const ynode *v, sub_svc_manifest *m) {
-    if (v->type == N_SCALAR)
-        return bad(c, v, "env",
+static int parse_env(sub_yctx *c, const sub_ynode *v, sub_svc_manifest *m) {
+    if (v->type == SUB_Y_SCALAR)
+        return sub_ybad(c, v, "env",
                    "expected a mapping (KEY: VALUE) or a list (\"KEY=VALUE\"), "
                    "found %s",
-                   kind_of(v));
-    bool map = v->type == N_MAP;
+                   sub_ykind(v));
+    bool map = v->type == SUB_Y_MAP;
     size_t n = map ? v->n / 2 : v->n;
     _cleanup_strv_ char **env = xcalloc(n + 1, sizeof *env);
     _cleanup_free_ envent *ents = xcalloc(n ? n : 1, sizeof *ents);
@@ -956,20 +568,20 @@ static int parse_env(ctx *c, const ynode *v, sub_svc_manifest *m) {
         char f[160];
         const char *s, *why;
         if (map) {
-            const ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
-            key_field(f, sizeof f, "env", k->value);
+            const sub_ynode *k = v->kids[2 * i], *val = v->kids[2 * i + 1];
+            sub_ykey_field(f, sizeof f, "env", k->value);
             if (!env_name_ok(k->value, strlen(k->value)))
-                return bad(c, k, f, "%s is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
-                           show(c, k->value));
-            if (val->type != N_SCALAR || is_null(val))
-                return bad(c, val, f, "expected a string, found %s (write \"\" for an empty value)",
-                           kind_of(val));
+                return sub_ybad(c, k, f, "%s is not a variable name ([A-Za-z_][A-Za-z0-9_]*)",
+                           sub_yshow(c, k->value));
+            if (val->type != SUB_Y_SCALAR || sub_ynull(val))
+                return sub_ybad(c, val, f, "expected a string, found %s (write \"\" for an empty value)",
+                           sub_ykind(val));
             env[i] = xasprintf("%s=%s", k->value, val->value);
             ents[i] = (envent){env[i], strlen(k->value), k};
         } else {
-            index_field(f, sizeof f, "env", i);
-            if ((r = get_str(c, v->kids[i], f, &s)) < 0) return r;
-            if ((why = why_env(s))) return bad(c, v->kids[i], f, "%s %s", show(c, s), why);
+            sub_yindex(f, sizeof f, "env", i);
+            if ((r = sub_yget_str(c, v->kids[i], f, &s)) < 0) return r;
+            if ((why = why_env(s))) return sub_ybad(c, v->kids[i], f, "%s %s", sub_yshow(c, s), why);
             env[i] = xstrdup(s);
             ents[i] = (envent){env[i], (size_t)(strchr(s, '=') - s), v->kids[i]};
         }
@@ -977,7 +589,7 @@ static int parse_env(ctx *c, const ynode *v, sub_svc_manifest *m) {
     qsort(ents, n, sizeof *ents, cmp_envent);
     for (size_t i = 0; i + 1 < n; i++)
         if (ents[i].klen == ents[i + 1].klen && !memcmp(ents[i].kv, ents[i + 1].kv, ents[i].klen))
-            return bad(c, ents[i + 1].at, "env", "%.*s is set twice (first at line %zu)",
+            return sub_ybad(c, ents[i + 1].at, "env", "%.*s is set twice (first at line %zu)",
                        (int)ents[i].klen, ents[i].kv, ents[i].at->line);
     m->env = xcalloc(n + 1, sizeof *m->env);
     for (size_t i = 0; i < n; i++) m->env[i] = xstrdup(ents[i].kv);
@@ -1002,24 +614,24 @@ static char *path_clean_join(const char *dir, const char *p) {
     return sub_buf_detach(&b, NULL);
 }
 
-static int parse_keys(ctx *c, const ynode *v, sub_svc_manifest *m) {
+static int parse_keys(sub_yctx *c, const sub_ynode *v, sub_svc_manifest *m) {
     _cleanup_strv_ char **keys = NULL;
     int r = get_strv(c, v, "keys", &keys);
     if (r < 0) return r;
     if (!keys[0])
-        return bad(c, v, "keys",
+        return sub_ybad(c, v, "keys",
                    "an empty list trusts no key; leave keys out to use the whole "
                    "trust store");
     for (size_t i = 0; keys[i]; i++) {
         char f[32];
-        index_field(f, sizeof f, "keys", i);
+        sub_yindex(f, sizeof f, "keys", i);
         if (key_is_path(keys[i])) {
             char *abs = path_clean_join(m->dir, keys[i]);
             free(keys[i]);
             keys[i] = abs;
         } else {
             const char *why = why_keyid(keys[i]);
-            if (why) return bad(c, v->kids[i], f, "%s %s", show(c, keys[i]), why);
+            if (why) return sub_ybad(c, v->kids[i], f, "%s %s", sub_yshow(c, keys[i]), why);
         }
     }
     m->nkeys = strv_len(keys);
@@ -1027,65 +639,38 @@ static int parse_keys(ctx *c, const ynode *v, sub_svc_manifest *m) {
     return 0;
 }
 
-static int parse_ports(ctx *c, const ynode *v, sub_svc_manifest *m) {
-    int r = get_seq(c, v, "ports");
+static int parse_ports(sub_yctx *c, const sub_ynode *v, sub_svc_manifest *m) {
+    int r = sub_yget_seq(c, v, "ports");
     if (r < 0) return r;
     m->ports = xcalloc(v->n ? v->n : 1, sizeof *m->ports);
     for (size_t i = 0; i < v->n; i++) {
         char f[32];
         const char *s, *why;
-        index_field(f, sizeof f, "ports", i);
-        if ((r = get_str(c, v->kids[i], f, &s)) < 0) return r;
+        sub_yindex(f, sizeof f, "ports", i);
+        if ((r = sub_yget_str(c, v->kids[i], f, &s)) < 0) return r;
         if ((why = parse_port(s, &m->ports[i])))
-            return bad(c, v->kids[i], f, "%s %s", show(c, s), why);
+            return sub_ybad(c, v->kids[i], f, "%s %s", sub_yshow(c, s), why);
         m->nports++;
     }
     return 0;
 }
 
-static int parse_caps(ctx *c, const ynode *v, sub_svc_manifest *m) {
+static int parse_caps(sub_yctx *c, const sub_ynode *v, sub_svc_manifest *m) {
     int r = get_strv(c, v, "capabilities", &m->capabilities);
     if (r < 0) return r;
     uint64_t seen = 0;
     for (size_t i = 0; m->capabilities[i]; i++) {
         char f[48];
-        index_field(f, sizeof f, "capabilities", i);
+        sub_yindex(f, sizeof f, "capabilities", i);
         int k = cap_index(m->capabilities[i]);
         if (k < 0) return bad_cap(c, v->kids[i], f, m->capabilities[i]);
         if (seen & (UINT64_C(1) << k))
-            return bad(c, v->kids[i], f, "%s is listed twice", m->capabilities[i]);
+            return sub_ybad(c, v->kids[i], f, "%s is listed twice", m->capabilities[i]);
         seen |= UINT64_C(1) << k;
     }
     return 0;
 }
 
-/* "256Mi", "1G", "512M", "1048576": K M G T are powers of 1000, Ki Mi Gi Ti of 1024. */
-static const char *parse_memory(const char *s, uint64_t *out) {
-    static const char *const msg = "is not a size (write a number of bytes, or one with K, M, G, "
-                                   "T (powers of 1000) or Ki, Mi, Gi, Ti (powers of 1024), "
-                                   "e.g. 256Mi)";
-    if (*s == '-') return "must not be negative";
-    const char *p = s;
-    while (*p >= '0' && *p <= '9') p++;
-    if (p == s || p - s > 20) return p == s ? msg : "is too large";
-    static const struct {
-        const char *suffix;
-        uint64_t mul;
-    } units[] = {
-        {"", 1}, {"K", 1000}, {"k", 1000}, {"M", 1000000}, {"G", 1000000000}, {"T", 1000000000000},
-        {"Ki", 1ull << 10}, {"Mi", 1ull << 20}, {"Gi", 1ull << 30}, {"Ti", 1ull << 40},
-    };
-    uint64_t mul = 0;
-    for (size_t i = 0; i < ARRAY_SIZE(units); i++)
-        if (streq(p, units[i].suffix)) mul = units[i].mul;
-    if (!mul) return msg;
-    _cleanup_free_ char *num = xstrndup(s, (size_t)(p - s));
-    uint64_t v;
-    if (parse_uint(num, (uint64_t)INT64_MAX, &v) || v > (uint64_t)INT64_MAX / mul)
-        return "is too large";
-    *out = v * mul;
-    return NULL;
-}
 
 /* "0.5" / "2" (CPUs, at most 3 decimals) or "500m" (thousandths) -> millis */
 static const char *parse_cpu(const char *s, uint32_t *out) {
@@ -1122,25 +707,25 @@ static const char *parse_cpu(const char *s, uint32_t *out) {
 enum { R_MEMORY, R_PIDS, R_CPU, R_MAX };
 static const char *const res_keys[R_MAX] = {"memory", "pids", "cpu"};
 
-static int parse_resources(ctx *c, const ynode *v, sub_svc_manifest *m) {
-    const ynode *vals[R_MAX];
-    int r = read_map(c, v, "resources", res_keys, R_MAX, vals);
+static int parse_resources(sub_yctx *c, const sub_ynode *v, sub_svc_manifest *m) {
+    const sub_ynode *vals[R_MAX];
+    int r = sub_yread_map(c, v, "resources", res_keys, R_MAX, vals);
     if (r < 0) return r;
     const char *s, *why;
     if (vals[R_MEMORY]) {
-        if ((r = get_str(c, vals[R_MEMORY], "resources.memory", &s)) < 0) return r;
-        if ((why = parse_memory(s, &m->memory_bytes)))
-            return bad(c, vals[R_MEMORY], "resources.memory", "%s %s", show(c, s), why);
+        if ((r = sub_yget_str(c, vals[R_MEMORY], "resources.memory", &s)) < 0) return r;
+        if ((why = sub_parse_size(s, &m->memory_bytes)))
+            return sub_ybad(c, vals[R_MEMORY], "resources.memory", "%s %s", sub_yshow(c, s), why);
     }
     if (vals[R_PIDS]) {
         uint64_t n;
-        if ((r = get_uint(c, vals[R_PIDS], "resources.pids", 0, UINT32_MAX, &n)) < 0) return r;
+        if ((r = sub_yget_uint(c, vals[R_PIDS], "resources.pids", 0, UINT32_MAX, &n)) < 0) return r;
         m->pids = (uint32_t)n;
     }
     if (vals[R_CPU]) {
-        if ((r = get_str(c, vals[R_CPU], "resources.cpu", &s)) < 0) return r;
+        if ((r = sub_yget_str(c, vals[R_CPU], "resources.cpu", &s)) < 0) return r;
         if ((why = parse_cpu(s, &m->cpu_millis)))
-            return bad(c, vals[R_CPU], "resources.cpu", "%s %s", show(c, s), why);
+            return sub_ybad(c, vals[R_CPU], "resources.cpu", "%s %s", sub_yshow(c, s), why);
     }
     return 0;
 }
@@ -1157,55 +742,55 @@ static const char *const esc_keys[E_MAX] = {
 
 /* The limits, checked alike for the YAML and the JSON form; at (may be NULL)
  * gives each field's place. */
-static int check_escalate(ctx *c, const ynode *const *at, const sub_svc_escalate *x) {
+static int check_escalate(sub_yctx *c, const sub_ynode *const *at, const sub_svc_escalate *x) {
 #define AT(k) (at ? at[k] : NULL)
     uint32_t cap = sub_job_timeout_max();
     if (x->max_timeout_s < 1 || x->max_timeout_s > cap)
-        return bad(c, AT(E_MAX_TIMEOUT), "escalate.max_timeout",
+        return sub_ybad(c, AT(E_MAX_TIMEOUT), "escalate.max_timeout",
                    "%us is outside 1s..%us (the host's cap on job timeouts, $SUBSTRATE_JOB_TIMEOUT_MAX)",
                    x->max_timeout_s, cap);
     if (x->max_memory_mb < 128 || x->max_memory_mb > 16384)
-        return bad(c, AT(E_MAX_MEMORY), "escalate.max_memory",
+        return sub_ybad(c, AT(E_MAX_MEMORY), "escalate.max_memory",
                    "%u MiB is outside 128Mi..16Gi (a microVM's kernel alone takes 66 MB)", x->max_memory_mb);
     if (x->max_vcpus < 1 || x->max_vcpus > 16)
-        return bad(c, AT(E_MAX_VCPUS), "escalate.max_vcpus", "%u is outside 1..16", x->max_vcpus);
+        return sub_ybad(c, AT(E_MAX_VCPUS), "escalate.max_vcpus", "%u is outside 1..16", x->max_vcpus);
     if (x->max_input > SUB_JOB_INPUTS_MAX)
-        return bad(c, AT(E_MAX_INPUT), "escalate.max_input", "is more than 4Mi (what a job may carry in)");
+        return sub_ybad(c, AT(E_MAX_INPUT), "escalate.max_input", "is more than 4Mi (what a job may carry in)");
     if (x->max_output > (64u << 20))
-        return bad(c, AT(E_MAX_OUTPUT), "escalate.max_output", "is more than 64Mi");
+        return sub_ybad(c, AT(E_MAX_OUTPUT), "escalate.max_output", "is more than 64Mi");
     if (x->concurrency < 1 || x->concurrency > 64)
-        return bad(c, AT(E_CONCURRENCY), "escalate.concurrency", "%u is outside 1..64", x->concurrency);
-    if (x->queue > 1024) return bad(c, AT(E_QUEUE), "escalate.queue", "%u is more than 1024", x->queue);
+        return sub_ybad(c, AT(E_CONCURRENCY), "escalate.concurrency", "%u is outside 1..64", x->concurrency);
+    if (x->queue > 1024) return sub_ybad(c, AT(E_QUEUE), "escalate.queue", "%u is more than 1024", x->queue);
     if (x->per_minute < 1 || x->per_minute > 100000)
-        return bad(c, AT(E_PER_MINUTE), "escalate.per_minute", "%u is outside 1..100000", x->per_minute);
+        return sub_ybad(c, AT(E_PER_MINUTE), "escalate.per_minute", "%u is outside 1..100000", x->per_minute);
     size_t n = strv_len(x->egress);
     if (n > SUB_ESC_EGRESS_MAX)
-        return bad(c, AT(E_EGRESS), "escalate.egress", "lists %zu destinations; at most %d", n, SUB_ESC_EGRESS_MAX);
+        return sub_ybad(c, AT(E_EGRESS), "escalate.egress", "lists %zu destinations; at most %d", n, SUB_ESC_EGRESS_MAX);
     for (size_t i = 0; i < n; i++) {
         char f[48];
-        index_field(f, sizeof f, "escalate.egress", i);
-        const ynode *a = AT(E_EGRESS) && AT(E_EGRESS)->type == N_SEQ && i < AT(E_EGRESS)->n ? AT(E_EGRESS)->kids[i] : NULL;
+        sub_yindex(f, sizeof f, "escalate.egress", i);
+        const sub_ynode *a = AT(E_EGRESS) && AT(E_EGRESS)->type == SUB_Y_SEQ && i < AT(E_EGRESS)->n ? AT(E_EGRESS)->kids[i] : NULL;
         if (why_tcp(x->egress[i]))
-            return bad(c, a, f, "%s is not IPV4:PORT (a numeric destination a job may be allowed to reach, "
-                       "e.g. \"127.0.0.1:8443\")", show(c, x->egress[i]));
+            return sub_ybad(c, a, f, "%s is not IPV4:PORT (a numeric destination a job may be allowed to reach, "
+                       "e.g. \"127.0.0.1:8443\")", sub_yshow(c, x->egress[i]));
         for (size_t k = 0; k < i; k++)
-            if (streq(x->egress[k], x->egress[i])) return bad(c, a, f, "%s is listed twice", show(c, x->egress[i]));
+            if (streq(x->egress[k], x->egress[i])) return sub_ybad(c, a, f, "%s is listed twice", sub_yshow(c, x->egress[i]));
     }
     return 0;
 #undef AT
 }
 
-static int parse_escalate(ctx *c, const ynode *v, sub_svc_manifest *m) {
-    const ynode *vals[E_MAX];
+static int parse_escalate(sub_yctx *c, const sub_ynode *v, sub_svc_manifest *m) {
+    const sub_ynode *vals[E_MAX];
     sub_svc_escalate *x = &m->escalate;
-    int r = read_map(c, v, "escalate", esc_keys, E_MAX, vals);
+    int r = sub_yread_map(c, v, "escalate", esc_keys, E_MAX, vals);
     if (r < 0) return r;
     const char *s, *why;
     if (!vals[E_IMAGE])
-        return bad(c, v, "escalate.image",
+        return sub_ybad(c, v, "escalate.image",
                    "missing: the job image escalated jobs run, pinned by digest (the service cannot "
                    "choose another): image: REGISTRY/REPO@sha256:<64 hex>");
-    if ((r = get_str(c, vals[E_IMAGE], "escalate.image", &s)) < 0) return r;
+    if ((r = sub_yget_str(c, vals[E_IMAGE], "escalate.image", &s)) < 0) return r;
     if ((r = check_image_ref(c, vals[E_IMAGE], "escalate.image", s, &x->ref)) < 0) return r;
     x->image = xstrdup(s);
     if (vals[E_EGRESS]) {
@@ -1219,27 +804,27 @@ static int parse_escalate(ctx *c, const ynode *v, sub_svc_manifest *m) {
     if (vals[E_MAX_TIMEOUT]) {
         if ((r = get_duration(c, vals[E_MAX_TIMEOUT], "escalate.max_timeout", &ms)) < 0) return r;
         if (ms % 1000)
-            return bad(c, vals[E_MAX_TIMEOUT], "escalate.max_timeout", "must be whole seconds (job timeouts are)");
+            return sub_ybad(c, vals[E_MAX_TIMEOUT], "escalate.max_timeout", "must be whole seconds (job timeouts are)");
         x->max_timeout_s = ms / 1000;
     }
     uint64_t b, n;
     if (vals[E_MAX_MEMORY]) {
-        if ((r = get_str(c, vals[E_MAX_MEMORY], "escalate.max_memory", &s)) < 0) return r;
-        if ((why = parse_memory(s, &b)))
-            return bad(c, vals[E_MAX_MEMORY], "escalate.max_memory", "%s %s", show(c, s), why);
+        if ((r = sub_yget_str(c, vals[E_MAX_MEMORY], "escalate.max_memory", &s)) < 0) return r;
+        if ((why = sub_parse_size(s, &b)))
+            return sub_ybad(c, vals[E_MAX_MEMORY], "escalate.max_memory", "%s %s", sub_yshow(c, s), why);
         if (b % (1u << 20))
-            return bad(c, vals[E_MAX_MEMORY], "escalate.max_memory", "%s is not whole MiB (e.g. 256Mi)", show(c, s));
+            return sub_ybad(c, vals[E_MAX_MEMORY], "escalate.max_memory", "%s is not whole MiB (e.g. 256Mi)", sub_yshow(c, s));
         x->max_memory_mb = b >> 20 > UINT32_MAX ? UINT32_MAX : (uint32_t)(b >> 20);
     }
     if (vals[E_MAX_INPUT]) {
-        if ((r = get_str(c, vals[E_MAX_INPUT], "escalate.max_input", &s)) < 0) return r;
-        if ((why = parse_memory(s, &x->max_input)))
-            return bad(c, vals[E_MAX_INPUT], "escalate.max_input", "%s %s", show(c, s), why);
+        if ((r = sub_yget_str(c, vals[E_MAX_INPUT], "escalate.max_input", &s)) < 0) return r;
+        if ((why = sub_parse_size(s, &x->max_input)))
+            return sub_ybad(c, vals[E_MAX_INPUT], "escalate.max_input", "%s %s", sub_yshow(c, s), why);
     }
     if (vals[E_MAX_OUTPUT]) {
-        if ((r = get_str(c, vals[E_MAX_OUTPUT], "escalate.max_output", &s)) < 0) return r;
-        if ((why = parse_memory(s, &x->max_output)))
-            return bad(c, vals[E_MAX_OUTPUT], "escalate.max_output", "%s %s", show(c, s), why);
+        if ((r = sub_yget_str(c, vals[E_MAX_OUTPUT], "escalate.max_output", &s)) < 0) return r;
+        if ((why = sub_parse_size(s, &x->max_output)))
+            return sub_ybad(c, vals[E_MAX_OUTPUT], "escalate.max_output", "%s %s", sub_yshow(c, s), why);
     }
     static const struct {
         int k;
@@ -1254,8 +839,8 @@ static int parse_escalate(ctx *c, const ynode *v, sub_svc_manifest *m) {
     for (size_t i = 0; i < ARRAY_SIZE(nums); i++) {
         char f[48];
         if (!vals[nums[i].k]) continue;
-        join_field(f, sizeof f, "escalate", esc_keys[nums[i].k]);
-        if ((r = get_uint(c, vals[nums[i].k], f, 0, nums[i].max, &n)) < 0) return r;
+        sub_yfield(f, sizeof f, "escalate", esc_keys[nums[i].k]);
+        if ((r = sub_yget_uint(c, vals[nums[i].k], f, 0, nums[i].max, &n)) < 0) return r;
         *(uint32_t *)((char *)x + nums[i].off) = (uint32_t)n;
     }
     if (vals[E_QUEUE_WAIT] && (r = get_duration(c, vals[E_QUEUE_WAIT], "escalate.queue_wait", &x->queue_wait_ms)) < 0)
@@ -1266,33 +851,33 @@ static int parse_escalate(ctx *c, const ynode *v, sub_svc_manifest *m) {
 
 static const char *const backoff_keys[] = {"initial", "max"};
 
-static int parse_backoff(ctx *c, const ynode *v, sub_svc_manifest *m) {
-    const ynode *vals[2];
-    int r = read_map(c, v, "backoff", backoff_keys, 2, vals);
+static int parse_backoff(sub_yctx *c, const sub_ynode *v, sub_svc_manifest *m) {
+    const sub_ynode *vals[2];
+    int r = sub_yread_map(c, v, "backoff", backoff_keys, 2, vals);
     if (r == 0 && vals[0]) r = get_duration(c, vals[0], "backoff.initial", &m->backoff_initial_ms);
     if (r == 0 && vals[1]) r = get_duration(c, vals[1], "backoff.max", &m->backoff_max_ms);
     return r;
 }
 
 /* identity, repo_prefix, any_repo: at most one of them. */
-static int parse_identity(ctx *c, const ynode *const *vals, sub_svc_manifest *m) {
+static int parse_identity(sub_yctx *c, const sub_ynode *const *vals, sub_svc_manifest *m) {
     const char *s, *why;
     int r;
-    const ynode *given[3];
+    const sub_ynode *given[3];
     const char *gname[3];
     size_t ngiven = 0;
     if (vals[K_IDENTITY]) {
-        if ((r = get_str(c, vals[K_IDENTITY], "identity", &s)) < 0) return r;
+        if ((r = sub_yget_str(c, vals[K_IDENTITY], "identity", &s)) < 0) return r;
         if ((why = why_identity(s)))
-            return bad(c, vals[K_IDENTITY], "identity", "%s %s", show(c, s), why);
+            return sub_ybad(c, vals[K_IDENTITY], "identity", "%s %s", sub_yshow(c, s), why);
         m->identity = xstrdup(s);
         gname[ngiven] = "identity";
         given[ngiven++] = vals[K_IDENTITY];
     }
     if (vals[K_REPO_PREFIX]) {
-        if ((r = get_str(c, vals[K_REPO_PREFIX], "repo_prefix", &s)) < 0) return r;
+        if ((r = sub_yget_str(c, vals[K_REPO_PREFIX], "repo_prefix", &s)) < 0) return r;
         if ((why = why_prefix(s)))
-            return bad(c, vals[K_REPO_PREFIX], "repo_prefix", "%s %s", show(c, s), why);
+            return sub_ybad(c, vals[K_REPO_PREFIX], "repo_prefix", "%s %s", sub_yshow(c, s), why);
         free(m->identity);
         m->identity = xstrdup(s);
         m->policy = SUB_IDENTITY_REPO_PREFIX;
@@ -1301,7 +886,7 @@ static int parse_identity(ctx *c, const ynode *const *vals, sub_svc_manifest *m)
     }
     if (vals[K_ANY_REPO]) {
         bool any = false;
-        if ((r = get_bool(c, vals[K_ANY_REPO], "any_repo", &any)) < 0) return r;
+        if ((r = sub_yget_bool(c, vals[K_ANY_REPO], "any_repo", &any)) < 0) return r;
         if (any) {
             free(m->identity);
             m->identity = NULL;
@@ -1311,36 +896,36 @@ static int parse_identity(ctx *c, const ynode *const *vals, sub_svc_manifest *m)
         }
     }
     if (ngiven > 1)
-        return bad(c, given[1], gname[1],
+        return sub_ybad(c, given[1], gname[1],
                    "give at most one of identity, repo_prefix and any_repo: true (which "
                    "repository the image's signature must name)");
     return 0;
 }
 
-static int parse_root(ctx *c, const ynode *root, sub_svc_manifest *m) {
-    if (!root || is_null(root))
-        return fail_at(c, 1, 1, NULL, "the manifest is empty: it needs at least name and image");
-    if (root->type != N_MAP)
-        return bad(c, root, NULL,
+static int parse_root(sub_yctx *c, const sub_ynode *root, sub_svc_manifest *m) {
+    if (!root || sub_ynull(root))
+        return sub_yfail_at(c, 1, 1, NULL, "the manifest is empty: it needs at least name and image");
+    if (root->type != SUB_Y_MAP)
+        return sub_ybad(c, root, NULL,
                    "a manifest is a mapping of fields (name: ..., image: ...), not %s",
-                   kind_of(root));
-    const ynode *vals[K_MAX];
-    int r = read_map(c, root, NULL, top_keys, K_MAX, vals);
+                   sub_ykind(root));
+    const sub_ynode *vals[K_MAX];
+    int r = sub_yread_map(c, root, NULL, top_keys, K_MAX, vals);
     if (r < 0) return r;
     locs l = {.ports = vals[K_PORTS], .backoff = vals[K_BACKOFF]};
     const char *s, *why;
     int e;
 
     if (!vals[K_NAME])
-        return bad(c, root, "name", "missing: every service needs a name (e.g. name: hello)");
+        return sub_ybad(c, root, "name", "missing: every service needs a name (e.g. name: hello)");
     if (!vals[K_IMAGE])
-        return bad(c, root, "image",
+        return sub_ybad(c, root, "image",
                    "missing: every service needs its image, pinned by digest "
                    "(image: REGISTRY/REPO@sha256:<64 hex>)");
-    if ((r = get_str(c, vals[K_NAME], "name", &s)) < 0) return r;
-    if ((why = why_name(s))) return bad(c, vals[K_NAME], "name", "%s %s", show(c, s), why);
+    if ((r = sub_yget_str(c, vals[K_NAME], "name", &s)) < 0) return r;
+    if ((why = why_name(s))) return sub_ybad(c, vals[K_NAME], "name", "%s %s", sub_yshow(c, s), why);
     m->name = xstrdup(s);
-    if ((r = get_str(c, vals[K_IMAGE], "image", &s)) < 0) return r;
+    if ((r = sub_yget_str(c, vals[K_IMAGE], "image", &s)) < 0) return r;
     if ((r = check_image(c, vals[K_IMAGE], s, m)) < 0) return r;
     m->image = xstrdup(s);
 
@@ -1350,18 +935,18 @@ static int parse_root(ctx *c, const ynode *root, sub_svc_manifest *m) {
     if (vals[K_ARGS] && (r = get_strv(c, vals[K_ARGS], "args", &m->args)) < 0) return r;
     if (vals[K_ENV] && (r = parse_env(c, vals[K_ENV], m)) < 0) return r;
     if (vals[K_WORKDIR]) {
-        if ((r = get_str(c, vals[K_WORKDIR], "workdir", &s)) < 0) return r;
+        if ((r = sub_yget_str(c, vals[K_WORKDIR], "workdir", &s)) < 0) return r;
         if ((why = why_abs_path(s)))
-            return bad(c, vals[K_WORKDIR], "workdir", "%s %s", show(c, s), why);
+            return sub_ybad(c, vals[K_WORKDIR], "workdir", "%s %s", sub_yshow(c, s), why);
         m->workdir = xstrdup(s);
     }
     if (vals[K_USER]) {
-        if ((r = get_str(c, vals[K_USER], "user", &s)) < 0) return r;
-        if ((why = why_user(s))) return bad(c, vals[K_USER], "user", "%s %s", show(c, s), why);
+        if ((r = sub_yget_str(c, vals[K_USER], "user", &s)) < 0) return r;
+        if ((why = why_user(s))) return sub_ybad(c, vals[K_USER], "user", "%s %s", sub_yshow(c, s), why);
         m->user = xstrdup(s);
     }
     if (vals[K_NETWORK]) {
-        if ((r = get_enum(c, vals[K_NETWORK], "network", network_names, 3, &e)) < 0) return r;
+        if ((r = sub_yget_enum(c, vals[K_NETWORK], "network", network_names, 3, &e)) < 0) return r;
         m->network = (sub_svc_network)e;
     }
     if (vals[K_PORTS] && (r = parse_ports(c, vals[K_PORTS], m)) < 0) return r;
@@ -1371,7 +956,7 @@ static int parse_root(ctx *c, const ynode *root, sub_svc_manifest *m) {
         (r = parse_probe(c, vals[K_READINESS], "readiness", true, &m->readiness)) < 0)
         return r;
     if (vals[K_RESTART]) {
-        if ((r = get_enum(c, vals[K_RESTART], "restart", restart_names, 3, &e)) < 0) return r;
+        if ((r = sub_yget_enum(c, vals[K_RESTART], "restart", restart_names, 3, &e)) < 0) return r;
         m->restart = (sub_svc_restart)e;
     }
     if (vals[K_BACKOFF] && (r = parse_backoff(c, vals[K_BACKOFF], m)) < 0) return r;
@@ -1385,28 +970,28 @@ static int parse_root(ctx *c, const ynode *root, sub_svc_manifest *m) {
         {K_VERIFY_MAX_AGE, offsetof(sub_svc_manifest, verify_max_age_ms)},
     };
     for (size_t i = 0; i < ARRAY_SIZE(durs); i++) {
-        const ynode *v = vals[durs[i].key];
+        const sub_ynode *v = vals[durs[i].key];
         if (v && (r = get_duration(c, v, top_keys[durs[i].key],
                                    (uint32_t *)((char *)m + durs[i].off))) < 0)
             return r;
     }
     if (vals[K_ON_DRIFT]) {
-        if ((r = get_enum(c, vals[K_ON_DRIFT], "on_drift", drift_names, 2, &e)) < 0) return r;
+        if ((r = sub_yget_enum(c, vals[K_ON_DRIFT], "on_drift", drift_names, 2, &e)) < 0) return r;
         m->on_drift = (sub_svc_on_drift)e;
     }
     if (vals[K_RESOURCES] && (r = parse_resources(c, vals[K_RESOURCES], m)) < 0) return r;
     if (vals[K_RUNTIME]) {
-        if ((r = get_enum(c, vals[K_RUNTIME], "runtime", runtime_names, 3, &e)) < 0) return r;
+        if ((r = sub_yget_enum(c, vals[K_RUNTIME], "runtime", runtime_names, 3, &e)) < 0) return r;
         m->runtime = (sub_svc_runtime)e;
     }
     if (vals[K_CAPABILITIES] && (r = parse_caps(c, vals[K_CAPABILITIES], m)) < 0) return r;
-    if (vals[K_ESCALATE] && !is_null(vals[K_ESCALATE]) && (r = parse_escalate(c, vals[K_ESCALATE], m)) < 0)
+    if (vals[K_ESCALATE] && !sub_ynull(vals[K_ESCALATE]) && (r = parse_escalate(c, vals[K_ESCALATE], m)) < 0)
         return r;
     return check_whole(c, m, &l);
 }
 
 /* path as given; dir: its directory, absolute (relative paths are taken from the cwd). */
-static int set_path(ctx *c, const char *path, sub_svc_manifest *m) {
+static int set_path(sub_yctx *c, const char *path, sub_svc_manifest *m) {
     _cleanup_free_ char *cwd = NULL;
     if (!path || path[0] != '/') {
         cwd = getcwd(NULL, 0);
@@ -1431,15 +1016,13 @@ static int set_path(ctx *c, const char *path, sub_svc_manifest *m) {
 int sub_svc_manifest_parse(const char *text, size_t len, const char *path, sub_svc_manifest *out,
                            sub_err *e) {
     set_defaults(out);
-    ctx c = {.file = path ? path : "<manifest>", .e = e};
+    sub_yctx c = {.file = path ? path : "<manifest>", .doc = "manifest", .reason = SUB_R_BAD_MANIFEST, .e = e,
+             .one_doc_hint = " (one service per file)"};
     if (len > SUB_SVC_MANIFEST_MAX)
-        return fail_at(&c, 0, 0, NULL, "the manifest is %zu bytes; the limit is %u", len,
+        return sub_yfail_at(&c, 0, 0, NULL, "the manifest is %zu bytes; the limit is %u", len,
                        SUB_SVC_MANIFEST_MAX);
-    _cleanup_(node_freep) ynode *root = NULL;
-    int r = check_text(&c, text, len);
-    /* a UTF-8 byte order mark: libyaml, told the encoding, would take it for text */
-    size_t bom = len >= 3 && !memcmp(text, "\xEF\xBB\xBF", 3) ? 3 : 0;
-    if (r == 0) r = load_tree(&c, text + bom, len - bom, &root);
+    _cleanup_ynode_ sub_ynode *root = NULL;
+    int r = sub_yaml_load(&c, text, len, &root);
     if (r == 0) r = set_path(&c, path, out);
     if (r == 0) r = parse_root(&c, root, out);
     if (r == 0) (void)sub_sha256_buf(text, len, out->source_digest, NULL);
@@ -1544,14 +1127,14 @@ char *sub_svc_manifest_to_json(const sub_svc_manifest *m) {
 }
 
 /* Member key of o, present (null counts as present). */
-static int j_member(ctx *c, const json_t *o, const char *field, const char *key, json_t **out) {
+static int j_member(sub_yctx *c, const json_t *o, const char *field, const char *key, json_t **out) {
     *out = json_object_get(o, key);
     char f[96];
-    if (!*out) return bad(c, NULL, join_field(f, sizeof f, field, key), "missing");
+    if (!*out) return sub_ybad(c, NULL, sub_yfield(f, sizeof f, field, key), "missing");
     return 0;
 }
 
-static int j_str(ctx *c, const json_t *o, const char *field, const char *key, bool nullable,
+static int j_str(sub_yctx *c, const json_t *o, const char *field, const char *key, bool nullable,
                  char **out) {
     json_t *v;
     char f[96];
@@ -1559,48 +1142,48 @@ static int j_str(ctx *c, const json_t *o, const char *field, const char *key, bo
     if (r < 0) return r;
     if (nullable && json_is_null(v)) return 0;
     if (!json_is_string(v))
-        return bad(c, NULL, join_field(f, sizeof f, field, key), "must be a string%s",
+        return sub_ybad(c, NULL, sub_yfield(f, sizeof f, field, key), "must be a string%s",
                    nullable ? " or null" : "");
     if (strlen(json_string_value(v)) != json_string_length(v))
-        return bad(c, NULL, join_field(f, sizeof f, field, key), "holds a NUL character");
+        return sub_ybad(c, NULL, sub_yfield(f, sizeof f, field, key), "holds a NUL character");
     *out = xstrdup(json_string_value(v));
     return 0;
 }
 
-static int j_strv(ctx *c, const json_t *o, const char *field, const char *key, bool nullable,
+static int j_strv(sub_yctx *c, const json_t *o, const char *field, const char *key, bool nullable,
                   char ***out) {
     json_t *v;
     char f[96];
     int r = j_member(c, o, field, key, &v);
     if (r < 0) return r;
-    join_field(f, sizeof f, field, key);
+    sub_yfield(f, sizeof f, field, key);
     if (nullable && json_is_null(v)) return 0;
-    if (!json_is_array(v)) return bad(c, NULL, f, "must be a list%s", nullable ? " or null" : "");
+    if (!json_is_array(v)) return sub_ybad(c, NULL, f, "must be a list%s", nullable ? " or null" : "");
     _cleanup_strv_ char **sv = xcalloc(json_array_size(v) + 1, sizeof *sv);
     for (size_t i = 0; i < json_array_size(v); i++) {
         json_t *s = json_array_get(v, i);
         if (!json_is_string(s) || strlen(json_string_value(s)) != json_string_length(s))
-            return bad(c, NULL, f, "item %zu must be a string", i);
+            return sub_ybad(c, NULL, f, "item %zu must be a string", i);
         sv[i] = xstrdup(json_string_value(s));
     }
     *out = TAKE_PTR(sv);
     return 0;
 }
 
-static int j_uint(ctx *c, const json_t *o, const char *field, const char *key, uint64_t max,
+static int j_uint(sub_yctx *c, const json_t *o, const char *field, const char *key, uint64_t max,
                   uint64_t *out) {
     json_t *v;
     char f[96];
     int r = j_member(c, o, field, key, &v);
     if (r < 0) return r;
     if (!json_is_integer(v) || json_integer_value(v) < 0 || (uint64_t)json_integer_value(v) > max)
-        return bad(c, NULL, join_field(f, sizeof f, field, key),
+        return sub_ybad(c, NULL, sub_yfield(f, sizeof f, field, key),
                    "must be a whole number from 0 to %llu", (unsigned long long)max);
     *out = (uint64_t)json_integer_value(v);
     return 0;
 }
 
-static int j_u32(ctx *c, const json_t *o, const char *field, const char *key, uint64_t max,
+static int j_u32(sub_yctx *c, const json_t *o, const char *field, const char *key, uint64_t max,
                  uint32_t *out) {
     uint64_t v;
     int r = j_uint(c, o, field, key, max, &v);
@@ -1608,26 +1191,26 @@ static int j_u32(ctx *c, const json_t *o, const char *field, const char *key, ui
     return r;
 }
 
-static int j_enum(ctx *c, const json_t *o, const char *field, const char *key,
+static int j_enum(sub_yctx *c, const json_t *o, const char *field, const char *key,
                   const char *const *names, size_t n, int *out) {
     json_t *v;
     char f[96];
     int r = j_member(c, o, field, key, &v);
     if (r < 0) return r;
-    int i = json_is_string(v) ? find_name(json_string_value(v), names, n) : -1;
-    if (i < 0) return bad(c, NULL, join_field(f, sizeof f, field, key), "is not a known value");
+    int i = json_is_string(v) ? sub_yfind_name(json_string_value(v), names, n) : -1;
+    if (i < 0) return sub_ybad(c, NULL, sub_yfield(f, sizeof f, field, key), "is not a known value");
     *out = i;
     return 0;
 }
 
-static int j_only(ctx *c, const json_t *o, const char *field, const char *const *known, size_t n) {
-    if (!json_is_object(o)) return bad(c, NULL, field, "must be an object");
+static int j_only(sub_yctx *c, const json_t *o, const char *field, const char *const *known, size_t n) {
+    if (!json_is_object(o)) return sub_ybad(c, NULL, field, "must be an object");
     const char *key;
     json_t *v;
     json_object_foreach((json_t *)o, key, v) {
         char f[96];
-        if (find_name(key, known, n) < 0)
-            return bad(c, NULL, join_field(f, sizeof f, field, key), "unknown key");
+        if (sub_yfind_name(key, known, n) < 0)
+            return sub_ybad(c, NULL, sub_yfield(f, sizeof f, field, key), "unknown key");
     }
     return 0;
 }
@@ -1638,7 +1221,7 @@ static const char *const jprobe_keys[] = {
     "deadline_ms",
 };
 
-static int j_probe(ctx *c, const json_t *o, const char *key, bool readiness, sub_probe_spec *p) {
+static int j_probe(sub_yctx *c, const json_t *o, const char *key, bool readiness, sub_probe_spec *p) {
     json_t *v;
     int r = j_member(c, o, NULL, key, &v);
     if (r == 0) r = j_only(c, v, key, jprobe_keys, ARRAY_SIZE(jprobe_keys));
@@ -1657,12 +1240,12 @@ static int j_probe(ctx *c, const json_t *o, const char *key, bool readiness, sub
     p->kind = (sub_probe_kind)kind;
     if ((p->kind == SUB_PROBE_HTTP) != !!p->url || (p->kind == SUB_PROBE_TCP) != !!p->address ||
         (p->kind == SUB_PROBE_EXEC) != !!p->exec)
-        return bad(c, NULL, key, "kind does not match url, address and exec");
+        return sub_ybad(c, NULL, key, "kind does not match url, address and exec");
     const char *why = p->url ? why_http(p->url) : p->address ? why_tcp(p->address) : NULL;
-    if (why) return bad(c, NULL, key, "%s %s", show(c, p->url ? p->url : p->address), why);
+    if (why) return sub_ybad(c, NULL, key, "%s %s", sub_yshow(c, p->url ? p->url : p->address), why);
     if (p->exec && (!p->exec[0] || !p->exec[0][0]))
-        return bad(c, NULL, key, "exec needs a program to run");
-    if (!readiness && p->deadline_ms) return bad(c, NULL, key, "health has no deadline");
+        return sub_ybad(c, NULL, key, "exec needs a program to run");
+    if (!readiness && p->deadline_ms) return sub_ybad(c, NULL, key, "health has no deadline");
     return check_probe(c, NULL, key, p, readiness);
 }
 
@@ -1705,7 +1288,7 @@ static const char *const jesc_keys[] = {
 
 /* escalate: null (absent), or the limits; "escalate" may be missing in a
  * record written before the block existed. */
-static int j_escalate(ctx *c, const json_t *o, sub_svc_manifest *m) {
+static int j_escalate(sub_yctx *c, const json_t *o, sub_svc_manifest *m) {
     json_t *v = json_object_get(o, "escalate");
     if (!v || json_is_null(v)) return 0;
     sub_svc_escalate *x = &m->escalate;
@@ -1733,16 +1316,16 @@ static int j_escalate(ctx *c, const json_t *o, sub_svc_manifest *m) {
 }
 static const char *const jport_keys[] = {"host_addr", "host_port", "container_port"};
 
-static int j_ports(ctx *c, const json_t *o, sub_svc_manifest *m) {
+static int j_ports(sub_yctx *c, const json_t *o, sub_svc_manifest *m) {
     json_t *a;
     int r = j_member(c, o, NULL, "ports", &a);
     if (r < 0) return r;
-    if (!json_is_array(a)) return bad(c, NULL, "ports", "must be a list");
+    if (!json_is_array(a)) return sub_ybad(c, NULL, "ports", "must be a list");
     m->ports = xcalloc(json_array_size(a) + 1, sizeof *m->ports);
     for (size_t i = 0; i < json_array_size(a); i++) {
         json_t *p = json_array_get(a, i);
         char f[32];
-        index_field(f, sizeof f, "ports", i);
+        sub_yindex(f, sizeof f, "ports", i);
         _cleanup_free_ char *addr = NULL;
         uint64_t hp, cp;
         if ((r = j_only(c, p, f, jport_keys, 3)) < 0 ||
@@ -1751,7 +1334,7 @@ static int j_ports(ctx *c, const json_t *o, sub_svc_manifest *m) {
             (r = j_uint(c, p, f, "container_port", 65535, &cp)) < 0)
             return r;
         if (why_ipv4(addr) || strlen(addr) >= sizeof m->ports[i].host_addr || !hp || !cp)
-            return bad(c, NULL, f, "needs a numeric IPv4 host_addr and ports from 1 to 65535");
+            return sub_ybad(c, NULL, f, "needs a numeric IPv4 host_addr and ports from 1 to 65535");
         snprintf(m->ports[i].host_addr, sizeof m->ports[i].host_addr, "%s", addr);
         m->ports[i].host_port = (uint16_t)hp;
         m->ports[i].container_port = (uint16_t)cp;
@@ -1761,42 +1344,42 @@ static int j_ports(ctx *c, const json_t *o, sub_svc_manifest *m) {
 }
 
 /* The string-valued fields, checked as the YAML reader checks them. */
-static int j_check(ctx *c, sub_svc_manifest *m) {
+static int j_check(sub_yctx *c, sub_svc_manifest *m) {
     const char *why;
-    if (!m->dir || m->dir[0] != '/') return bad(c, NULL, "dir", "must be an absolute path");
-    if ((why = why_name(m->name))) return bad(c, NULL, "name", "%s %s", show(c, m->name), why);
+    if (!m->dir || m->dir[0] != '/') return sub_ybad(c, NULL, "dir", "must be an absolute path");
+    if ((why = why_name(m->name))) return sub_ybad(c, NULL, "name", "%s %s", sub_yshow(c, m->name), why);
     int r = check_image(c, NULL, m->image, m);
     if (r < 0) return r;
     if ((m->policy == SUB_IDENTITY_ANY_REPO && m->identity) ||
         (m->policy == SUB_IDENTITY_REPO_PREFIX && !m->identity))
-        return bad(c, NULL, "identity", "does not match identity_policy");
+        return sub_ybad(c, NULL, "identity", "does not match identity_policy");
     if (m->identity && (why = m->policy == SUB_IDENTITY_EXACT ? why_identity(m->identity)
                                                               : why_prefix(m->identity)))
-        return bad(c, NULL, "identity", "%s %s", show(c, m->identity), why);
-    if (m->keys && !m->keys[0]) return bad(c, NULL, "keys", "must not be an empty list");
+        return sub_ybad(c, NULL, "identity", "%s %s", sub_yshow(c, m->identity), why);
+    if (m->keys && !m->keys[0]) return sub_ybad(c, NULL, "keys", "must not be an empty list");
     for (size_t i = 0; m->keys && m->keys[i]; i++)
         if (m->keys[i][0] != '/' && (why = why_keyid(m->keys[i])))
-            return bad(c, NULL, "keys", "%s %s", show(c, m->keys[i]), why);
+            return sub_ybad(c, NULL, "keys", "%s %s", sub_yshow(c, m->keys[i]), why);
     m->nkeys = strv_len(m->keys);
     for (size_t i = 0; m->env && m->env[i]; i++)
         if ((why = why_env(m->env[i])))
-            return bad(c, NULL, "env", "%s %s", show(c, m->env[i]), why);
+            return sub_ybad(c, NULL, "env", "%s %s", sub_yshow(c, m->env[i]), why);
     if (m->workdir && (why = why_abs_path(m->workdir)))
-        return bad(c, NULL, "workdir", "%s %s", show(c, m->workdir), why);
+        return sub_ybad(c, NULL, "workdir", "%s %s", sub_yshow(c, m->workdir), why);
     if (m->user && (why = why_user(m->user)))
-        return bad(c, NULL, "user", "%s %s", show(c, m->user), why);
+        return sub_ybad(c, NULL, "user", "%s %s", sub_yshow(c, m->user), why);
     uint64_t seen = 0;
     for (size_t i = 0; m->capabilities && m->capabilities[i]; i++) {
         int k = cap_index(m->capabilities[i]);
         if (k < 0) return bad_cap(c, NULL, "capabilities", m->capabilities[i]);
         if (seen & (UINT64_C(1) << k))
-            return bad(c, NULL, "capabilities", "%s is listed twice", m->capabilities[i]);
+            return sub_ybad(c, NULL, "capabilities", "%s is listed twice", m->capabilities[i]);
         seen |= UINT64_C(1) << k;
     }
     return 0;
 }
 
-static int j_fields(ctx *c, const json_t *o, sub_svc_manifest *m) {
+static int j_fields(sub_yctx *c, const json_t *o, sub_svc_manifest *m) {
     int pol = 0, net = 0, rst = 0, drift = 0, rt = 0, r;
     uint64_t mem = 0;
     if ((r = j_only(c, o, NULL, jtop_keys, ARRAY_SIZE(jtop_keys))) < 0) return r;
@@ -1847,7 +1430,7 @@ static int j_fields(ctx *c, const json_t *o, sub_svc_manifest *m) {
 
 int sub_svc_manifest_from_json(const char *json, size_t len, sub_svc_manifest *out, sub_err *e) {
     set_defaults(out);
-    ctx c = {.file = "service manifest JSON", .e = e};
+    sub_yctx c = {.file = "service manifest JSON", .doc = "manifest", .reason = SUB_R_BAD_MANIFEST, .e = e};
     sub_svc_manifest *m = out;
     _cleanup_json_ json_t *o = NULL;
     int r = sub_json_parse(json, len, 4 * (size_t)SUB_SVC_MANIFEST_MAX, c.file, &o, e);
