@@ -416,8 +416,9 @@ static bool use_kvm(const vm_assets *va, const t2_backend *be, const char *disk,
         return json_is_true(json_object_get(c, "kvm"));
     }
     note(o, "probing KVM with one short boot (once per kernel and qemu)");
-    char detail[512];
-    bool ok = kvm_boot(va, be, disk, cmdline, KVM_PROBE_MS, detail, sizeof detail, NULL, NULL);
+    char boot[700], detail[760];
+    bool ok = kvm_boot(va, be, disk, cmdline, KVM_PROBE_MS, boot, sizeof boot, NULL, NULL);
+    snprintf(detail, sizeof detail, "KVM probe boot: %s", boot);
     _cleanup_json_ json_t *v = json_pack("{s:s,s:b,s:s}", "key", key, "kvm", ok, "detail", detail);
     _cleanup_free_ char *txt = sub_json_dump_pretty(v);
     (void)sub_write_file_atomic(cachef, txt, strlen(txt), 0644, NULL);
@@ -622,7 +623,7 @@ static int run_job(run_ctx *c, sub_err *e) {
         }
         cmdline = xasprintf("console=ttyS0 quiet loglevel=4 tsc=reliable no_timer_check tsc_early_khz=%lu "
                             "rdinit=/init panic=-1%s", va.tsc_khz, test_hang() ? " substrate_hang=boot" : "");
-        char accel_why[600];
+        char accel_why[800];
         kvm = use_kvm(&va, be, disk.path, cmdline, c->o, accel_why, sizeof accel_why);
         json_object_set_new(rep, "backend", json_string(be->name));
         json_object_set_new(rep, "accelerator", json_string(kvm ? "kvm" : "tcg"));
