@@ -538,22 +538,6 @@ static void slot_release(broker *b) {
 
 /* ---- one job ------------------------------------------------------------------------------- */
 
-static char **key_files(const sub_svc_manifest *m) {
-    if (!m->keys || !m->keys[0]) return NULL; /* the trust store */
-    _cleanup_free_ char *trust = sub_state_path("trust");
-    char **v = NULL;
-    for (char **p = m->keys; *p; p++) {
-        if ((*p)[0] == '/') {
-            strv_push(&v, *p);
-        } else {
-            const char *hex = str_has_prefix(*p, "sha256:") ? *p + 7 : *p;
-            _cleanup_free_ char *f = xasprintf("%s/%s.pub", trust, hex);
-            strv_push(&v, f);
-        }
-    }
-    return v;
-}
-
 static void new_id(broker *b, char out[64]) {
     pthread_mutex_lock(&b->mu);
     unsigned long n = ++b->seq;
@@ -612,7 +596,7 @@ static void serve_jobs(broker *b, int fd, const http_req *q) {
                                "manifest", json_object_get(cur, "manifest"), "manifest_digest",
                                json_object_get(cur, "manifest_digest"), "generation", json_object_get(cur, "generation"),
                                "escalation_id", id);
-    _cleanup_strv_ char **keys = key_files(&now.m);
+    _cleanup_strv_ char **keys = t1_key_files(&now.m);
     sub_job_cancel cancel[2] = {{.fd = fd, .events = POLLRDHUP, .why = "the escalating client disconnected"},
                                 {.fd = b->stop_pipe[0], .events = POLLIN, .why = "the service is stopping"}};
     sub_job_opts o = {.key_files = keys, .cancel = cancel, .ncancel = 2, .caller_handles_signals = true};

@@ -35,25 +35,33 @@ const char *sub_t1_outcome_str(sub_t1_outcome o) {
     } while (0)
 
 /* ---- keys named by the manifest ---- */
+char **t1_key_files(const sub_svc_manifest *m) {
+    if (!m->keys || !m->keys[0]) return NULL; /* the trust store */
+    _cleanup_free_ char *trust = sub_state_path("trust");
+    char **v = NULL;
+    for (char **p = m->keys; *p; p++) {
+        if ((*p)[0] == '/') {
+            strv_push(&v, *p);
+        } else {
+            const char *hex = str_has_prefix(*p, "sha256:") ? *p + 7 : *p;
+            _cleanup_free_ char *f = xasprintf("%s/%s.pub", trust, hex);
+            strv_push(&v, f);
+        }
+    }
+    return v;
+}
+
 int t1_load_keys(const sub_svc_manifest *m, sub_pubkey ***keys, size_t *n, sub_err *e) {
     *keys = NULL;
     *n = 0;
-    if (!m->keys || !m->keys[0]) return 0; /* the trust store */
-    _cleanup_free_ char *trust = sub_state_path("trust");
-    sub_pubkey **v = xcalloc(strv_len(m->keys) + 1, sizeof *v);
+    _cleanup_strv_ char **files = t1_key_files(m);
+    if (!files) return 0; /* the trust store */
+    sub_pubkey **v = xcalloc(strv_len(files) + 1, sizeof *v);
     size_t k = 0;
-    for (char **p = m->keys; *p; p++) {
-        _cleanup_free_ char *path = NULL;
-        if ((*p)[0] == '/') {
-            path = xstrdup(*p);
-        } else {
-            const char *hex = str_has_prefix(*p, "sha256:") ? *p + 7 : *p;
-            _cleanup_free_ char *f = xasprintf("%s.pub", hex);
-            path = sub_path_join(trust, f);
-        }
-        int r = sub_pubkey_load_file(path, &v[k], e);
+    for (size_t i = 0; files[i]; i++) {
+        int r = sub_pubkey_load_file(files[i], &v[k], e);
         if (r < 0) {
-            sub_err_prefix(e, "manifest %s: key %s", m->path ? m->path : m->name, *p);
+            sub_err_prefix(e, "manifest %s: key %s", m->path ? m->path : m->name, m->keys[i]);
             sub_pubkeys_free(v);
             return r;
         }

@@ -101,6 +101,9 @@ void t1_sleep_ms(int ms);
 /* The keys a manifest names (key ids from the trust store, or absolute
  * paths); none = *keys NULL (the trust store). */
 struct sub_reg;
+/* The public key files the manifest's keys name (key ids resolved in the
+ * trust store, paths as written); NULL when it names none (the trust store). */
+char **t1_key_files(const sub_svc_manifest *m);
 int t1_load_keys(const sub_svc_manifest *m, sub_pubkey ***keys, size_t *n, sub_err *e);
 /* The admission check of digest under m's policy; records verified.json. */
 int t1_admit(const sub_svc_manifest *m, const char *digest, struct sub_reg *reg, char key_id[80], sub_err *e);
