@@ -37,7 +37,7 @@ DEPS      := $(LIB_OBJS:.o=.d) $(CLI_OBJS:.o=.d) $(UNIT_OBJS:.o=.d)
 
 VERSION := $(shell cat VERSION)
 
-.PHONY: all check test unit bench clean deps asan mutation
+.PHONY: all check check-vm test unit bench clean deps asan mutation
 all: $(BUILD)/substrate $(BUILD)/unit-tests $(BUILD)/substrate-agent
 
 $(BUILD)/gen/version.h: VERSION
@@ -78,6 +78,11 @@ check: all
 	tests/run
 
 test: check
+
+# The acceptance suite inside the golden VM (platform/vm/provision-vm), opt-in:
+# tens of minutes on TCG.
+check-vm: all
+	SUBSTRATE_TEST_VM=1 tests/run vm/
 
 bench: all
 	bench/run

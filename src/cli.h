@@ -81,3 +81,5 @@ CMD(sign_blob);
 CMD(verify_blob);
 CMD(sandbox);
 CMD(nested_smoke);
+CMD(provision_vm);
+CMD(destroy_vm);

@@ -19,6 +19,8 @@
 #include "substrate/tier2.h"
 #include <fcntl.h>
 #include "substrate/transfer.h"
+#include "substrate/vm.h"
+#include "substrate/vmspec.h"
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <stdlib.h>
@@ -49,6 +51,7 @@ typedef struct actx {
     int t1_port;
     bool t1_started, esc_started;
     char t1_manifest[4096];
+    int job_timeout; /* seconds a Tier-2 job (boot included) may take */
 } actx;
 
 static void record(actx *a, const char *name, bool ok, const char *fmt, ...) _printf_(4, 5);
@@ -558,9 +561,10 @@ static void check_tier2(actx *a) {
         return;
     }
     _cleanup_json_ json_t *r1 = NULL, *r2 = NULL;
-    r = t2_run(a, "acceptance-echo",
-               "\"command\": [\"/bin/echo\", \"tier2-ok\"], \"timeout\": 120, \"probes\": [\"192.0.2.1:80\"]",
-               &r1, &e);
+    _cleanup_free_ char *echo = xasprintf("\"command\": [\"/bin/echo\", \"tier2-ok\"], \"timeout\": %d, "
+                                          "\"probes\": [\"192.0.2.1:80\"]",
+                                          a->job_timeout);
+    r = t2_run(a, "acceptance-echo", echo, &r1, &e);
     const char *out = json_string_value(json_object_get(json_object_get(r1, "stdout"), "text"));
     const char *outcome = json_string_value(json_object_get(r1, "outcome"));
     record(a, boot, r == 0 && out && streq(out, "tier2-ok\n") && sub_job_exit_code(r1) == 0,
@@ -611,8 +615,8 @@ static void check_escalation(actx *a) {
                                           "image: %s/hello@%s\n"
                                           "readiness: {http: \"http://127.0.0.1:8080/readyz\", interval: 100ms, deadline: 15s}\n"
                                           "stop_grace: 2s\n"
-                                          "escalate:\n  image: %s/job@%s\n  egress: []\n  max_timeout: 60s\n  concurrency: 1\n",
-                                          a->addr, a->hello_digest, a->addr, a->job_digest);
+                                          "escalate:\n  image: %s/job@%s\n  egress: []\n  max_timeout: %ds\n  concurrency: 1\n",
+                                          a->addr, a->hello_digest, a->addr, a->job_digest, a->job_timeout);
     _cleanup_free_ char *path = sub_path_join(a->state, "acceptance-esc.yaml");
     _cleanup_svc_manifest_ sub_svc_manifest m = {0};
     sub_t1_reconcile_result rr = {0};
@@ -638,7 +642,8 @@ static void check_escalation(actx *a) {
     rep = NULL;
     if (r == 0)
         r = sub_t1_escalate_call("acceptance-esc", "POST", "/v1/jobs",
-                                 "{\"command\": [\"/bin/sh\", \"-c\"], \"args\": [\"echo escalated-ok\"]}", 180000, &st,
+                                 "{\"command\": [\"/bin/sh\", \"-c\"], \"args\": [\"echo escalated-ok\"]}",
+                                 (a->job_timeout + 60) * 1000, &st,
                                  &rep, &e);
     json_t *o = json_object_get(rep, "origin");
     const char *out = json_string_value(json_object_get(json_object_get(rep, "stdout"), "text"));
@@ -684,7 +689,8 @@ static void on_signal(int sig) {
 }
 
 static void help(void) {
-    printf("Usage: substrate acceptance [--report FILE] [--tap] [--keep]\n"
+    printf("Usage: substrate acceptance [--report FILE] [--tap] [--keep] [--job-timeout S]\n"
+           "       substrate acceptance --target vm [SPEC options as above]\n"
            "\n"
            "Run the end-to-end acceptance checks: a green run means Substrate's guarantees hold\n"
            "on this machine. Every check uses the real parts (docker-registry, git, the builder\n"
@@ -713,9 +719,80 @@ static void help(void) {
            "  --report FILE  where to write the JSON report\n"
            "  --tap          print TAP (for tests/run)\n"
            "  --keep         keep the private state directory (for debugging)\n"
+           "  --job-timeout S  the Tier-2 jobs' timeout, boot included (default 120)\n"
+           "  --target vm    run the checks inside the golden VM instead: provision it (or reuse\n"
+           "                 it: platform/vm/provision-vm), run `substrate acceptance` in it over\n"
+           "                 SSH (Tier-2 jobs nested on TCG there, --job-timeout 300), and report\n"
+           "                 its results as this run's, with the target and the time it took.\n"
+           "                 Tens of minutes on TCG (a first build of the image included)\n"
+           "  --spec FILE    (--target vm) the VM's spec (default platform/vm/golden.yaml)\n"
            "  -h, --help     show this help\n"
            "\n"
            "Exit status: 0 all checks passed; 1 some check failed; 3 could not run.\n");
+}
+
+/* ---- --target vm ---- */
+static void vm_stage(void *ud, const char *stage, const char *detail, bool done, int64_t ms) {
+    (void)ud;
+    fprintf(stderr, "acceptance: vm [%6.1fs] %s%s%s%s\n", (double)ms / 1000, stage, done ? ": done" : "",
+            detail ? (done ? ", " : ": ") : "", detail ? detail : "");
+}
+
+static int acceptance_in_vm(const char *spec, const char *report, bool tap) {
+    int64_t t0 = mono_ms();
+    time_t started = time(NULL);
+    sub_err e = {0};
+    sub_vm_provision_opts o = {.spec_path = spec, .progress = vm_stage};
+    sub_vm_provision_result pr;
+    if (sub_vm_provision(&o, &pr, &e) < 0) {
+        sub_vm_provision_result_done(&pr);
+        return cli_fail("acceptance", &e);
+    }
+    char name[64];
+    snprintf(name, sizeof name, "%s", pr.name);
+    fprintf(stderr, "acceptance: vm %s %s (%s), commit %.12s; running the checks inside over SSH\n", name, pr.action,
+            pr.accel, pr.commit);
+    static const char inner[] = "/tmp/substrate-acceptance-vm.json";
+    _cleanup_free_ char *cmd = xasprintf("cd /opt/substrate/src && sudo build/substrate acceptance --job-timeout 300 "
+                                         "--report %s%s",
+                                         inner, tap ? " --tap" : "");
+    int st = 0;
+    if (sub_vm_ssh(name, cmd, NULL, &st, &e) < 0) {
+        sub_vm_provision_result_done(&pr);
+        return cli_fail("acceptance", &e);
+    }
+    _cleanup_free_ char *catcmd = xasprintf("sudo cat %s", inner), *txt = NULL;
+    int st2 = 0;
+    _cleanup_json_ json_t *rep = NULL;
+    if (sub_vm_ssh(name, catcmd, &txt, &st2, &e) < 0 || st2 != 0 ||
+        sub_json_parse(txt, strlen(txt), 16u << 20, "the VM's acceptance report", &rep, &e) < 0) {
+        if (!e.code) sub_err_setk(&e, SUB_KIND_ENV, -EIO, "could not read the report inside the VM (ssh exit %d)", st2);
+        sub_vm_provision_result_done(&pr);
+        return cli_fail("acceptance", &e);
+    }
+    json_object_set_new(rep, "target", json_string("vm"));
+    json_object_set_new(rep, "vm", json_pack("{s:s,s:s,s:s,s:s,s:s}", "name", name, "image_key", pr.image_key,
+                                             "commit", pr.commit, "accelerator", pr.accel, "provision", pr.action));
+    json_object_set_new(rep, "started", json_integer((json_int_t)started));
+    json_object_set_new(rep, "finished", json_integer((json_int_t)time(NULL)));
+    json_object_set_new(rep, "seconds", json_real((double)(mono_ms() - t0) / 1000));
+    sub_vm_provision_result_done(&pr);
+    _cleanup_free_ char *default_report = NULL;
+    if (!report) {
+        _cleanup_free_ char *dir = sub_state_path("acceptance");
+        default_report = sub_path_join(dir, "report-vm.json");
+        (void)sub_mkdir_p(dir, 0755, NULL);
+        report = default_report;
+    }
+    _cleanup_free_ char *out = sub_json_dump_pretty(rep);
+    if (sub_write_file_atomic(report, out, strlen(out), 0644, &e) < 0) return cli_fail("acceptance", &e);
+    json_int_t failed = json_integer_value(json_object_get(rep, "failed"));
+    if (!tap)
+        printf("acceptance --target vm (%s): %lld passed, %lld failed in %.0f s; report: %s\n", name,
+               (long long)json_integer_value(json_object_get(rep, "passed")), (long long)failed,
+               (double)(mono_ms() - t0) / 1000, report);
+    if (st != 0 && !failed) return SUB_EXIT_ENV;
+    return failed ? SUB_EXIT_CHECK : 0;
 }
 
 int cmd_acceptance(int argc, char **argv) {
@@ -723,10 +800,13 @@ int cmd_acceptance(int argc, char **argv) {
                                          {"tap", no_argument, NULL, 't'},
                                          {"keep", no_argument, NULL, 'k'},
                                          {"help", no_argument, NULL, 'h'},
+                                         {"target", required_argument, NULL, 'T'},
+                                         {"spec", required_argument, NULL, 'S'},
+                                         {"job-timeout", required_argument, NULL, 'J'},
                                          {0}};
-    const char *report = NULL;
-    bool keep = false;
-    actx a = {0};
+    const char *report = NULL, *spec = NULL;
+    bool keep = false, vm = false;
+    actx a = {.job_timeout = 120};
     int c;
     while ((c = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         switch (c) {
@@ -734,10 +814,26 @@ int cmd_acceptance(int argc, char **argv) {
         case 't': a.tap = true; break;
         case 'k': keep = true; break;
         case 'h': help(); return 0;
+        case 'T':
+            if (!streq(optarg, "vm") && !streq(optarg, "host"))
+                return cli_usage_error("acceptance", "--target takes host or vm, not \"%s\"", optarg);
+            vm = streq(optarg, "vm");
+            break;
+        case 'S': spec = optarg; break;
+        case 'J': {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (end == optarg || *end || v < 10 || v > 3600)
+                return cli_usage_error("acceptance", "--job-timeout takes seconds from 10 to 3600, not \"%s\"", optarg);
+            a.job_timeout = (int)v;
+            break;
+        }
         default: return cli_bad_option("acceptance", argv, opts);
         }
     }
     if (optind != argc) return cli_usage_error("acceptance", "unexpected argument \"%s\"", argv[optind]);
+    if (spec && !vm) return cli_usage_error("acceptance", "--spec goes with --target vm");
+    if (vm) return acceptance_in_vm(spec, report, a.tap);
     sub_err e = {0};
     if (sub_git_default_repo(&a.repo, &e) < 0) return cli_fail("acceptance", &e);
     if (sub_git_resolve(a.repo, "HEAD", a.head, &e) < 0) return cli_fail("acceptance", &e);

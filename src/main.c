@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int not_yet(int argc, char **argv);
 
 static const sub_cmd commands[] = {
     {"registry", cmd_registry, "run the local OCI registry (start|stop|status)", NULL},
@@ -42,8 +41,8 @@ static const sub_cmd commands[] = {
     {"logs", cmd_logs, "a Tier-1 service's stdout and stderr", NULL},
     {"supervise", cmd_supervise, "the Tier-1 supervisor tree (reconcile starts it)", NULL},
     {"sandbox", cmd_sandbox, "run a signed Tier-2 jobspec in a jailed, ephemeral microVM", NULL},
-    {"provision-vm", not_yet, "build and boot the golden VM", "a later issue"},
-    {"destroy-vm", not_yet, "destroy the golden VM", "a later issue"},
+    {"provision-vm", cmd_provision_vm, "build (cached by content) and boot the golden VM; idempotent", NULL},
+    {"destroy-vm", cmd_destroy_vm, "stop and remove the golden VM; idempotent", NULL},
     {"nested-smoke", cmd_nested_smoke, "check whether a hardware-backed microVM boots here (KVM; TCG never counts)", NULL},
 };
 
@@ -53,27 +52,6 @@ static const sub_cmd *find_cmd(const char *name) {
     for (size_t i = 0; i < ARRAY_SIZE(commands); i++)
         if (!strcmp(commands[i].name, name)) return &commands[i];
     return NULL;
-}
-
-/* A command that lands later: it still answers --help (exit 0), and says so. */
-static int not_yet(int argc, char **argv) {
-    const sub_cmd *c = find_cmd(current);
-    for (int i = 1; i < argc; i++)
-        if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
-            printf("Usage: substrate %s [options]\n"
-                   "\n"
-                   "%c%s.\n"
-                   "\n"
-                   "Not available yet: this capability lands with %s. Until then the command\n"
-                   "exits 2 and does nothing. See `substrate --help` for what works today.\n",
-                   c->name, toupper((unsigned char)c->summary[0]), c->summary + 1, c->issue);
-            return SUB_EXIT_OK;
-        }
-    fprintf(stderr,
-            "substrate %s: error: not available yet: this capability lands with %s.\n"
-            "See `substrate --help` for what works today.\n",
-            c->name, c->issue);
-    return SUB_EXIT_USAGE;
 }
 
 static void usage(FILE *f) {
