@@ -662,7 +662,10 @@ int sub_vm_provision(const sub_vm_provision_opts *o, sub_vm_provision_result *re
     spec_path = o->spec_path ? xstrdup(o->spec_path) : sub_path_join(repo, SUB_VM_DEFAULT_SPEC);
     _cleanup_vm_spec_ sub_vm_spec s = {0};
     size_t len;
-    if ((r = sub_read_file(spec_path, SUB_VM_SPEC_MAX, &spec_text, &len, e)) < 0) return r;
+    if ((r = sub_read_file(spec_path, SUB_VM_SPEC_MAX, &spec_text, &len, e)) < 0) {
+        if (r == -ENOENT && e) e->kind = SUB_KIND_INPUT; /* a spec named that is not there: usage */
+        return r;
+    }
     if ((r = sub_vm_spec_parse(spec_text, len, spec_path, repo, &s, e)) < 0) return r;
     if (!s.nusers)
         return sub_err_setr(e, SUB_R_BAD_VM_SPEC, SUB_KIND_INPUT, -EINVAL,
