@@ -20,6 +20,7 @@
 #include "substrate/jobspec.h"
 #include "substrate/strbuf.h"
 #include "substrate/tier2.h"
+#include "escalate-internal.h"
 #include "t1-internal.h"
 #include <dirent.h>
 #include <fcntl.h>
@@ -36,7 +37,6 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#define ESC_HEAD_MAX (16u << 10)       /* request line + headers */
 #define ESC_BODY_SLACK (64u << 10)     /* JSON around the inputs */
 #define ESC_READ_MS 10000              /* the whole request, from accept */
 #define ESC_SEND_MS 10000
@@ -67,8 +67,6 @@ typedef struct conn {
 typedef struct http_req {
     char method[16];
     char target[256];
-    long long length;                  /* -1: no Content-Length */
-    bool chunked, expect_continue;
     sub_buf body;
 } http_req;
 
@@ -170,71 +168,88 @@ static bool header_is(const char *line, size_t n, const char *name, const char *
     return true;
 }
 
+/* The request head in buf[0..len) (see escalate-internal.h): pure, no I/O. */
+static int parse_head(const char *buf, size_t len, size_t body_max, esc_http_head *h, verdict *v) {
+    const char *end = len ? memmem(buf, len, "\r\n\r\n", 4) : NULL;
+    if (!end) {
+        if (len > ESC_HTTP_HEAD_MAX)
+            return refuse(v, 413, "too_large", "the request head is over %u bytes", ESC_HTTP_HEAD_MAX);
+        return 0;
+    }
+    *h = (esc_http_head){.length = -1, .body_off = (size_t)(end - buf) + 4};
+    /* the head as a C string (it ends at the blank line, or at a NUL in it) */
+    _cleanup_free_ char *head = xmalloc((size_t)(end - buf) + 1);
+    memcpy(head, buf, (size_t)(end - buf));
+    head[end - buf] = 0;
+    /* request line */
+    char *line = head, *nl = strstr(line, "\r\n");
+    if (nl) *nl = 0;
+    char proto[16] = "";
+    if (sscanf(line, "%15s %255s %15s", h->method, h->target, proto) != 3 || strncmp(proto, "HTTP/1.", 7))
+        return refuse(v, 400, "bad_request", "not an HTTP/1.x request line (POST /v1/jobs HTTP/1.1)");
+    bool chunked = false;
+    for (char *l = nl ? nl + 2 : NULL; l && *l;) {
+        char *e = strstr(l, "\r\n");
+        size_t n = e ? (size_t)(e - l) : strlen(l);
+        if (e) *e = 0;
+        const char *val;
+        if (header_is(l, n, "Content-Length", &val)) {
+            char *x;
+            errno = 0;
+            long long cl = strtoll(val, &x, 10);
+            if (errno || x == val || *x || cl < 0 || (h->length >= 0 && h->length != cl))
+                return refuse(v, 400, "bad_request", "Content-Length \"%.40s\" is not one whole number", val);
+            h->length = cl;
+        } else if (header_is(l, n, "Transfer-Encoding", &val)) {
+            chunked = true;
+        } else if (header_is(l, n, "Expect", &val)) {
+            h->expect_continue = !strcasecmp(val, "100-continue");
+        }
+        l = e ? e + 2 : NULL;
+    }
+    if (chunked) return refuse(v, 411, "length_required", "a chunked body is not accepted: send Content-Length");
+    if (!strcmp(h->method, "POST") && h->length < 0)
+        return refuse(v, 411, "length_required", "a POST needs Content-Length");
+    if (h->length > 0 && (unsigned long long)h->length > body_max)
+        return refuse(v, 413, "too_large",
+                      "the body is %lld bytes; this service's policy takes at most %zu (max_input plus %u for the JSON)",
+                      h->length, body_max, ESC_BODY_SLACK);
+    return 1;
+}
+
+int esc_http_parse_head(const char *buf, size_t len, size_t body_max, esc_http_head *h, int *http_status,
+                        const char **reason, char *msg, size_t msgn) {
+    verdict v = {0};
+    int r = parse_head(buf, len, body_max, h, &v);
+    if (r < 0) {
+        *http_status = v.status;
+        *reason = v.reason;
+        snprintf(msg, msgn, "%s", v.msg);
+    }
+    return r;
+}
+
 /* The request line and headers, then the body (at most body_max bytes). */
 static int http_read(int fd, size_t body_max, http_req *q, verdict *v) {
     int64_t deadline = t1_now_ms() + ESC_READ_MS;
     sub_buf in = SUB_BUF_INIT;
-    char *end = NULL;
+    esc_http_head h;
     int r;
-    while (!(end = in.len ? memmem(in.data, in.len, "\r\n\r\n", 4) : NULL)) {
-        if (in.len > ESC_HEAD_MAX) {
-            sub_buf_free(&in);
-            return refuse(v, 413, "too_large", "the request head is over %u bytes", ESC_HEAD_MAX);
-        }
+    while (!(r = esc_http_parse_head(in.data, in.len, body_max, &h, &v->status, &v->reason, v->msg, sizeof v->msg))) {
         if ((r = read_some(fd, deadline, &in, v)) <= 0) {
             sub_buf_free(&in);
             return r < 0 ? r : refuse(v, 400, "bad_request", "the connection closed before the request was complete");
         }
     }
-    size_t head_len = (size_t)(end - in.data) + 4;
-    *end = 0;
-    /* request line */
-    char *line = in.data, *nl = strstr(line, "\r\n");
-    if (nl) *nl = 0;
-    char proto[16] = "";
-    if (sscanf(line, "%15s %255s %15s", q->method, q->target, proto) != 3 || strncmp(proto, "HTTP/1.", 7)) {
+    if (r < 0) {
         sub_buf_free(&in);
-        return refuse(v, 400, "bad_request", "not an HTTP/1.x request line (POST /v1/jobs HTTP/1.1)");
+        return r;
     }
-    q->length = -1;
-    for (char *h = nl ? nl + 2 : NULL; h && *h;) {
-        char *e = strstr(h, "\r\n");
-        size_t n = e ? (size_t)(e - h) : strlen(h);
-        if (e) *e = 0;
-        const char *val;
-        if (header_is(h, n, "Content-Length", &val)) {
-            char *x;
-            errno = 0;
-            long long l = strtoll(val, &x, 10);
-            if (errno || x == val || *x || l < 0 || (q->length >= 0 && q->length != l)) {
-                sub_buf_free(&in);
-                return refuse(v, 400, "bad_request", "Content-Length \"%.40s\" is not one whole number", val);
-            }
-            q->length = l;
-        } else if (header_is(h, n, "Transfer-Encoding", &val)) {
-            q->chunked = true;
-        } else if (header_is(h, n, "Expect", &val)) {
-            q->expect_continue = !strcasecmp(val, "100-continue");
-        }
-        h = e ? e + 2 : NULL;
-    }
-    if (q->chunked) {
-        sub_buf_free(&in);
-        return refuse(v, 411, "length_required", "a chunked body is not accepted: send Content-Length");
-    }
-    if (!strcmp(q->method, "POST") && q->length < 0) {
-        sub_buf_free(&in);
-        return refuse(v, 411, "length_required", "a POST needs Content-Length");
-    }
-    size_t want = q->length > 0 ? (size_t)q->length : 0;
-    if (q->length > 0 && (unsigned long long)q->length > body_max) {
-        sub_buf_free(&in);
-        return refuse(v, 413, "too_large",
-                      "the body is %lld bytes; this service's policy takes at most %zu (max_input plus %u for the JSON)",
-                      q->length, body_max, ESC_BODY_SLACK);
-    }
-    if (q->expect_continue && in.len - head_len < want) send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
-    sub_buf_append(&q->body, in.data + head_len, in.len - head_len < want ? in.len - head_len : want);
+    memcpy(q->method, h.method, sizeof q->method);
+    memcpy(q->target, h.target, sizeof q->target);
+    size_t want = h.length > 0 ? (size_t)h.length : 0, have = in.len - h.body_off;
+    if (h.expect_continue && have < want) send_all(fd, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+    sub_buf_append(&q->body, in.data + h.body_off, have < want ? have : want);
     sub_buf_free(&in);
     while (q->body.len < want) {
         sub_buf more = SUB_BUF_INIT;

@@ -1,6 +1,8 @@
 /* The escalation policy: a request body becomes a jobspec under the
  * manifest's escalate: limits, or is refused with the status and reason a
- * client gets. (The broker, the socket and real jobs: tests/integration/escalate.sh.) */
+ * client gets; the request head the broker reads before it. (The broker, the
+ * socket and real jobs: tests/integration/escalate.sh.) */
+#include "../../lib/tier1/escalate-internal.h"
 #include "substrate/svc-manifest.h"
 #include "substrate/tier1.h"
 #include "unit.h"
@@ -110,4 +112,96 @@ TEST(escalate_request_malformed) {
     policy(&small, "  max_input: 16\n");
     _cleanup_free_ char *big = xasprintf("{\"stdin\": \"%0*d\"}", 70000, 0);
     REFUSED(&small, big, 413, "too_large", "this policy takes at most 65552");
+}
+
+/* ---- the request head ---------------------------------------------------------------------- */
+
+typedef struct head_outcome {
+    int r, status;
+    const char *reason;
+    char msg[1024];
+    esc_http_head h;
+} head_outcome;
+
+static head_outcome parse_head(const char *s, size_t len, size_t body_max) {
+    head_outcome o = {.status = 0};
+    o.r = esc_http_parse_head(s, len, body_max, &o.h, &o.status, &o.reason, o.msg, sizeof o.msg);
+    return o;
+}
+
+#define HEAD_REFUSED(s, body_max, want_status, want_reason, want_msg)                              \
+    do {                                                                                           \
+        head_outcome _o = parse_head(s, strlen(s), body_max);                                      \
+        CHECK_INT(_o.r, -1);                                                                       \
+        CHECK_INT(_o.status, want_status);                                                         \
+        CHECK_STREQ(_o.reason, want_reason);                                                       \
+        CHECK_STREQ(_o.msg, want_msg);                                                             \
+    } while (0)
+
+TEST(escalate_http_head_parsed) {
+    static const char req[] = "POST /v1/jobs HTTP/1.1\r\nHost: x\r\ncontent-length:  2\r\n"
+                              "Expect: 100-continue\r\n\r\n{}trailing";
+    head_outcome o = parse_head(req, sizeof req - 1, 1000);
+    CHECK_INT(o.r, 1);
+    CHECK_INT(o.status, 0); /* no refusal reported */
+    CHECK_STREQ(o.h.method, "POST");
+    CHECK_STREQ(o.h.target, "/v1/jobs");
+    CHECK(o.h.length == 2);
+    CHECK(o.h.expect_continue);
+    CHECK_INT(o.h.body_off, strstr(req, "{}") - req);
+
+    o = parse_head("GET /v1/policy HTTP/1.0\r\n\r\n", 27, 0);
+    CHECK_INT(o.r, 1);
+    CHECK_STREQ(o.h.method, "GET");
+    CHECK_STREQ(o.h.target, "/v1/policy");
+    CHECK(o.h.length == -1);
+    CHECK(!o.h.expect_continue);
+    CHECK_INT(o.h.body_off, 27);
+
+    /* the same Content-Length twice is one; a body up to the limit is taken */
+    o = parse_head("POST /v1/jobs HTTP/1.1\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n", 66, 10);
+    CHECK_INT(o.r, 1);
+    CHECK(o.h.length == 10);
+}
+
+TEST(escalate_http_head_needs_more) {
+    static const char req[] = "POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\n\r\n";
+    for (size_t n = 0; n < sizeof req - 1; n++) {
+        head_outcome o = parse_head(req, n, 100);
+        CHECK_INT(o.r, 0);
+        CHECK_INT(o.status, 0);
+    }
+    CHECK_INT(parse_head(req, sizeof req - 1, 100).r, 1);
+    /* bare LF never ends the head */
+    CHECK_INT(parse_head("GET /v1/policy HTTP/1.1\n\n", 25, 100).r, 0);
+    /* up to the limit without the blank line: still waiting */
+    _cleanup_free_ char *big = xmalloc(ESC_HTTP_HEAD_MAX + 2);
+    memset(big, 'a', ESC_HTTP_HEAD_MAX + 1);
+    big[ESC_HTTP_HEAD_MAX + 1] = 0;
+    CHECK_INT(parse_head(big, ESC_HTTP_HEAD_MAX, 100).r, 0);
+    HEAD_REFUSED(big, 100, 413, "too_large", "the request head is over 16384 bytes");
+}
+
+TEST(escalate_http_head_refused) {
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 100, 411, "length_required",
+                 "a chunked body is not accepted: send Content-Length");
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\ntransfer-encoding: identity\r\n\r\n{}", 100, 411,
+                 "length_required", "a chunked body is not accepted: send Content-Length");
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nHost: x\r\n\r\n{}", 100, 411, "length_required",
+                 "a POST needs Content-Length");
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nContent-Length: 101\r\n\r\n", 100, 413, "too_large",
+                 "the body is 101 bytes; this service's policy takes at most 100 (max_input plus 65536 for the JSON)");
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nContent-Length: 12abc\r\n\r\n", 100, 400, "bad_request",
+                 "Content-Length \"12abc\" is not one whole number");
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nContent-Length: -1\r\n\r\n", 100, 400, "bad_request",
+                 "Content-Length \"-1\" is not one whole number");
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nContent-Length: 99999999999999999999\r\n\r\n", 100, 400, "bad_request",
+                 "Content-Length \"99999999999999999999\" is not one whole number");
+    HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}", 100, 400,
+                 "bad_request", "Content-Length \"3\" is not one whole number");
+    HEAD_REFUSED("POST /v1/jobs\r\nContent-Length: 2\r\n\r\n{}", 100, 400, "bad_request",
+                 "not an HTTP/1.x request line (POST /v1/jobs HTTP/1.1)");
+    HEAD_REFUSED("GET /v1/policy HTTP/2.0\r\n\r\n", 100, 400, "bad_request",
+                 "not an HTTP/1.x request line (POST /v1/jobs HTTP/1.1)");
+    HEAD_REFUSED("\r\n\r\n", 100, 400, "bad_request", "not an HTTP/1.x request line (POST /v1/jobs HTTP/1.1)");
 }
