@@ -176,8 +176,14 @@ static int parse_head(const char *buf, size_t len, size_t body_max, esc_http_hea
             return refuse(v, 413, "too_large", "the request head is over %u bytes", ESC_HTTP_HEAD_MAX);
         return 0;
     }
+    /* the same limit whether the blank line came in the same read or not */
+    if ((size_t)(end - buf) + 4 > ESC_HTTP_HEAD_MAX)
+        return refuse(v, 413, "too_large", "the request head is over %u bytes", ESC_HTTP_HEAD_MAX);
+    /* a NUL would end the C string early and hide the headers after it */
+    if (memchr(buf, 0, (size_t)(end - buf)))
+        return refuse(v, 400, "bad_request", "a NUL byte in the request head");
     *h = (esc_http_head){.length = -1, .body_off = (size_t)(end - buf) + 4};
-    /* the head as a C string (it ends at the blank line, or at a NUL in it) */
+    /* the head as a C string (it ends at the blank line) */
     _cleanup_free_ char *head = xmalloc((size_t)(end - buf) + 1);
     memcpy(head, buf, (size_t)(end - buf));
     head[end - buf] = 0;

@@ -72,6 +72,8 @@ static void check(const res *o, const uint8_t *data, size_t len, size_t blank, s
         return;
     }
     FUZZ_ASSERT(complete && o->h.body_off == blank + 4 && o->h.body_off <= len);
+    /* the head limit holds however the bytes arrived, and a parsed head has no NUL */
+    FUZZ_ASSERT(o->h.body_off <= ESC_HTTP_HEAD_MAX && !memchr(data, 0, blank));
     FUZZ_ASSERT(word(o->h.method, sizeof o->h.method) && word(o->h.target, sizeof o->h.target));
     FUZZ_ASSERT(o->h.length == -1 || (o->h.length >= 0 && (unsigned long long)o->h.length <= body_max));
     FUZZ_ASSERT(strcmp(o->h.method, "POST") || o->h.length >= 0);

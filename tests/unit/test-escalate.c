@@ -183,6 +183,25 @@ TEST(escalate_http_head_needs_more) {
 }
 
 TEST(escalate_http_head_refused) {
+    /* the head limit does not depend on where the reads split: a whole head over it is refused too */
+    {
+        size_t n = ESC_HTTP_HEAD_MAX + 64;
+        _cleanup_free_ char *h = xmalloc(n + 1);
+        memset(h, 'a', n);
+        memcpy(h, "GET /v1/policy HTTP/1.1\r\nX: ", 29);
+        memcpy(h + n - 4, "\r\n\r\n", 4);
+        h[n] = 0;
+        HEAD_REFUSED(h, 100, 413, "too_large", "the request head is over 16384 bytes");
+    }
+    /* a NUL in the head would hide what follows it (a Transfer-Encoding, say) */
+    {
+        static const char nul[] = "POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\nX: a\0b\r\n"
+                                  "Transfer-Encoding: chunked\r\n\r\n{}";
+        head_outcome o = parse_head(nul, sizeof nul - 1, 100);
+        CHECK_INT(o.r, -1);
+        CHECK_INT(o.status, 400);
+        CHECK_STREQ(o.msg, "a NUL byte in the request head");
+    }
     HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n", 100, 411, "length_required",
                  "a chunked body is not accepted: send Content-Length");
     HEAD_REFUSED("POST /v1/jobs HTTP/1.1\r\nContent-Length: 2\r\ntransfer-encoding: identity\r\n\r\n{}", 100, 411,
