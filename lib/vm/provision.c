@@ -156,8 +156,11 @@ static char *file_tail(const char *path, int n) {
     return sub_utf8_sanitize(txt + i);
 }
 
-static int run_logged(char *const argv[], const char *log, const char *cwd, char *const *env, sub_err *e) {
-    _cleanup_close_ int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+/* Run argv with its output appended to log (truncated first when fresh); a
+ * non-zero exit is an error quoting the log's end. */
+static int run_logged(char *const argv[], const char *log, bool fresh, const char *cwd, char *const *env,
+                      sub_err *e) {
+    _cleanup_close_ int fd = open(log, O_WRONLY | O_CREAT | (fresh ? O_TRUNC : O_APPEND) | O_CLOEXEC, 0600);
     if (fd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "opening %s: %m", log);
     sub_proc_opts po = SUB_PROC_OPTS_INIT;
     po.stdin_fd = SUB_FD_NULL;
@@ -286,7 +289,7 @@ static int build_steps(const vm_ctx *c, const sub_vm_spec *s, const char *repo, 
     _cleanup_free_ char *what = xasprintf("mmdebstrap %s, %zu packages, Substrate %.12s built inside; log %s",
                                           s->suite, strv_len(all), commit, log);
     stage(c, "root filesystem", what, false);
-    if ((r = run_logged(mm, log, repo, env, e)) < 0) return r;
+    if ((r = run_logged(mm, log, false, repo, env, e)) < 0) return r;
     stage(c, "root filesystem", NULL, true);
 
     stage(c, "kernel", "vmlinuz and initrd.img from the image's /boot", false);
@@ -305,7 +308,7 @@ static int build_steps(const vm_ctx *c, const sub_vm_spec *s, const char *repo, 
                        *dsay = xasprintf("mke2fs -d, ext4, %" PRIu64 " MiB (sparse)", s->disk_bytes >> 20);
     stage(c, "disk image", dsay, false);
     char *mk[] = {"mke2fs", "-q", "-F", "-t", "ext4", "-L", "golden", "-d", rootdir, disk, size, NULL};
-    if ((r = run_logged(mk, log, NULL, NULL, e)) < 0) return r;
+    if ((r = run_logged(mk, log, false, NULL, NULL, e)) < 0) return r;
     if ((r = sub_rm_rf(rootdir, e)) < 0) return r;
     stage(c, "disk image", NULL, true);
 
@@ -371,7 +374,7 @@ static int boot_vm(const vm_ctx *c, const sub_vm_spec *s, const char *img, const
     if (!sub_path_exists(overlay)) {
         char *qi[] = {"qemu-img", "create", "-q", "-f", "qcow2", "-b", base, "-F", "raw", overlay, NULL};
         _cleanup_free_ char *log = sub_path_join(run, "qemu.log");
-        if ((r = run_logged(qi, log, NULL, NULL, e)) < 0) return r;
+        if ((r = run_logged(qi, log, false, NULL, NULL, e)) < 0) return r;
     }
     if (!port_free(s->ssh_port))
         return sub_err_setk(e, SUB_KIND_ENV, -EADDRINUSE,
@@ -404,24 +407,12 @@ static int boot_vm(const vm_ctx *c, const sub_vm_spec *s, const char *img, const
                     "-kernel", kernel, "-initrd", initrd, "-append", append, "-drive", drive,
                     "-netdev", net, "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
                     "-fw_cfg", fwk, "-fw_cfg", fwu, "-qmp", qmparg, "-pidfile", pidf, "-daemonize", NULL};
-    _cleanup_close_ int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (lfd < 0) return sub_err_setk(e, SUB_KIND_ENV, -errno, "opening %s: %m", log);
-    sub_proc_opts po = SUB_PROC_OPTS_INIT;
-    po.stdin_fd = SUB_FD_NULL;
-    po.stdout_fd = lfd;
-    po.stderr_fd = lfd;
-    int st;
     _cleanup_free_ char *what = xasprintf("qemu %s, %u CPUs, %" PRIu64 " MiB, ssh on 127.0.0.1:%u", accel, s->cpus,
                                           s->memory_bytes >> 20, s->ssh_port);
     stage(c, "boot", what, false);
-    if ((r = sub_run(argv, &po, &st, e)) < 0) return r;
-    *pid = qemu_pid(run);
-    if (st != 0 || !*pid) {
-        _cleanup_free_ char *tail = file_tail(log, 10);
-        sub_err_setk(e, SUB_KIND_ENV, -EIO, "qemu did not start (exit %d)%s%s", st, tail ? ": " : "",
-                     tail ? tail : "");
-        return -EIO;
-    }
+    if ((r = run_logged(argv, log, true, NULL, NULL, e)) < 0) return r;
+    if (!(*pid = qemu_pid(run)))
+        return sub_err_setk(e, SUB_KIND_ENV, -EIO, "qemu daemonized but %s/qemu.pid names no qemu of ours", run);
     return 0;
 }
 
