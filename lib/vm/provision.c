@@ -36,7 +36,7 @@
 #define DEFAULT_STOP_S 120
 #define HOSTKEY_MARK "substrate-vm hostkey "
 /* Always in the image, beside the base set and the spec's packages. */
-#define VM_SYSTEM_PACKAGES "openssh-server,systemd-sysv,sudo,ca-certificates"
+#define VM_SYSTEM_PACKAGES "openssh-server,systemd-sysv,dbus,sudo,ca-certificates"
 
 typedef struct vm_ctx {
     const sub_vm_provision_opts *o;

@@ -51,7 +51,7 @@ t_eq "  the platform SSH key is 0600" "$(stat -c %a "$SUBSTRATE_STATE/vm/ssh/id_
 ssh_cmd=$(q "$T/p1.json" 'd["ssh"]')
 $ssh_cmd -o BatchMode=yes true </dev/null; rc=$?
 t_eq "  the printed ssh command connects, checking the pinned key" "$rc" 0
-out=$($ssh_cmd -o BatchMode=yes 'sudo substrate align /etc/substrate/manifests/hello.service.yaml; systemctl is-active substrate.service substrate-registry.service; stat -fc %T /sys/fs/cgroup' </dev/null 2>&1)
+out=$($ssh_cmd -o BatchMode=yes 'sudo substrate align /etc/substrate/manifests/hello.service.yaml; sudo systemctl is-active substrate.service substrate-registry.service; stat -fc %T /sys/fs/cgroup' </dev/null 2>&1)
 t_eq "  inside: align says ALIGNED, the supervisor and registry units run, cgroup v2" \
     "$(echo "$out" | grep -c '^ALIGNED hello') $(echo "$out" | grep -c '^active$') $(echo "$out" | tail -n1)" "1 2 cgroup2fs"
 [ "$(echo "$out" | grep -c '^ALIGNED hello')" = 1 ] || t_diag "$out"
