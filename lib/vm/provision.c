@@ -118,20 +118,26 @@ static int release_digest(const char *mirror, const char *suite, char out[SUB_DI
 
 /* ---- processes and files ----------------------------------------------------------------- */
 
+/* Is pid a qemu started for run dir run (its command line names our pidfile)?
+ * qemu removes its pidfile while it shuts down, so a stop watches the pid. */
+static bool is_our_qemu(pid_t pid, const char *run) {
+    char cmdp[64];
+    snprintf(cmdp, sizeof cmdp, "/proc/%d/cmdline", (int)pid);
+    _cleanup_free_ char *cmd = NULL, *pidp = sub_path_join(run, "qemu.pid");
+    size_t len;
+    if (pid <= 1 || sub_read_file(cmdp, 1 << 16, &cmd, &len, NULL) < 0) return false;
+    for (size_t i = 0; i < len; i++)
+        if (!cmd[i]) cmd[i] = ' ';
+    return strstr(cmd, "qemu-system") && strstr(cmd, pidp);
+}
+
 /* The pid of the qemu this run dir started, when it still runs; else 0. */
 static pid_t qemu_pid(const char *run) {
     _cleanup_free_ char *pidp = sub_path_join(run, "qemu.pid"), *txt = NULL;
     size_t len;
     if (sub_read_file(pidp, 64, &txt, &len, NULL) < 0) return 0;
     long pid = strtol(txt, NULL, 10);
-    if (pid <= 1) return 0;
-    char cmdp[64];
-    snprintf(cmdp, sizeof cmdp, "/proc/%ld/cmdline", pid);
-    _cleanup_free_ char *cmd = NULL;
-    if (sub_read_file(cmdp, 1 << 16, &cmd, &len, NULL) < 0) return 0;
-    for (size_t i = 0; i < len; i++)
-        if (!cmd[i]) cmd[i] = ' ';
-    return strstr(cmd, "qemu-system") && strstr(cmd, pidp) ? (pid_t)pid : 0;
+    return pid > 1 && pid < INT32_MAX && is_our_qemu((pid_t)pid, run) ? (pid_t)pid : 0;
 }
 
 static bool port_free(uint16_t port) {
@@ -570,18 +576,19 @@ static int qmp_powerdown(const char *run) {
     return 0;
 }
 
-/* Stop the qemu of run (power-down, then SIGKILL at the deadline). */
+/* Stop the qemu of run (power-down, then SIGKILL at the deadline); returns
+ * once the process is gone (not only its pidfile). */
 static void stop_qemu(const char *run, uint32_t deadline_s, sub_vm_destroy_result *r) {
     pid_t pid = qemu_pid(run);
     if (!pid) return;
     r->was_running = true;
     int64_t end = now_ms() + (int64_t)deadline_s * 1000;
     if (qmp_powerdown(run) == 0)
-        while (now_ms() < end && qemu_pid(run) == pid) sleep_ms(250);
-    if (qemu_pid(run) == pid) {
+        while (now_ms() < end && is_our_qemu(pid, run)) sleep_ms(250);
+    if (is_our_qemu(pid, run)) {
         kill(pid, SIGKILL);
         r->killed = true;
-        for (int i = 0; i < 100 && kill(pid, 0) == 0; i++) sleep_ms(50);
+        for (int i = 0; i < 200 && is_our_qemu(pid, run); i++) sleep_ms(50);
     } else {
         r->graceful = true;
     }
@@ -596,10 +603,11 @@ int sub_vm_destroy(const char *name, bool purge, uint32_t deadline_s, sub_vm_des
     const char *img = NULL;
     if (sub_path_exists(rec) && sub_json_load_file(rec, VM_RECORD_MAX, &j, NULL) == 0)
         img = json_string_value(json_object_get(j, "image_key"));
+    pid_t pid = qemu_pid(run);
     stop_qemu(run, deadline_s ? deadline_s : DEFAULT_STOP_S, r);
-    if (qemu_pid(run))
+    if (pid && is_our_qemu(pid, run))
         return sub_err_setk(e, SUB_KIND_ENV, -EBUSY, "the VM's qemu (pid %d) is still running after SIGKILL",
-                            (int)qemu_pid(run));
+                            (int)pid);
     remove_runtime(run, true, &r->removed);
     static const char *const more[] = {"serial.log", "qemu.log"};
     for (size_t i = 0; i < ARRAY_SIZE(more); i++) {
