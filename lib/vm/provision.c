@@ -408,7 +408,10 @@ static int boot_vm(const vm_ctx *c, const sub_vm_spec *s, const char *img, const
     unlink(qmp);
     unlink(pidf);
     char *argv[] = {"qemu-system-x86_64", "-name", s->name, "-machine", "q35", "-accel", accarg,
-                    "-cpu", streq(accel, "kvm") ? "host" : "max", "-smp", smp, "-m", mem,
+                    /* under TCG, no emulated SVM/VMX: the guest's own KVM would only be TCG
+                     * pretending (its Tier-2 jobs use TCG, nested), and a guest kvm module on
+                     * emulated SVM was seen to wedge the guest here */
+                    "-cpu", streq(accel, "kvm") ? "host" : "max,svm=off,vmx=off", "-smp", smp, "-m", mem,
                     "-nodefaults", "-no-user-config", "-display", "none", "-serial", serarg,
                     "-kernel", kernel, "-initrd", initrd, "-append", append, "-drive", drive,
                     "-netdev", net, "-device", "virtio-net-pci,netdev=n0", "-device", "virtio-rng-pci",
@@ -459,11 +462,21 @@ static int pin_hostkey(const vm_ctx *c, const char *run, uint16_t port, int64_t 
     return -ETIMEDOUT;
 }
 
-static char **ssh_argv(const char *run, const char *key, const char *user, uint16_t port, const char *cmd) {
-    _cleanup_free_ char *kh = sub_path_join(run, "known_hosts");
+/* ssh to the guest, ended by timeout(1) after limit_s seconds (0: no limit);
+ * a guest that stops answering ends it within a minute (ServerAlive). */
+static char **ssh_argv(const char *run, const char *key, const char *user, uint16_t port, const char *cmd,
+                       int64_t limit_s) {
+    _cleanup_free_ char *kh = sub_path_join(run, "known_hosts"), *lim = xasprintf("%lld", (long long)limit_s);
     char **v = NULL;
+    if (limit_s > 0) {
+        strv_push(&v, "timeout");
+        strv_push(&v, "-k");
+        strv_push(&v, "5");
+        strv_push(&v, lim);
+    }
     const char *fixed[] = {"ssh", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes",
-                           "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR"};
+                           "-o", "StrictHostKeyChecking=yes", "-o", "ConnectTimeout=10", "-o", "LogLevel=ERROR",
+                           "-o", "ServerAliveInterval=15", "-o", "ServerAliveCountMax=4"};
     for (size_t i = 0; i < ARRAY_SIZE(fixed); i++) strv_push(&v, fixed[i]);
     _cleanup_free_ char *kho = xasprintf("UserKnownHostsFile=%s", kh), *p = xasprintf("%u", port),
                        *dest = xasprintf("%s@127.0.0.1", user);
@@ -478,9 +491,11 @@ static char **ssh_argv(const char *run, const char *key, const char *user, uint1
     return v;
 }
 
-static int ssh_run(const char *run, const char *key, const char *user, uint16_t port, const char *cmd, char **out,
-                   int *st, sub_err *e) {
-    _cleanup_strv_ char **argv = ssh_argv(run, key, user, port, cmd);
+/* Run cmd in the guest, at most until deadline (CLOCK_MONOTONIC ms; 0: no limit). */
+static int ssh_run(const char *run, const char *key, const char *user, uint16_t port, const char *cmd,
+                   int64_t deadline, char **out, int *st, sub_err *e) {
+    int64_t left = deadline ? (deadline - now_ms()) / 1000 : 0;
+    _cleanup_strv_ char **argv = ssh_argv(run, key, user, port, cmd, deadline ? (left > 1 ? left : 1) : 0);
     sub_proc_opts po = SUB_PROC_OPTS_INIT;
     po.stdin_fd = SUB_FD_NULL;
     po.stderr_fd = SUB_FD_STDOUT;
@@ -494,7 +509,7 @@ static int wait_ssh(const vm_ctx *c, const char *run, const char *key, const cha
     while (now_ms() < deadline && qemu_pid(run)) {
         _cleanup_free_ char *out = NULL;
         int st, r;
-        if ((r = ssh_run(run, key, user, port, "true", &out, &st, e)) < 0) return r;
+        if ((r = ssh_run(run, key, user, port, "true", deadline, &out, &st, e)) < 0) return r;
         if (st == 0) {
             stage(c, "ssh", NULL, true);
             return 0;
@@ -523,16 +538,16 @@ static int check_services(const vm_ctx *c, const sub_vm_spec *s, const char *run
     while (true) {
         free(out);
         out = NULL;
-        if ((r = ssh_run(run, key, user, s->ssh_port, "sudo systemctl start substrate-services.service", &out, &st,
-                         e)) < 0)
+        if ((r = ssh_run(run, key, user, s->ssh_port, "sudo systemctl start substrate-services.service", deadline,
+                         &out, &st, e)) < 0)
             return r;
         if (st == 0) break;
         if (now_ms() >= deadline || st != 255) {
             _cleanup_free_ char *j = NULL;
             int st2;
             ssh_run(run, key, user, s->ssh_port,
-                    "sudo journalctl -b --no-pager -n 40 -u substrate-services -u substrate -u substrate-registry", &j,
-                    &st2, NULL);
+                    "sudo journalctl -b --no-pager -n 40 -u substrate-services -u substrate -u substrate-registry",
+                    now_ms() + 60000, &j, &st2, NULL);
             sub_err_setk(e, SUB_KIND_ENV, -EIO, "the services did not start inside the VM (%s)",
                          out && *out ? out : "substrate-services.service failed");
             if (j) sub_err_detail(e, "%s", j);
@@ -543,7 +558,7 @@ static int check_services(const vm_ctx *c, const sub_vm_spec *s, const char *run
     for (char **v = s->services; *v; v++) {
         _cleanup_free_ char *cmd = xasprintf("sudo substrate align /etc/substrate/manifests/%s.service.yaml", *v),
                            *o2 = NULL;
-        if ((r = ssh_run(run, key, user, s->ssh_port, cmd, &o2, &st, e)) < 0) return r;
+        if ((r = ssh_run(run, key, user, s->ssh_port, cmd, now_ms() + 120000, &o2, &st, e)) < 0) return r;
         char *nl = o2 ? strchr(o2, '\n') : NULL;
         if (nl) *nl = '\0';
         _cleanup_free_ char *line = xasprintf("%s: %s", *v, o2 && *o2 ? o2 : "no answer");
@@ -760,9 +775,6 @@ int sub_vm_provision(const sub_vm_provision_opts *o, sub_vm_provision_result *re
             stop_qemu(run, DEFAULT_STOP_S, &dr);
             stage(&c, "stop", dr.graceful ? "powered off" : "killed", true);
         }
-        if (!pid && !old) {
-            /* nothing recorded: whatever is left (a VM killed by someone else) goes */
-        }
         remove_runtime(run, !same_image, NULL);
         snprintf(res->action, sizeof res->action, "%s", action);
         const char *accel = kvm_works() ? "kvm" : "tcg";
@@ -809,8 +821,8 @@ int sub_vm_ssh(const char *name, const char *cmd, char **out, int *status, sub_e
     json_int_t port = json_integer_value(json_object_get(j, "ssh_port"));
     if (!user || port < 1 || port > 65535)
         return sub_err_setk(e, SUB_KIND_ENV, -EINVAL, "%s names no user or SSH port: provision the VM again", rec);
-    if (out) return ssh_run(run, key, user, (uint16_t)port, cmd, out, status, e);
-    _cleanup_strv_ char **argv = ssh_argv(run, key, user, (uint16_t)port, cmd);
+    if (out) return ssh_run(run, key, user, (uint16_t)port, cmd, 0, out, status, e);
+    _cleanup_strv_ char **argv = ssh_argv(run, key, user, (uint16_t)port, cmd, 0);
     sub_proc_opts po = SUB_PROC_OPTS_INIT;
     po.stdin_fd = SUB_FD_NULL;
     return sub_run(argv, &po, status, e);
