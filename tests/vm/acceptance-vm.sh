@@ -17,7 +17,7 @@ sed -e "s/^name: .*/name: $name/" -e "s/^ssh_port: .*/ssh_port: $port/" "$TOP/pl
 t_on_exit "SUBSTRATE_BIN='$BIN' '$TOP/platform/vm/destroy-vm' --name $name --purge --deadline 30 >/dev/null 2>&1"
 # the inner run's TAP lines are this suite's own
 SUBSTRATE_BIN=$BIN "$TOP/platform/validate/acceptance" --target vm --spec "$T/golden.yaml" --tap \
-    --report "$T/report.json" | grep -v '^1\.\.' | sed -E 's/^(not ok|ok) [0-9]+ /\1 - /' >"$T/tap.txt"
+    --report "$T/report.json" | grep -v '^1\.\.' | sed -E 's/^(not ok|ok) [0-9]+ (- )?/\1 - /' >"$T/tap.txt"
 rc=${PIPESTATUS[0]}
 while IFS= read -r line; do
     case "$line" in
