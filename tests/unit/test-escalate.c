@@ -188,7 +188,8 @@ TEST(escalate_http_head_refused) {
         size_t n = ESC_HTTP_HEAD_MAX + 64;
         _cleanup_free_ char *h = xmalloc(n + 1);
         memset(h, 'a', n);
-        memcpy(h, "GET /v1/policy HTTP/1.1\r\nX: ", 29);
+        static const char start[] = "GET /v1/policy HTTP/1.1\r\nX: ";
+        memcpy(h, start, sizeof start - 1);
         memcpy(h + n - 4, "\r\n\r\n", 4);
         h[n] = 0;
         HEAD_REFUSED(h, 100, 413, "too_large", "the request head is over 16384 bytes");
