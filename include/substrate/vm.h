@@ -81,6 +81,16 @@ int sub_vm_destroy(const char *name, bool purge, uint32_t deadline_s, sub_vm_des
  * *status is ssh's exit status (255: SSH itself failed). */
 int sub_vm_ssh(const char *name, const char *cmd, char **out, int *status, sub_err *e);
 
+/* The guest's SSH host key, as its vm-boot unit prints it on the serial
+ * console: a line "substrate-vm hostkey ssh-ed25519 <base64>". buf is the
+ * console so far (len bytes; it may hold NULs and partial lines). The last
+ * complete such line counts. 1: *known_hosts is the known_hosts line to pin
+ * ("[127.0.0.1]:PORT ssh-ed25519 <base64>\n", caller frees); 0: no complete
+ * line yet (keep reading); -EPROTO: the line is there but is not an
+ * ed25519 public key (e says what it holds). Pure: provision-vm's reader
+ * and tests/fuzz/fuzz-vm-hostkey call it. */
+int sub_vm_hostkey_parse(const char *buf, size_t len, uint16_t port, char **known_hosts, sub_err *e);
+
 /* The runtime directory of a VM (caller frees). */
 char *sub_vm_run_dir(const char *name);
 /* The image cache directory ($SUBSTRATE_VM_CACHE or the default; borrowed). */

@@ -9,6 +9,7 @@
 #include "substrate/git.h"
 #include "substrate/json.h"
 #include "substrate/proc.h"
+#include "substrate/sign.h"
 #include "substrate/strbuf.h"
 #include "substrate/tier2.h"
 #include "substrate/vmimage.h"
@@ -427,40 +428,65 @@ static int boot_vm(const vm_ctx *c, const sub_vm_spec *s, const char *img, const
 }
 
 /* Wait for the guest to print its host key on the serial console; pin it. */
+int sub_vm_hostkey_parse(const char *buf, size_t len, uint16_t port, char **known_hosts, sub_err *e) {
+    static const char mark[] = HOSTKEY_MARK;
+    const size_t mlen = sizeof(mark) - 1;
+    const char *hit = NULL;
+    for (const char *p = buf; len - (size_t)(p - buf) >= mlen;) {
+        const char *q = memmem(p, len - (size_t)(p - buf), mark, mlen);
+        if (!q) break;
+        hit = q;
+        p = q + 1;
+    }
+    if (!hit) return 0;
+    const char *v = hit + mlen, *end = buf + len, *eol = v;
+    while (eol < end && *eol != '\n' && *eol != '\r') eol++;
+    if (eol == end) return 0; /* the line is still being written */
+    size_t n = (size_t)(eol - v);
+    for (size_t i = 0; i < n; i++)
+        if (!isprint((unsigned char)v[i]))
+            return sub_err_setk(e, SUB_KIND_ENV, -EPROTO,
+                                "the guest printed a host key line we cannot read (a control byte at %zu of %zu)", i, n);
+    /* "ssh-ed25519 " then the base64 of the 51-byte key blob: string "ssh-ed25519", string <32 bytes> */
+    static const char type[] = "ssh-ed25519 ";
+    static const unsigned char blob_head[] = {0, 0, 0, 11, 's', 's', 'h', '-', 'e', 'd', '2', '5', '5', '1', '9', 0, 0, 0, 32};
+    const size_t tlen = sizeof(type) - 1;
+    size_t klen = 0; /* up to a blank: a comment after the key is ignored */
+    while (tlen + klen < n && v[tlen + klen] != ' ') klen++;
+    if (n <= tlen || memcmp(v, type, tlen) || klen != 68)
+        return sub_err_setk(e, SUB_KIND_ENV, -EPROTO, "the guest printed a host key that is not an ed25519 key: %.*s",
+                            (int)(n > 200 ? 200 : n), v);
+    _cleanup_free_ unsigned char *blob = NULL;
+    size_t blen = 0;
+    if (sub_b64_decode(v + tlen, klen, NULL, "the guest's host key", &blob, &blen, NULL) < 0 || blen != 51 ||
+        memcmp(blob, blob_head, sizeof(blob_head)))
+        return sub_err_setk(e, SUB_KIND_ENV, -EPROTO, "the guest's host key is not the base64 of an ed25519 key: %.*s",
+                            (int)klen, v + tlen);
+    *known_hosts = xasprintf("[127.0.0.1]:%u ssh-ed25519 %.*s\n", port, (int)klen, v + tlen);
+    return 1;
+}
+
 static int pin_hostkey(const vm_ctx *c, const char *run, uint16_t port, int64_t deadline, sub_err *e) {
     _cleanup_free_ char *serial = sub_path_join(run, "serial.log"), *kh = sub_path_join(run, "known_hosts");
+    bool panic = false;
     while (now_ms() < deadline) {
         _cleanup_free_ char *txt = NULL;
         size_t len;
         if (sub_read_file(serial, SERIAL_MAX, &txt, &len, NULL) == 0) {
-            if (strstr(txt, "Kernel panic - not syncing")) break; /* no key will come */
-            char *hit = NULL;
-            for (char *p = txt; (p = strstr(p, HOSTKEY_MARK)); p++) hit = p;
-            if (hit) {
-                hit += strlen(HOSTKEY_MARK);
-                size_t n = strcspn(hit, "\r\n");
-                if (hit[n]) {
-                    hit[n] = '\0';
-                    char type[32], key[1024];
-                    if (sscanf(hit, "%31s %1023s", type, key) != 2 || strcmp(type, "ssh-ed25519"))
-                        return sub_err_setk(e, SUB_KIND_ENV, -EPROTO, "the guest printed a host key we cannot read: %s",
-                                            hit);
-                    for (const char *k = key; *k; k++)
-                        if (!isalnum((unsigned char)*k) && !strchr("+/=", *k))
-                            return sub_err_setk(e, SUB_KIND_ENV, -EPROTO, "the guest's host key is not base64: %s", key);
-                    _cleanup_free_ char *line = xasprintf("[127.0.0.1]:%u %s %s\n", port, type, key);
-                    stage(c, "host key", "read from the serial console and pinned", true);
-                    return sub_write_file_atomic(kh, line, strlen(line), 0600, e);
-                }
+            _cleanup_free_ char *line = NULL;
+            int r = sub_vm_hostkey_parse(txt, len, port, &line, e);
+            if (r < 0) return r;
+            if (r > 0) {
+                stage(c, "host key", "read from the serial console and pinned", true);
+                return sub_write_file_atomic(kh, line, strlen(line), 0600, e);
             }
+            static const char oops[] = "Kernel panic - not syncing";
+            if ((panic = memmem(txt, len, oops, sizeof(oops) - 1) != NULL)) break; /* no key will come */
         }
         if (!qemu_pid(run)) break;
         sleep_ms(500);
     }
     _cleanup_free_ char *tail = file_tail(serial, 30);
-    _cleanup_free_ char *all = NULL;
-    size_t alen;
-    bool panic = sub_read_file(serial, SERIAL_MAX, &all, &alen, NULL) == 0 && strstr(all, "Kernel panic - not syncing");
     sub_err_setk(e, SUB_KIND_ENV, -ETIMEDOUT, "%s before the guest printed its SSH host key on the serial console (%s)",
                  panic ? "the guest's kernel panicked" : qemu_pid(run) ? "timed out" : "qemu exited", serial);
     if (tail) sub_err_detail(e, "%s", tail);

@@ -1,5 +1,6 @@
 /* The golden VM spec (lib/vm/spec.c): parsing with line:col refusals, the
  * canonical JSON, the two cache keys and the rebuild/restart decision. */
+#include "substrate/vm.h"
 #include "substrate/vmspec.h"
 #include "unit.h"
 #include <stdio.h>
@@ -333,4 +334,57 @@ TEST(vmspec_commit_and_release_rebuild) {
     CHECK_INT(sub_vm_spec_image_key(&s, RELEASE, "", out, &e), -EINVAL);
     CHECK(strstr(e.msg, "commit"));
     CHECK_INT(sub_vm_spec_image_key(&s, RELEASE, "HEAD", out, &e), -EINVAL);
+}
+
+/* provision-vm's reader of the guest's host key on the serial console
+ * (sub_vm_hostkey_parse, lib/vm/provision.c): what gets pinned. */
+static int hk(const char *buf, size_t len, char **line, sub_err *e) {
+    sub_err_clear(e);
+    *line = NULL;
+    return sub_vm_hostkey_parse(buf, len, 2222, line, e);
+}
+#define HK_LINE "[127.0.0.1]:2222 " ED25519 "\n"
+TEST(vm_hostkey_from_serial) {
+    sub_err e = {0};
+    char *line = NULL;
+    const char *boot = "[    1.2] systemd[1]: Started ssh.\r\nsubstrate-vm hostkey " ED25519 "\r\nlogin: ";
+    CHECK_INT(hk(boot, strlen(boot), &line, &e), 1);
+    CHECK_STREQ(line, HK_LINE);
+    free(line);
+    /* not yet there, or the line not finished: keep reading, nothing pinned */
+    CHECK_INT(hk("", 0, &line, &e), 0);
+    CHECK(line == NULL);
+    const char *half = "boot\nsubstrate-vm hostkey " ED25519;
+    CHECK_INT(hk(half, strlen(half), &line, &e), 0);
+    CHECK(line == NULL);
+    /* a NUL earlier on the console does not hide the key (strstr would stop there) */
+    char nul[256];
+    int n = snprintf(nul, sizeof nul, "x%cy\nsubstrate-vm hostkey %s comment\n", '\0', ED25519);
+    CHECK_INT(hk(nul, (size_t)n, &line, &e), 1);
+    CHECK_STREQ(line, HK_LINE);
+    free(line);
+    /* the last complete line counts (a reboot prints it again) */
+    const char *two = "substrate-vm hostkey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP////////////////////////////////////////8\n"
+                      "substrate-vm hostkey " ED25519 "\n";
+    CHECK_INT(hk(two, strlen(two), &line, &e), 1);
+    CHECK_STREQ(line, HK_LINE);
+    free(line);
+}
+
+TEST(vm_hostkey_refusals) {
+    sub_err e = {0};
+    char *line = NULL;
+    const char *bad[] = {
+        "substrate-vm hostkey " RSA "\n",                                             /* another type */
+        "substrate-vm hostkey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgME\n",        /* short */
+        "substrate-vm hostkey ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAAACQAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\n", /* rsa blob */
+        "substrate-vm hostkey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4*\n",
+        "substrate-vm hostkey ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAABAgMEBQYHCAkKCwwNDg8QERITFBUWFxgZGhscHR4f\x1b[0m\n",
+        "substrate-vm hostkey \n",
+    };
+    for (size_t i = 0; i < ARRAY_SIZE(bad); i++) {
+        CHECK_INT(hk(bad[i], strlen(bad[i]), &line, &e), -EPROTO);
+        CHECK(line == NULL);
+        CHECK(e.kind == SUB_KIND_ENV && strstr(e.msg, "host key"));
+    }
 }
