@@ -99,6 +99,10 @@ void t1_signature_now(const sub_svc_manifest *m, const char *digest, const char 
         verdict(c, 0, "does not verify now: %s", e.msg);
         return;
     }
+    if (e.reason == SUB_R_NO_TRUST_STORE) { /* not the registry: nothing to verify with, here */
+        verdict(c, -1, "cannot decide: %s", e.msg);
+        return;
+    }
     /* the registry cannot be asked: a recent enough verification may stand in */
     _cleanup_json_ json_t *v = NULL;
     if (access(cache, F_OK) == 0) (void)sub_json_load_file(cache, T1_STATE_MAX, &v, NULL);

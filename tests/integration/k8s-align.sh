@@ -89,6 +89,10 @@ t_eq "every pod on an unsigned digest: DRIFT, the signature check fails, exit 1"
     "$rc $(head -1 <<<"$out") $(grep -c 'signature .*FAIL .*does not verify now' <<<"$out")" "1 DRIFT hello 1"
 t_eq "the pods themselves match that manifest (only the signature fails)" "$(grep -cE '^  (running|digest|ready) +pass' <<<"$out")" 3
 
+out=$(SUBSTRATE_STATE=$T/notrust "$BIN" align --k8s "$M" --pods "$T/aligned.json" 2>&1); rc=$?
+t_eq "no trust store: cannot decide (exit 3), saying so (not 'registry unreachable')" \
+    "$rc $(grep -c 'signature .*undecided .*cannot decide: the trust store .* does not exist' <<<"$out") $(grep -c 'registry unreachable' <<<"$out")" "3 1 0"
+
 # ---- kubectl: missing, a stand-in on PATH ----
 t_fails "no --pods and no kubectl on PATH: exit 3, says to install kubectl or pass --pods" 3 \
     'kubectl is not on PATH: install kubectl.*--pods FILE.*--pods -' env PATH=/nonexistent "$BIN" align --k8s "$M"
