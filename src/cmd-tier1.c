@@ -163,6 +163,7 @@ CMD(reconcile) {
 /* ---- align ---- */
 static void align_usage(FILE *f) {
     fputs("Usage: substrate align MANIFEST [--deep] [--json]\n"
+          "       substrate align --k8s MANIFEST [--pods FILE|-] [--namespace N] [--json]\n"
           "\n"
           "Prove that what runs is what the manifest says. Checks, each printed with its\n"
           "evidence:\n"
@@ -181,23 +182,102 @@ static void align_usage(FILE *f) {
           "in the manifest, DRIFT also stops the service (its supervisor stays, status\n"
           "\"halted\"; reconcile starts it again).\n"
           "\n"
+          "Kubernetes (--k8s): the same question asked of the pods a cluster runs for the\n"
+          "service, read from `kubectl get pods -l app.kubernetes.io/name=NAME -o json`\n"
+          "(NAME is the manifest's name; `substrate render k8s` labels the pods so). Without\n"
+          "--pods, kubectl is run (it must be on PATH, configured for the cluster; it gets\n"
+          "30 s). ALIGNED only when every check passes:\n"
+          "  running    at least one pod, and every pod in phase Running (Pending, Failed,\n"
+          "             Succeeded: DRIFT \"not running (phase X)\"; no pods: \"no pods: not\n"
+          "             running\")\n"
+          "  digest     every pod's service container (the one named like the service, else\n"
+          "             the only one, else each one with an image of the manifest's\n"
+          "             repository) runs the manifest's digest: its status's imageID (the\n"
+          "             digest after the last '@') equals it; the pod spec names the image by\n"
+          "             digest (a tag is DRIFT \"image by tag\" even when the imageID matches)\n"
+          "             from the manifest's repository\n"
+          "  ready      every pod's condition Ready is \"True\" and its container ready\n"
+          "  signature  the manifest's digest verifies now under the manifest's policy, as\n"
+          "             above; when the registry cannot be reached, a verification by an\n"
+          "             earlier align --k8s on this host (recorded in\n"
+          "             $SUBSTRATE_STATE/k8s/verified/NAME.json) stands in while younger\n"
+          "             than verify_max_age, else exit 3\n"
+          "DRIFT names each pod that differs and why (\"pod hello-7d9c-x2v: runs sha256:...\n"
+          "(manifest sha256:...)\", \"pod ...: not ready ...\", \"pod ...: image by tag ...\").\n"
+          "A pod being deleted (deletionTimestamp) is still checked for what it runs, not for\n"
+          "readiness, and does not count as a running pod. --k8s only reads: nothing local\n"
+          "is stopped (on_drift does not apply) and no align record is written.\n"
+          "\n"
           "Options:\n"
           "      --deep            also compare the root filesystem with its content list\n"
+          "                        (local only: a cluster's root filesystems are not here)\n"
+          "      --k8s             align against Kubernetes pods instead of the local service\n"
+          "      --pods FILE|-     (--k8s) the pod list: kubectl's JSON output in FILE, or on\n"
+          "                        stdin with -, at most 64 MiB; default: run kubectl\n"
+          "  -n, --namespace N     (--k8s) the namespace: passed to kubectl; with --pods, pods\n"
+          "                        of other namespaces are left out\n"
           "      --json, -o json   {service, verdict, manifest_digest, running_digest, key_id,\n"
-          "                        checks: [{check, result, detail}], reasons, seconds, halted}\n"
+          "                        checks: [{check, result, detail}], reasons, seconds, halted};\n"
+          "                        with --k8s also target: \"k8s\", namespace, source,\n"
+          "                        running_digests, ignored and pods: [{name, namespace, phase,\n"
+          "                        digest, ready, terminating, reasons, containers}]\n"
           "\n"
-          "Exit: 0 ALIGNED; 1 DRIFT; 2 usage, bad manifest, or a service never reconciled;\n"
-          "3 cannot decide (registry unreachable, no recent verification).\n\n",
+          "Exit: 0 ALIGNED; 1 DRIFT; 2 usage, bad manifest, a service never reconciled, or\n"
+          "(--k8s) a pod list that is not kubectl's pod list JSON; 3 cannot decide (registry\n"
+          "unreachable, no recent verification) or (--k8s) kubectl missing, failing or\n"
+          "timing out.\n\n",
           f);
     fputs(env_exit, f);
 }
 
+static void print_check(const sub_t1_check *c) {
+    cli_line(stdout, "  %-9s %-9s %s", c->name, c->result > 0 ? "pass" : c->result == 0 ? "FAIL" : "undecided",
+             c->detail);
+}
+
+static int align_k8s(const sub_svc_manifest *m, const char *pods, const char *ns, bool json) {
+    sub_t1_align_k8s_opts o = {.m = m, .pods_path = pods, .namespace_ = ns};
+    sub_t1_k8s_result res;
+    sub_err e = {0};
+    int r = sub_t1_align_k8s(&o, &res, &e);
+    if (r < 0) {
+        sub_t1_k8s_result_done(&res);
+        return cli_fail("align", &e);
+    }
+    const sub_t1_align_result *a = &res.a;
+    int code = a->aligned ? SUB_EXIT_OK : a->undecided ? SUB_EXIT_ENV : SUB_EXIT_CHECK;
+    if (json) {
+        _cleanup_json_ json_t *j = sub_t1_align_k8s_json(&res);
+        json_object_set_new(j, "exit_code", json_integer(code));
+        print_json(j);
+    } else {
+        printf("%s %s\n", a->aligned ? "ALIGNED" : a->undecided ? "UNDECIDED" : "DRIFT", m->name);
+        for (size_t i = 0; i < a->nchecks; i++) print_check(&a->checks[i]);
+        for (size_t i = 0; i < res.npods; i++) {
+            const sub_t1_k8s_pod *p = &res.pods[i];
+            cli_line(stdout, "  pod %s%s%s: %s, %s, %s%s", *p->namespace_ ? p->namespace_ : "",
+                     *p->namespace_ ? "/" : "", p->name, *p->phase ? p->phase : "no phase",
+                     p->ready ? "ready" : "not ready", *p->digest ? p->digest : "no digest",
+                     p->terminating ? " (terminating)" : "");
+            for (char **s = p->reasons; s && *s; s++) cli_line(stdout, "    - %s", *s);
+        }
+        if (res.ignored) printf("  %zu pod%s of other namespaces left out\n", res.ignored, res.ignored == 1 ? "" : "s");
+        cli_line(stdout, "  pods from: %s", res.source ? res.source : "?");
+        printf("  (%.3f s)\n", a->seconds);
+    }
+    sub_t1_k8s_result_done(&res);
+    return code;
+}
+
 CMD(align) {
     static const struct option opts[] = {{"help", no_argument, NULL, 'h'}, {"json", no_argument, NULL, 'j'},
-                                         CLI_OUTPUT_OPTION, {"deep", no_argument, NULL, 'd'}, {NULL, 0, NULL, 0}};
-    bool json = false, deep = false;
+                                         CLI_OUTPUT_OPTION, {"deep", no_argument, NULL, 'd'},
+                                         {"k8s", no_argument, NULL, 'k'}, {"pods", required_argument, NULL, 'p'},
+                                         {"namespace", required_argument, NULL, 'n'}, {NULL, 0, NULL, 0}};
+    bool json = false, deep = false, k8s = false;
+    const char *pods = NULL, *ns = NULL;
     int c;
-    while ((c = getopt_long(argc, argv, "ho:", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "ho:n:", opts, NULL)) != -1) {
         switch (c) {
         case 'h': align_usage(stdout); return SUB_EXIT_OK;
         case 'j': json = true; break;
@@ -205,13 +285,26 @@ CMD(align) {
             if (cli_output_opt("align", optarg, &json)) return SUB_EXIT_USAGE;
             break;
         case 'd': deep = true; break;
+        case 'k': k8s = true; break;
+        case 'p': pods = optarg; break;
+        case 'n': ns = optarg; break;
         default: return cli_bad_option("align", argv, opts);
         }
     }
     if (optind + 1 != argc) return cli_usage_error("align", "give exactly one MANIFEST (see --help)");
+    if (!k8s && (pods || ns))
+        return cli_usage_error("align", "%s is for --k8s (align against Kubernetes pods); add --k8s",
+                               pods ? "--pods" : "--namespace");
+    if (k8s && deep)
+        return cli_usage_error("align", "--deep does not apply with --k8s: it compares a local root filesystem "
+                                        "with its content list, and a cluster's root filesystems are not on "
+                                        "this host (the pods' image digests and signature are checked)");
+    if (pods && !*pods) return cli_usage_error("align", "--pods needs a FILE, or - for stdin");
+    if (ns && !*ns) return cli_usage_error("align", "--namespace needs a namespace name");
     _cleanup_svc_manifest_ sub_svc_manifest m = {0};
     int r = load_manifest("align", argv[optind], &m);
     if (r) return r;
+    if (k8s) return align_k8s(&m, pods, ns, json);
     sub_t1_align_opts o = {.m = &m, .deep = deep, .act = true};
     sub_t1_align_result res;
     sub_err e = {0};
@@ -224,10 +317,7 @@ CMD(align) {
         print_json(j);
     } else {
         printf("%s %s\n", res.aligned ? "ALIGNED" : res.undecided ? "UNDECIDED" : "DRIFT", m.name);
-        for (size_t i = 0; i < res.nchecks; i++)
-            cli_line(stdout, "  %-9s %-9s %s", res.checks[i].name,
-                     res.checks[i].result > 0 ? "pass" : res.checks[i].result == 0 ? "FAIL" : "undecided",
-                     res.checks[i].detail);
+        for (size_t i = 0; i < res.nchecks; i++) print_check(&res.checks[i]);
         for (char **p = res.reasons; p && *p; p++)
             if (str_has_prefix(*p, "rootfs: ")) cli_line(stdout, "  %s", *p);
         if (res.halted) printf("  on_drift: halt: %s stopped (status \"halted\")\n", m.name);

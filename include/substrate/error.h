@@ -70,6 +70,8 @@ typedef enum sub_reason {
     SUB_R_BAD_JOBSPEC,         /* a jobspec that does not parse or validate */
     /* the golden VM */
     SUB_R_BAD_VM_SPEC,         /* a VM spec that does not parse or validate */
+    /* Kubernetes */
+    SUB_R_BAD_POD_LIST,        /* align --k8s: the pod list is not kubectl's pod list JSON */
     _SUB_R_MAX,
     _SUB_R_INVALID = -EINVAL,
 } sub_reason;

@@ -39,6 +39,15 @@ int sub_run(char *const argv[], const sub_proc_opts *o, int *status, sub_err *e)
  * stderr follows o->stderr_fd. */
 int sub_run_capture(char *const argv[], const sub_proc_opts *o, size_t max, char **out,
                     int *status, sub_err *e);
+/* sub_run_capture with a deadline, for programs that may hang (a CLI talking
+ * to a remote service): stdout (at most max bytes) into *out (NUL-terminated,
+ * caller frees) and its length into *len; with err non-NULL, stderr too (at
+ * most 64 KiB kept, the rest read and dropped) into *err, else stderr follows
+ * o->stderr_fd. Past timeout_ms the child is killed (SIGKILL): -ETIMEDOUT,
+ * environment class; more than max bytes on stdout: killed, -EFBIG. Returns
+ * 0 when it ran to its end (whatever its exit status). */
+int sub_run_capture_timeout(char *const argv[], const sub_proc_opts *o, size_t max, int timeout_ms,
+                            char **out, size_t *len, char **err, int *status, sub_err *e);
 /* Is there an executable `name` on PATH (or at the absolute path)? */
 bool sub_have_program(const char *name);
 /* Human-readable argv for messages (caller frees). */

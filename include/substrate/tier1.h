@@ -136,6 +136,97 @@ int sub_t1_align(const sub_t1_align_opts *o, sub_t1_align_result *res, sub_err *
 void sub_t1_align_result_done(sub_t1_align_result *r);
 struct json_t *sub_t1_align_json(const sub_t1_align_result *r);
 
+/* ---- align against Kubernetes (align --k8s) ----
+ * The same question as sub_t1_align, asked of the pods a cluster runs for the
+ * service: `kubectl get pods -l app.kubernetes.io/name=NAME -o json` (a v1
+ * List, or a PodList). ALIGNED only when there is at least one pod and every
+ * pod is Running, runs the manifest's digest (its container status's imageID,
+ * the digest after the last '@') from the manifest's repository, names its
+ * image by digest (a tag is DRIFT even when the imageID matches), is ready
+ * (condition Ready "True" and the container ready), and the manifest's digest
+ * verifies now under the manifest's policy (sub_t1_align's rule: when the
+ * registry cannot be asked, a verification by an earlier align --k8s on this
+ * host, recorded in $SUBSTRATE_STATE/k8s/verified/NAME.json, stands in while
+ * younger than verify_max_age; else it cannot decide, never ALIGNED).
+ *
+ * The service's container in a pod: the one named like the service (the
+ * renderer names it so); else the only one; else every container whose image
+ * is in the manifest's repository. A pod being deleted (deletionTimestamp)
+ * is still checked (it still runs until it is gone) but does not count as
+ * the "at least one". With a namespace given, pods of other namespaces are
+ * left out (and counted in ignored).
+ *
+ * Nothing local changes: no service is halted, no align.json is written. */
+#define SUB_T1_K8S_PODS_MAX (64u << 20) /* the pod list's size limit */
+#define SUB_T1_K8S_TIMEOUT_MS 30000     /* how long kubectl may take */
+
+typedef struct sub_t1_k8s_container {
+    char *name;
+    char *image;         /* spec.containers[].image */
+    char *image_id;      /* status.containerStatuses[].imageID ("" when none) */
+    char *digest;        /* the digest in image_id ("" when none) */
+    bool ready;
+} sub_t1_k8s_container;
+
+typedef struct sub_t1_k8s_pod {
+    char *name;
+    char *namespace_;    /* metadata.namespace ("" when absent) */
+    char *phase;         /* status.phase ("" when absent) */
+    char *digest;        /* what its service container(s) run: one digest, or "" */
+    bool ready;          /* condition Ready "True" and every service container ready */
+    bool terminating;    /* metadata.deletionTimestamp set */
+    sub_t1_k8s_container *containers; /* the service's containers in it */
+    size_t ncontainers;
+    char **reasons;      /* why it differs (NULL-terminated; empty when it is aligned) */
+} sub_t1_k8s_pod;
+
+typedef struct sub_t1_k8s_result {
+    sub_t1_align_result a;  /* service, verdict, manifest_digest, running_digest (the one
+                             * digest every pod runs, else ""), key_id, checks (running,
+                             * digest, ready, signature), reasons ("pod NAME: why"), seconds */
+    sub_t1_k8s_pod *pods;
+    size_t npods;
+    size_t ignored;         /* pods of other namespaces left out */
+    char **running_digests; /* every digest the pods run, sorted, once each */
+    char *namespace_;       /* the namespace asked for, NULL when none */
+    char *source;           /* where the list came from: a file, "stdin", the kubectl argv */
+} sub_t1_k8s_result;
+
+/* Parse kubectl's output: a JSON object of kind List or PodList with an items
+ * array of objects (kind Pod when present), each with metadata.name. -EINVAL
+ * (input class, reason SUB_R_BAD_POD_LIST) naming what is wrong; what names
+ * the input in messages. */
+int sub_t1_k8s_pods_parse(const char *text, size_t len, const char *what, struct json_t **out, sub_err *e);
+
+/* The verdict over a parsed pod list (pure: no registry, no cluster): sig is
+ * the signature check's outcome (result 1, 0 or -1, its detail) and key_id
+ * the verifying key. namespace_ NULL: every pod. res is filled (release with
+ * sub_t1_k8s_result_done, also after a failure); 0, or -EINVAL for a list
+ * sub_t1_k8s_pods_parse would refuse. */
+int sub_t1_align_k8s_eval(const sub_svc_manifest *m, const struct json_t *pods, const char *namespace_,
+                          const sub_t1_check *sig, const char *key_id, sub_t1_k8s_result *res, sub_err *e);
+
+typedef struct sub_t1_align_k8s_opts {
+    const sub_svc_manifest *m;
+    const char *pods_path;   /* a file, "-" for stdin; NULL: run kubectl */
+    const char *namespace_;  /* NULL: kubectl's current namespace (and every pod of a file) */
+    int timeout_ms;          /* for kubectl; 0: SUB_T1_K8S_TIMEOUT_MS */
+} sub_t1_align_k8s_opts;
+
+/* Obtain the pod list (the file, stdin, or `kubectl get pods -l
+ * app.kubernetes.io/name=NAME -o json [--namespace N]`), parse it, check
+ * the manifest digest's signature, decide. 0 with res filled as
+ * sub_t1_align (aligned / undecided / DRIFT). Errors: a bad pod list or an
+ * unreadable file, input class; kubectl not on PATH (-ENOENT), failing or
+ * timing out, environment class. */
+int sub_t1_align_k8s(const sub_t1_align_k8s_opts *o, sub_t1_k8s_result *res, sub_err *e);
+void sub_t1_k8s_result_done(sub_t1_k8s_result *r);
+/* sub_t1_align_json's record plus "target": "k8s", "namespace", "source",
+ * "running_digests", "ignored" and "pods": [{name, namespace, phase, digest,
+ * ready, terminating, reasons, containers: [{name, image, image_id, digest,
+ * ready}]}]. */
+struct json_t *sub_t1_align_k8s_json(const sub_t1_k8s_result *r);
+
 /* ---- supervisors (what `substrate supervise` runs) ---- */
 /* The root supervisor, in the foreground until SIGTERM/SIGINT. With boot,
  * every service whose state is not "stopped" is brought back (after a host

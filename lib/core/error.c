@@ -95,6 +95,7 @@ static const char *const reason_names[_SUB_R_MAX] = {
     [SUB_R_VERIFY_STALE] = "verify_stale",
     [SUB_R_BAD_JOBSPEC] = "bad_jobspec",
     [SUB_R_BAD_VM_SPEC] = "bad_vm_spec",
+    [SUB_R_BAD_POD_LIST] = "bad_pod_list",
 };
 
 const char *sub_reason_to_string(sub_reason r) {

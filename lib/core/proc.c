@@ -3,7 +3,9 @@
 #include "substrate/strbuf.h"
 #include <dirent.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
+#include <time.h>
 #include <sys/prctl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -214,6 +216,102 @@ int sub_run_capture(char *const argv[], const sub_proc_opts *o, size_t max, char
         return r;
     }
     *out = sub_buf_detach(&b, NULL);
+    return 0;
+}
+
+static int64_t mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+#define ERR_KEEP (64u << 10)
+
+int sub_run_capture_timeout(char *const argv[], const sub_proc_opts *o, size_t max, int timeout_ms,
+                            char **out, size_t *len, char **err, int *status, sub_err *e) {
+    static const sub_proc_opts defaults = SUB_PROC_OPTS_INIT;
+    sub_proc_opts oo = o ? *o : defaults;
+    *out = NULL;
+    if (len) *len = 0;
+    if (err) *err = NULL;
+    int ofd[2], efd[2] = {-1, -1};
+    if (pipe2(ofd, O_CLOEXEC | O_NONBLOCK) < 0) return sub_err_set(e, -errno, "pipe: %m");
+    if (err && pipe2(efd, O_CLOEXEC | O_NONBLOCK) < 0) {
+        int r = sub_err_set(e, -errno, "pipe: %m");
+        close(ofd[0]);
+        close(ofd[1]);
+        return r;
+    }
+    /* the child's ends block as usual: only our read ends are non-blocking */
+    fcntl(ofd[1], F_SETFL, fcntl(ofd[1], F_GETFL) & ~O_NONBLOCK);
+    oo.stdout_fd = ofd[1];
+    if (err) {
+        fcntl(efd[1], F_SETFL, fcntl(efd[1], F_GETFL) & ~O_NONBLOCK);
+        oo.stderr_fd = efd[1];
+    }
+    pid_t pid;
+    int r = sub_spawn(argv, &oo, &pid, e);
+    close(ofd[1]);
+    if (err) close(efd[1]);
+    if (r < 0) {
+        close(ofd[0]);
+        if (err) close(efd[0]);
+        return r;
+    }
+    sub_buf ob = SUB_BUF_INIT, eb = SUB_BUF_INIT;
+    struct pollfd p[2] = {{.fd = ofd[0], .events = POLLIN}, {.fd = err ? efd[0] : -1, .events = POLLIN}};
+    int64_t deadline = mono_ms() + timeout_ms;
+    bool timed_out = false, toobig = false;
+    char buf[65536];
+    while (p[0].fd >= 0 || p[1].fd >= 0) {
+        int64_t left = deadline - mono_ms();
+        if (left <= 0) {
+            timed_out = true;
+            break;
+        }
+        int n = poll(p, 2, (int)left);
+        if (n < 0) {
+            if (errno == EINTR) continue;
+            r = sub_err_set(e, -errno, "poll: %m");
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (p[i].fd < 0 || !p[i].revents) continue;
+            ssize_t k = read(p[i].fd, buf, sizeof buf);
+            if (k < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+            if (k <= 0) {
+                close(p[i].fd);
+                p[i].fd = -1;
+                continue;
+            }
+            if (i == 0) {
+                if (ob.len + (size_t)k > max) toobig = true;
+                else sub_buf_append(&ob, buf, (size_t)k);
+            } else if (eb.len < ERR_KEEP) {
+                size_t keep = (size_t)k < ERR_KEEP - eb.len ? (size_t)k : ERR_KEEP - eb.len;
+                sub_buf_append(&eb, buf, keep);
+            }
+        }
+        if (toobig || r < 0) break;
+    }
+    for (int i = 0; i < 2; i++)
+        if (p[i].fd >= 0) close(p[i].fd);
+    if (timed_out || toobig || r < 0) kill(pid, SIGKILL);
+    int wr = sub_wait(pid, status, r < 0 ? NULL : e);
+    if (timed_out || toobig || r < 0 || wr < 0) {
+        sub_buf_free(&ob);
+        sub_buf_free(&eb);
+        if (r < 0) return r;
+        if (timed_out)
+            return sub_err_setk(e, SUB_KIND_ENV, -ETIMEDOUT, "%s did not finish within %d s (stopped)", argv[0],
+                                timeout_ms / 1000);
+        if (toobig)
+            return sub_err_setk(e, SUB_KIND_INPUT, -EFBIG, "output of %s exceeds %zu bytes (stopped)", argv[0], max);
+        return wr;
+    }
+    *out = sub_buf_detach(&ob, len);
+    if (err) *err = sub_buf_detach(&eb, NULL);
+    else sub_buf_free(&eb);
     return 0;
 }
 

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static sub_t1_check *add_check(sub_t1_align_result *r, const char *name) {
     sub_t1_check *c = &r->checks[r->nchecks++];
@@ -74,23 +75,37 @@ static void check_process(sub_t1_check *c, const json_t *st, const json_t *cur) 
     verdict(c, 1, "pid %d alive since its recorded start, %s (%s), cgroup %s", (int)pid, how, rootfs, cg);
 }
 
-static void check_signature(const sub_svc_manifest *m, const char *digest, sub_t1_check *c, char key_id[80]) {
+void t1_signature_now(const sub_svc_manifest *m, const char *digest, const char *cache, bool record_cache,
+                      sub_t1_check *c, char key_id[80]) {
     sub_err e = {0};
     _cleanup_reg_ sub_reg *reg = NULL;
     sub_reg_opts ro = {.host = m->ref.registry, .timeout_s = 15};
     int r = sub_reg_new(&ro, &reg, &e);
-    if (r == 0) r = t1_admit(m, digest, reg, key_id, &e);
+    if (r == 0) r = record_cache ? t1_admit_check(m, digest, reg, key_id, &e) : t1_admit(m, digest, reg, key_id, &e);
     if (r == 0) {
         verdict(c, 1, "verifies now: signed by key %s", key_id);
+        if (record_cache) {
+            _cleanup_json_ json_t *v = json_pack("{s:s,s:s,s:I}", "digest", digest, "key_id", key_id, "at_ms",
+                                                 (json_int_t)t1_wall_ms());
+            _cleanup_free_ char *dir = xstrdup(cache);
+            char *slash = strrchr(dir, '/');
+            if (slash) *slash = 0;
+            _cleanup_free_ char *txt = sub_json_dump_pretty(v);
+            if (sub_mkdir_p(dir, 0755, NULL) == 0) (void)sub_write_file_atomic(cache, txt, strlen(txt), 0644, NULL);
+        }
         return;
     }
     if (sub_err_exit_code(&e) == SUB_EXIT_CHECK || sub_err_exit_code(&e) == SUB_EXIT_USAGE) {
         verdict(c, 0, "does not verify now: %s", e.msg);
         return;
     }
+    if (e.reason == SUB_R_NO_TRUST_STORE) { /* not the registry: nothing to verify with, here */
+        verdict(c, -1, "cannot decide: %s", e.msg);
+        return;
+    }
     /* the registry cannot be asked: a recent enough verification may stand in */
     _cleanup_json_ json_t *v = NULL;
-    (void)t1_read_json(m->name, "verified.json", &v, NULL);
+    if (access(cache, F_OK) == 0) (void)sub_json_load_file(cache, T1_STATE_MAX, &v, NULL);
     int64_t at = v ? json_integer_value(json_object_get(v, "at_ms")) : 0;
     int64_t age = t1_wall_ms() - at;
     if (v && streq(json_string_value(json_object_get(v, "digest")), digest) && at > 0 && age >= 0 &&
@@ -177,7 +192,8 @@ int sub_t1_align(const sub_t1_align_opts *o, sub_t1_align_result *res, sub_err *
     check_process(c, st, cur);
 
     c = add_check(res, "signature");
-    check_signature(m, running && *running ? running : m->ref.digest, c, res->key_id);
+    _cleanup_free_ char *cache = sub_t1_svc_path(m->name, "verified.json");
+    t1_signature_now(m, running && *running ? running : m->ref.digest, cache, false, c, res->key_id);
 
     if (o->deep) {
         c = add_check(res, "rootfs");

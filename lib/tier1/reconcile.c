@@ -79,7 +79,7 @@ static const char *verified_key(const sub_admission *ad) {
 
 /* Check the signature of digest under m's policy (admission); on success the
  * verifying key is in key_id and the verification is recorded. */
-int t1_admit(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char key_id[80], sub_err *e) {
+int t1_admit_check(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char key_id[80], sub_err *e) {
     sub_pubkey **keys = NULL;
     size_t nkeys = 0;
     int r = t1_load_keys(m, &keys, &nkeys, e);
@@ -90,14 +90,19 @@ int t1_admit(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char k
                          .identity = m->identity, .policy = m->policy};
     _cleanup_admission_ sub_admission ad = {0};
     r = sub_admit_image(&ao, &ad, e);
+    if (r == 0) snprintf(key_id, 80, "%.79s", verified_key(&ad));
+    sub_pubkeys_free(keys);
+    return r;
+}
+
+int t1_admit(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char key_id[80], sub_err *e) {
+    int r = t1_admit_check(m, digest, reg, key_id, e);
     if (r == 0) {
-        snprintf(key_id, 80, "%.79s", verified_key(&ad));
         _cleanup_json_ json_t *v = json_pack("{s:s,s:s,s:I}", "digest", digest, "key_id", key_id, "at_ms",
                                              (json_int_t)t1_wall_ms());
         _cleanup_free_ char *dir = sub_t1_svc_path(m->name, NULL);
         if (sub_mkdir_p(dir, 0755, NULL) == 0) (void)t1_write_json(m->name, "verified.json", v, NULL);
     }
-    sub_pubkeys_free(keys);
     return r;
 }
 

@@ -105,5 +105,17 @@ struct sub_reg;
  * trust store, paths as written); NULL when it names none (the trust store). */
 char **t1_key_files(const sub_svc_manifest *m);
 int t1_load_keys(const sub_svc_manifest *m, sub_pubkey ***keys, size_t *n, sub_err *e);
-/* The admission check of digest under m's policy; records verified.json. */
+/* The admission check of digest under m's policy, recording nothing
+ * (align --k8s: nothing local runs the image). */
+int t1_admit_check(const sub_svc_manifest *m, const char *digest, struct sub_reg *reg, char key_id[80], sub_err *e);
+/* The same check; a pass is recorded in services/NAME/verified.json. */
 int t1_admit(const sub_svc_manifest *m, const char *digest, struct sub_reg *reg, char key_id[80], sub_err *e);
+/* align's signature check of digest under m's policy, into c (1 verifies
+ * now, 0 refused, -1 cannot decide) and key_id: the admission check; when
+ * the registry cannot be asked, the verification recorded in the JSON file
+ * cache stands in if it is for digest and younger than verify_max_age.
+ * record_cache false: t1_admit (the service's verified.json is the cache and
+ * t1_admit records it); true: t1_admit_check, and a pass is recorded in
+ * cache itself. */
+void t1_signature_now(const sub_svc_manifest *m, const char *digest, const char *cache, bool record_cache,
+                      sub_t1_check *c, char key_id[80]);
