@@ -37,7 +37,8 @@ while IFS= read -r line; do
         "not ok "*) n=$((n+1)); t_not_ok "vm $suite: $(sed -E 's/^not ok [0-9]+ (- )?//' <<<"$line")" ;;
         "ok "*"# SKIP"*) n=$((n+1)); t_skip "vm $suite: $(sed -E 's/^ok [0-9]+ (- )?//; s/ # SKIP.*//' <<<"$line")" "$(sed 's/.*# SKIP //' <<<"$line")" ;;
         "ok "*) n=$((n+1)); t_ok "vm $suite: $(sed -E 's/^ok [0-9]+ (- )?//' <<<"$line")" ;;
-        "# "*|"1.."*) ;;
+        "1.."*) ;;
+        "# "*) echo "$line" ;; # the inner diagnostics, for a failure's why
         *) echo "# vm: $line" ;;
     esac
 done <"$T/inner.txt"
