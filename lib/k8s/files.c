@@ -8,6 +8,18 @@
 #include "substrate/tier2.h"
 #include <string.h>
 
+#define ZERO_DIGEST "sha256:0000000000000000000000000000000000000000000000000000000000000000"
+
+/* The references ship with an all-zero digest: say so before asking a registry about it. */
+static int placeholder(const char *path, const char *what, const sub_ref *ref, sub_err *e) {
+    if (!streq(ref->digest, ZERO_DIGEST)) return 0;
+    return sub_err_setr(e, streq(what, "jobspec") ? SUB_R_BAD_JOBSPEC : SUB_R_BAD_MANIFEST, SUB_KIND_INPUT, -EINVAL,
+                        "%s: the image digest is the all-zero placeholder of the reference %s: pin the digest "
+                        "build-sign-push printed for %s%s, then render again",
+                        path, what, ref->repository,
+                        streq(what, "jobspec") ? " and sign the result with `substrate sign-blob`" : "");
+}
+
 static const char *verified_key(const sub_admission *ad) {
     if (ad->sig.verified < 0 || (size_t)ad->sig.verified >= ad->sig.n_records) return "";
     return ad->sig.records[ad->sig.verified].key_id;
@@ -41,6 +53,7 @@ static int render_manifest(const char *path, const sub_k8s_opts *o, json_t *item
     if (r < 0) return r;
     if (m.network == SUB_NET_HOST) /* refused before anything is fetched */
         return sub_k8s_render_manifest(&m, &(sub_k8s_admitted){0}, o, items, e);
+    if ((r = placeholder(path, "manifest", &m.ref, e)) < 0) return r;
     _cleanup_admission_ sub_admission ad = {0};
     r = sub_t1_admit_manifest(&m, NULL, NULL, &ad, e);
     if (r < 0) {
@@ -64,6 +77,7 @@ static int render_jobspec(const char *path, const sub_k8s_opts *o, json_t *items
         if (rn < 0) return rn;
     }
     if (r < 0) return r;
+    if ((r = placeholder(path, "jobspec", &s.spec.ref, e)) < 0) return r;
     _cleanup_admission_ sub_admission ad = {0};
     r = sub_job_admit_image(&s.spec, (const sub_pubkey *const *)s.keys, s.nkeys, NULL, &ad, e);
     if (r < 0) {

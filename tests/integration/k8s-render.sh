@@ -174,6 +174,8 @@ sed "s|^image: .*|image: $REG/hello@$HU|" m/hello.service.yaml >m/unsigned-image
 refused "an unsigned image: exit 1, no signature" 1 "no signature|not signed|unsigned" m/unsigned-image.service.yaml
 sed "s|\"image\": \"[^\"]*\"|\"image\": \"$REG/hello@$HU\"|" m/job.json >m/unsigned-image.json; signblob m/unsigned-image.json k1
 refused "  ... named by a signed jobspec: exit 1" 1 "refused the job's image" m/unsigned-image.json
+refused "the unpinned reference manifest (all-zero digest): exit 2, says to pin it" 2 "all-zero placeholder" \
+    "$TOP/platform/manifests/hello.service.yaml"
 refused "no FILE: usage error" 2 "name at least one FILE"
 refused "a bad --namespace: exit 2" 2 "--namespace" -n Bad m/hello.service.yaml
 refused "an unknown -o: exit 2" 2 "yaml or json" -o text m/hello.service.yaml
