@@ -83,3 +83,4 @@ CMD(sandbox);
 CMD(nested_smoke);
 CMD(provision_vm);
 CMD(destroy_vm);
+CMD(render);

@@ -41,6 +41,7 @@ static const sub_cmd commands[] = {
     {"logs", cmd_logs, "a Tier-1 service's stdout and stderr", NULL},
     {"supervise", cmd_supervise, "the Tier-1 supervisor tree (reconcile starts it)", NULL},
     {"sandbox", cmd_sandbox, "run a signed Tier-2 jobspec in a jailed, ephemeral microVM", NULL},
+    {"render", cmd_render, "print Kubernetes objects for manifests and signed jobspecs (render k8s)", NULL},
     {"provision-vm", cmd_provision_vm, "build (cached by content) and boot the golden VM; idempotent", NULL},
     {"destroy-vm", cmd_destroy_vm, "stop and remove the golden VM; idempotent", NULL},
     {"nested-smoke", cmd_nested_smoke, "check whether a hardware-backed microVM boots here (KVM; TCG never counts)", NULL},
@@ -87,7 +88,7 @@ static void usage(FILE *f) {
  * parses it, so each command need not repeat it. */
 static const char *const registry_cmds[] = {"build", "push", "pull", "inspect", "sign", "verify",
                                             "attest", "build-sign-push", "login", "logout",
-                                            "reconcile", "align"};
+                                            "reconcile", "align", "render"};
 
 static int take_ca_file(const char *cmd, int *argc, char **argv) {
     bool takes = false;
@@ -112,7 +113,7 @@ static int take_ca_file(const char *cmd, int *argc, char **argv) {
         if (!takes)
             return cli_usage_error(cmd, "--ca-file is for the commands that talk to a registry "
                                         "(pull, push, inspect, sign, verify, attest, build, "
-                                        "build-sign-push, login, logout)");
+                                        "build-sign-push, login, logout, reconcile, align, render)");
         memmove(&argv[i], &argv[i + n], (size_t)(*argc - i - n + 1) * sizeof *argv);
         *argc -= n;
     }

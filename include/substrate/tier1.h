@@ -82,6 +82,17 @@ typedef struct sub_t1_reconcile_opts {
  * SUB_R_NOT_READY, with res->rolled_back). A refusal changes nothing. */
 int sub_t1_reconcile(const sub_t1_reconcile_opts *o, sub_t1_reconcile_result *res, sub_err *e);
 
+/* The admission check reconcile makes before a deploy, recording nothing:
+ * m's image (digest: another digest of its repository; NULL: m's own) under
+ * m's identity policy with the keys m names, or the trust store when it
+ * names none (sub_admit_image). ad is filled as far as the check got; its
+ * keys (ad->keys: the keys trusted for the image) live until
+ * sub_admission_free. */
+struct sub_reg;
+struct sub_admission;
+int sub_t1_admit_manifest(const sub_svc_manifest *m, const char *digest, struct sub_reg *reg,
+                          struct sub_admission *ad, sub_err *e);
+
 /* Make sure the root supervisor runs (start it detached when not). */
 int sub_t1_ensure_root(const char *self_exe, sub_err *e);
 

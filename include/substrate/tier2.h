@@ -40,6 +40,7 @@
  *
  * Ownership: the report is a new JSON reference (caller decrefs). */
 #pragma once
+#include "digest.h"
 #include "error.h"
 #include "jobspec.h"
 #include <jansson.h>
@@ -77,6 +78,45 @@ typedef struct sub_job_opts {
                                   * steal the process's signal); cancel instead */
 } sub_job_opts;
 #define SUB_JOB_CANCEL_MAX 4
+
+/* Steps 1 and 2 on their own, for callers that do not run the job (`substrate
+ * render k8s`) and for the runner itself.
+ *
+ * sub_job_authorize: read the jobspec at path (at most SUB_JOBSPEC_MAX
+ * bytes), verify its cosign blob signature (signature_path, NULL:
+ * <path>.sig) with key_files (NULL or empty: the trust store; never a key
+ * the jobspec names), then parse exactly the bytes that verified. The
+ * fields are filled as far as the steps got, also on failure: sha256 once
+ * the file was read, key_id once the signature verified (data and len hold
+ * the verified bytes from then on), spec once it parsed. Refusals: no
+ * signature file, or one no trusted key verifies: -EKEYREJECTED (check
+ * class); an unreadable jobspec or one that does not parse: input class,
+ * reason SUB_R_BAD_JOBSPEC. Release with sub_job_signed_done (always safe).
+ *
+ * sub_job_admit_image: step 2, the image's cosign signature under the
+ * jobspec's identity policy with keys (as sub_admit_image; the message is
+ * prefixed "refused the job's image"). */
+struct sub_pubkey;
+struct sub_admission;
+struct sub_reg;
+typedef struct sub_job_signed {
+    char sha256[SUB_DIGEST_MAX];           /* "sha256:<hex>" of the bytes read; "" before */
+    char *signature_path;        /* the signature file used (owned) */
+    char key_id[SUB_DIGEST_MAX];           /* the key the signature verified with; "" before */
+    struct sub_pubkey **keys;    /* the trusted keys (key_files or the trust store; owned) */
+    size_t nkeys;
+    char *data;                  /* the bytes read (owned) */
+    size_t len;
+    bool parsed;                 /* spec holds the parsed jobspec */
+    sub_jobspec spec;
+} sub_job_signed;
+int sub_job_authorize(const char *path, char *const *key_files, const char *signature_path, sub_job_signed *out,
+                      sub_err *e);
+void sub_job_signed_done(sub_job_signed *s);
+static inline void sub_job_signed_donep(sub_job_signed *s) { sub_job_signed_done(s); }
+#define _cleanup_job_signed_ _cleanup_(sub_job_signed_donep)
+int sub_job_admit_image(const sub_jobspec *j, const struct sub_pubkey *const *keys, size_t nkeys, struct sub_reg *reg,
+                        struct sub_admission *ad, sub_err *e);
 
 /* Run the signed jobspec at path. Returns 0 when a report was made (whatever
  * the job did: read sub_job_exit_code), < 0 when not even that was possible.

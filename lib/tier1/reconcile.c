@@ -77,24 +77,32 @@ static const char *verified_key(const sub_admission *ad) {
     return ad->sig.records[ad->sig.verified].key_id;
 }
 
-/* Check the signature of digest under m's policy (admission); on success the
- * verifying key is in key_id and the verification is recorded. */
-int t1_admit_check(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char key_id[80], sub_err *e) {
+int sub_t1_admit_manifest(const sub_svc_manifest *m, const char *digest, sub_reg *reg, sub_admission *ad,
+                          sub_err *e) {
+    memset(ad, 0, sizeof *ad);
     sub_pubkey **keys = NULL;
     size_t nkeys = 0;
     int r = t1_load_keys(m, &keys, &nkeys, e);
     if (r < 0) return r;
     sub_ref ref = m->ref;
-    ref.digest = (char *)digest;
+    if (digest) ref.digest = (char *)digest;
     sub_admit_opts ao = {.ref = &ref, .reg = reg, .keys = (const sub_pubkey *const *)keys, .nkeys = nkeys,
                          .identity = m->identity, .policy = m->policy};
-    _cleanup_admission_ sub_admission ad = {0};
-    r = sub_admit_image(&ao, &ad, e);
-    if (r == 0) snprintf(key_id, 80, "%.79s", verified_key(&ad));
-    sub_pubkeys_free(keys);
+    r = sub_admit_image(&ao, ad, e);
+    if (keys) ad->owned_keys = keys; /* ad->keys points at them: ad frees them */
     return r;
 }
 
+/* Check the signature of digest under m's policy (admission); on success the
+ * verifying key is in key_id. Records nothing. */
+int t1_admit_check(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char key_id[80], sub_err *e) {
+    _cleanup_admission_ sub_admission ad = {0};
+    int r = sub_t1_admit_manifest(m, digest, reg, &ad, e);
+    if (r == 0) snprintf(key_id, 80, "%.79s", verified_key(&ad));
+    return r;
+}
+
+/* t1_admit_check, and a pass is recorded (verified.json). */
 int t1_admit(const sub_svc_manifest *m, const char *digest, sub_reg *reg, char key_id[80], sub_err *e) {
     int r = t1_admit_check(m, digest, reg, key_id, e);
     if (r == 0) {

@@ -59,23 +59,6 @@ static void note(const sub_job_opts *o, const char *fmt, ...) {
     o->note(o->ud, m);
 }
 
-/* ---- keys: the trust store, or the files given; never the jobspec's ---- */
-static int load_keys(const sub_job_opts *o, sub_pubkey ***keys, size_t *n, sub_err *e) {
-    size_t nf = o ? strv_len(o->key_files) : 0;
-    if (!nf) return sub_admit_trusted_keys(NULL, keys, n, e);
-    sub_pubkey **v = xcalloc(nf + 1, sizeof *v);
-    for (size_t i = 0; i < nf; i++) {
-        int r = sub_pubkey_load_file(o->key_files[i], &v[i], e);
-        if (r < 0) {
-            sub_pubkeys_free(v);
-            return r;
-        }
-    }
-    *keys = v;
-    *n = nf;
-    return 0;
-}
-
 /* ---- the session: one VM, the agent's frames, the deadline ---- */
 /* ---- the accelerator ---- */
 typedef struct vm_assets {
@@ -552,14 +535,9 @@ static int run_job(run_ctx *c, sub_err *e) {
     sub_reg_opts ro = {.host = j->ref.registry};
     if ((r = sub_reg_new(&ro, &reg, e)) < 0) return r;
     note(c->o, "verifying the image %s/%s@%s", j->ref.registry, j->ref.repository, j->ref.digest);
-    sub_admit_opts ao = {.ref = &j->ref, .reg = reg, .keys = (const sub_pubkey *const *)c->keys, .nkeys = c->nkeys,
-                         .identity = j->identity, .policy = j->policy};
     _cleanup_admission_ sub_admission ad = {0};
-    r = sub_admit_image(&ao, &ad, e);
-    if (r < 0) {
-        sub_err_prefix(e, "refused the job's image");
-        return r;
-    }
+    r = sub_job_admit_image(j, (const sub_pubkey *const *)c->keys, c->nkeys, reg, &ad, e);
+    if (r < 0) return r;
     const char *img_key = ad.sig.verified >= 0 && (size_t)ad.sig.verified < ad.sig.n_records
                               ? ad.sig.records[ad.sig.verified].key_id
                               : "";
@@ -797,54 +775,27 @@ static int finish(run_ctx *c, int r, const sub_err *e, json_t **report) {
 
 int sub_job_run_signed(const char *path, const sub_job_opts *o, json_t **report, sub_err *e) {
     *report = NULL;
-    _cleanup_free_ char *data = NULL, *sig = NULL;
-    size_t len = 0, slen = 0;
-    _cleanup_free_ char *sigpath = o && o->signature_path ? xstrdup(o->signature_path) : xasprintf("%s.sig", path);
-    int r = sub_read_file(path, SUB_JOBSPEC_MAX, &data, &len, e);
-    if (r < 0) {
-        if (r == -ENOENT) sub_err_setr(e, SUB_R_BAD_JOBSPEC, SUB_KIND_INPUT, r, "no such jobspec: %s", path);
-        return r;
-    }
-    char sha[SUB_DIGEST_MAX];
-    (void)sub_sha256_buf(data, len, sha, NULL);
-    json_t *pre = json_pack("{s:n,s:{s:s,s:s,s:s}}", "job_id", "jobspec", "path", path, "sha256", sha, "signature",
-                            sigpath);
+    _cleanup_job_signed_ sub_job_signed s = {0};
+    int r = sub_job_authorize(path, o ? o->key_files : NULL, o ? o->signature_path : NULL, &s, e);
+    if (!s.sha256[0]) return r; /* not even read: no report */
+    json_t *pre = json_pack("{s:n,s:{s:s,s:s,s:s}}", "job_id", "jobspec", "path", path, "sha256", s.sha256,
+                            "signature", s.signature_path);
     run_ctx c = {.o = o, .rep = pre};
-    r = sub_read_file(sigpath, 4096, &sig, &slen, e);
-    if (r < 0) {
-        bool placeholder = memmem(data, len, ZERO_DIGEST, strlen(ZERO_DIGEST)) != NULL;
-        sub_err_setr(e, SUB_R_NO_SIGNATURE, SUB_KIND_CHECK, -EKEYREJECTED,
-                     "%s is not signed: no %s (sign it with `substrate sign-blob %s --key KEY`)%s", path, sigpath,
-                     path, placeholder ? "; its image digest is also the all-zero placeholder of the reference: "
-                                         "scripts/demo pins it to the job image it builds and signs it" : "");
-        return finish(&c, r, e, report);
+    if (s.key_id[0]) {
+        json_object_set_new(json_object_get(pre, "jobspec"), "key_id", json_string(s.key_id));
+        json_object_set_new(json_object_get(pre, "jobspec"), "authorization", json_string("signature"));
+        json_object_set_new(pre, "authorization", json_string("signature"));
+        note(o, "jobspec %s: signature verified (key %s)", path, s.key_id);
     }
-    r = load_keys(o, &c.keys, &c.nkeys, e);
-    char by[SUB_DIGEST_MAX] = "";
-    if (r == 0) r = sub_blob_verify((const sub_pubkey *const *)c.keys, c.nkeys, data, len, sig, by, e);
-    if (r < 0) {
-        sub_err_prefix(e, "refused the jobspec %s (its signature does not verify with a trusted key; the "
-                       "keys a jobspec names are never used)", path);
-        sub_pubkeys_free(c.keys);
-        return finish(&c, r, e, report);
-    }
-    json_object_set_new(json_object_get(pre, "jobspec"), "key_id", json_string(by));
-    json_object_set_new(json_object_get(pre, "jobspec"), "authorization", json_string("signature"));
-    json_object_set_new(pre, "authorization", json_string("signature"));
-    note(o, "jobspec %s: signature verified (key %s)", path, by);
-    _cleanup_jobspec_ sub_jobspec j = {0};
-    r = sub_jobspec_parse(data, len, path, sub_job_timeout_max(), &j, e);
-    if (r < 0) {
-        sub_pubkeys_free(c.keys);
-        return finish(&c, r, e, report);
-    }
-    c.j = &j;
-    json_t *base = report_new(&j);
+    if (r < 0) return finish(&c, r, e, report);
+    c.j = &s.spec;
+    c.keys = s.keys;
+    c.nkeys = s.nkeys;
+    json_t *base = report_new(&s.spec);
     json_object_update(base, pre);
     json_decref(pre);
     c.rep = base;
     r = run_job(&c, e);
-    sub_pubkeys_free(c.keys);
     return finish(&c, r, e, report);
 }
 
@@ -861,7 +812,7 @@ int sub_job_run_authorized(const sub_jobspec *j, const char *authorization, cons
                                        "job runs in a tier-2 microVM; drop \"tier\": 0",
                                        j->path ? j->path : j->name, authorization),
                       e, report);
-    int r = load_keys(o, &c.keys, &c.nkeys, e);
+    int r = t2_load_keys(o ? o->key_files : NULL, &c.keys, &c.nkeys, e);
     if (r == 0) r = run_job(&c, e);
     sub_pubkeys_free(c.keys);
     return finish(&c, r, e, report);

@@ -17,6 +17,8 @@
 /* $SUBSTRATE_STATE/tier2/<rel> (rel NULL: the dir itself); caller frees. */
 char *t2_path(const char *rel);
 int64_t t2_now_ms(void);
+/* The trusted keys: the files given (none: the trust store); never a jobspec's (authorize.c). */
+int t2_load_keys(char *const *key_files, sub_pubkey ***keys, size_t *n, sub_err *e);
 
 /* ---- the job's disk (disk.c) ---- */
 typedef struct t2_disk {
