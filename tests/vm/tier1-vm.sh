@@ -22,11 +22,16 @@ t_eq "provision-vm exits 0" "$rc" 0
 if [ "$rc" != 0 ]; then t_diag "$(tail -30 "$T/p.err")"; t_done; exit 0; fi
 ssh_cmd=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["ssh"])' "$T/p.json")
 inside() { $ssh_cmd -o BatchMode=yes "$@" </dev/null; }
+# under TCG every guest process runs several times slower: the suite's few
+# tight deadlines are stretched (SUBSTRATE_TEST_SLOW, tests/integration/tier1.sh)
+accel=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["accelerator"])' "$T/p.json")
+slow=1; [ "$accel" = tcg ] && slow=4
+t_diag "accelerator $accel: SUBSTRATE_TEST_SLOW=$slow inside"
 t_eq "the VM runs cgroup v2" "$(inside 'stat -fc %T /sys/fs/cgroup' 2>&1)" cgroup2fs
 
 # the inner run's TAP lines become this suite's own, prefixed; its closing
 # "N passed, N failed" line and exit code are checked as well
-inside "sudo -n bash -c 'cd /opt/substrate/src && git rev-parse HEAD && tests/run integration/tier1'" >"$T/inner.txt" 2>&1
+inside "sudo -n bash -c 'cd /opt/substrate/src && git rev-parse HEAD && SUBSTRATE_TEST_SLOW=$slow tests/run integration/tier1'" >"$T/inner.txt" 2>&1
 rc=$?
 inner_sha=$(head -1 "$T/inner.txt")
 t_eq "the VM's Substrate is this commit" "$inner_sha" "$(git -C "$TOP" rev-parse HEAD)"
