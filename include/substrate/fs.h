@@ -19,6 +19,9 @@ int sub_write_file_new(const char *path, const void *data, size_t len, mode_t mo
 /* Read a whole file; fails with -EFBIG when larger than max. *out is
  * NUL-terminated (not counted in *len). */
 int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err *e);
+/* Read fd to its end (a pipe, stdin); what names it in messages. The same
+ * limit (-EFBIG) and result as sub_read_file. */
+int sub_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, sub_err *e);
 int sub_mkdir_p(const char *path, mode_t mode, sub_err *e);
 /* Remove a tree without following symlinks or crossing mount points.
  * A missing path is success. Refuses "/" and "". */

@@ -141,20 +141,24 @@ int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err
     if (S_ISREG(st.st_mode) && (size_t)st.st_size > max)
         return sub_err_set(e, -EFBIG, "%s is too large (%lld bytes; the limit is %zu)", path,
                            (long long)st.st_size, max);
+    return sub_read_fd(fd, path, max, out, len, e);
+}
+
+int sub_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, sub_err *e) {
     sub_buf b = SUB_BUF_INIT;
     char buf[65536];
     for (;;) {
         ssize_t n = read(fd, buf, sizeof buf);
         if (n < 0) {
             if (errno == EINTR) continue;
-            int r = sub_err_set(e, -errno, "cannot read %s: %m", path);
+            int r = sub_err_set(e, -errno, "cannot read %s: %m", what);
             sub_buf_free(&b);
             return r;
         }
         if (n == 0) break;
         if (b.len + (size_t)n > max) {
             sub_buf_free(&b);
-            return sub_err_set(e, -EFBIG, "%s is too large (the limit is %zu bytes)", path, max);
+            return sub_err_set(e, -EFBIG, "%s is too large (the limit is %zu bytes)", what, max);
         }
         sub_buf_append(&b, buf, (size_t)n);
     }

@@ -423,26 +423,12 @@ int sub_t1_align_k8s_eval(const sub_svc_manifest *m, const json_t *pods, const c
 /* ---- obtaining the pod list ---- */
 
 static int read_bounded(int fd, const char *what, char **out, size_t *len, sub_err *e) {
-    sub_buf b = SUB_BUF_INIT;
-    char buf[65536];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0) {
-            if (errno == EINTR) continue;
-            int r = sub_err_setk(e, SUB_KIND_INPUT, -errno, "cannot read %s: %m", what);
-            sub_buf_free(&b);
-            return r;
-        }
-        if (n == 0) break;
-        if (b.len + (size_t)n > SUB_T1_K8S_PODS_MAX) {
-            sub_buf_free(&b);
-            return sub_err_setr(e, SUB_R_BAD_POD_LIST, SUB_KIND_INPUT, -EFBIG,
-                                "%s is too large (the limit is %u MiB)", what, SUB_T1_K8S_PODS_MAX >> 20);
-        }
-        sub_buf_append(&b, buf, (size_t)n);
+    int r = sub_read_fd(fd, what, SUB_T1_K8S_PODS_MAX, out, len, e);
+    if (r < 0) {
+        e->kind = SUB_KIND_INPUT;
+        if (r == -EFBIG) e->reason = SUB_R_BAD_POD_LIST;
     }
-    *out = sub_buf_detach(&b, len);
-    return 0;
+    return r;
 }
 
 static int read_pods_file(const char *path, char **out, size_t *len, sub_err *e) {
