@@ -126,15 +126,30 @@ static void put_map(sub_buf *b, const json_t *o, int indent, bool inline_first) 
     json_object_foreach((json_t *)o, k, v) {
         if (!(first && inline_first)) indent_to(b, indent);
         first = false;
-        if (plain_ok(k)) sub_buf_puts(b, k);
-        else put_quoted(b, k);
+        sub_buf key = SUB_BUF_INIT;
+        if (plain_ok(k)) sub_buf_puts(&key, k);
+        else put_quoted(&key, k);
+        /* YAML allows an implicit key of at most 1024 characters (found by
+         * tests/fuzz/fuzz-k8s-yaml): a longer one is an explicit "? KEY"
+         * with its value after ":" on the next line */
+        bool explicit_key = key.len > 1000;
+        if (explicit_key) {
+            sub_buf_puts(b, "? ");
+            sub_buf_append(b, key.data, key.len);
+            sub_buf_putc(b, '\n');
+            indent_to(b, indent);
+        } else {
+            sub_buf_append(b, key.data, key.len);
+        }
+        sub_buf_free(&key);
         sub_buf_putc(b, ':');
         if (json_is_object(v) && json_object_size(v)) {
             sub_buf_putc(b, '\n');
             put_map(b, v, indent + 2, false);
         } else if (json_is_array(v) && json_array_size(v)) {
             sub_buf_putc(b, '\n');
-            put_node(b, v, indent, false); /* a sequence under a key: "- " at the key's column */
+            /* a sequence under a key: "- " at the key's column */
+            put_node(b, v, explicit_key ? indent + 2 : indent, false);
         } else {
             put_node(b, v, indent + 2, true);
         }

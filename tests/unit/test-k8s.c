@@ -5,6 +5,7 @@
 #include "substrate/strbuf.h"
 #include "substrate/yamltree.h"
 #include "unit.h"
+#include "../yaml-back.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <strings.h>
@@ -337,36 +338,6 @@ TEST(k8s_opts_checked) {
 
 /* ---- the YAML emitter: what libyaml reads back is the json_t ---- */
 
-/* YAML 1.1's reading of a plain scalar (the wider of 1.1 and 1.2: PyYAML's
- * and kubectl's). A quoted scalar is always a string. */
-static json_t *plain_value(const char *s) {
-    static const char *const t[] = {"y", "yes", "on", "true", NULL}, *const f[] = {"n", "no", "off", "false", NULL};
-    for (size_t i = 0; t[i]; i++)
-        if (!strcasecmp(s, t[i])) return json_true();
-    for (size_t i = 0; f[i]; i++)
-        if (!strcasecmp(s, f[i])) return json_false();
-    if (!*s || !strcmp(s, "~") || !strcasecmp(s, "null")) return json_null();
-    char *end;
-    long long v = strtoll(s, &end, 0);
-    if (*s && !*end && strchr("+-0123456789", s[0])) return json_integer(v);
-    double d = strtod(s, &end);
-    if (!*end && (strchr("+-.0123456789", s[0]))) return json_real(d);
-    return json_string(s);
-}
-
-static json_t *tree_json(const sub_ynode *n) {
-    if (!n) return json_null();
-    if (n->type == SUB_Y_SCALAR) return n->plain ? plain_value(n->value) : json_string(n->value);
-    if (n->type == SUB_Y_SEQ) {
-        json_t *a = json_array();
-        for (size_t i = 0; i < n->n; i++) json_array_append_new(a, tree_json(n->kids[i]));
-        return a;
-    }
-    json_t *o = json_object();
-    for (size_t i = 0; i + 1 < n->n; i += 2) json_object_set_new(o, n->kids[i]->value, tree_json(n->kids[i + 1]));
-    return o;
-}
-
 static json_t *yaml_back(const char *text) {
     sub_err e = {0};
     sub_yctx c = {.file = "emitted", .doc = "YAML", .e = &e};
@@ -461,4 +432,22 @@ TEST(k8s_output_deterministic_and_formats_agree) {
     }
     CHECK_INT(i, 7);
     for (int r = 0; r < 2; r++) free(out[r][0]), free(out[r][1]);
+}
+
+/* YAML limits an implicit key to 1024 characters: a longer key is written
+ * explicitly ("? KEY" then ": VALUE"), and reads back, with any value */
+TEST(k8s_yaml_long_key) {
+    char key[1201];
+    memset(key, 'k', sizeof key - 1);
+    key[sizeof key - 1] = '\0';
+    _cleanup_json_ json_t *doc = json_pack("{s:s,s:[s,s],s:{s:i},s:s}", key, "v", "list", "a", "b", "m", key, 1, "z", "1.0");
+    json_object_set_new(json_object_get(doc, "m"), "short", json_pack("[s]", key));
+    _cleanup_free_ char *y = sub_k8s_yaml_doc(doc);
+    CHECK(strstr(y, "? kkkk") != NULL);
+    _cleanup_json_ json_t *back = yaml_back(y);
+    CHECK(back && json_equal(back, doc));
+    json_object_set_new(doc, key, json_pack("[s,{s:s}]", "x", key, "y")); /* a sequence as its value */
+    _cleanup_free_ char *y2 = sub_k8s_yaml_doc(doc);
+    _cleanup_json_ json_t *back2 = yaml_back(y2);
+    CHECK(back2 && json_equal(back2, doc));
 }
