@@ -84,6 +84,9 @@ TEST(residue_mkstemp_and_mkdtemp_put_the_pid_in_the_name) {
  * sig. The handler must stop the grandchild, remove both paths without
  * following the symlink, and die of sig. */
 static void interrupted_child(const char *d, int sig, const char *outside) {
+    /* as a foreground process has it: a test run started in the background
+     * by a shell inherits SIGINT ignored, which the handler keeps (below) */
+    signal(sig, SIG_DFL);
     sub_residue_install();
     sub_err e = {0};
     _cleanup_free_ char *base = xasprintf("%s/blob.part-", d);
@@ -140,3 +143,23 @@ static void check_interrupt(int sig) {
 
 TEST(residue_sigterm_removes_registered_paths_and_children) { check_interrupt(SIGTERM); }
 TEST(residue_sigint_removes_registered_paths_and_children) { check_interrupt(SIGINT); }
+
+/* An ignored signal (nohup, a background job of a shell) stays ignored:
+ * the handler is not installed for it, so it neither cleans up nor dies. */
+TEST(residue_an_ignored_signal_stays_ignored) {
+    pid_t p = fork();
+    if (p == 0) {
+        signal(SIGINT, SIG_IGN);
+        signal(SIGTERM, SIG_DFL);
+        sub_residue_install();
+        struct sigaction old;
+        if (sigaction(SIGINT, NULL, &old) < 0 || old.sa_handler != SIG_IGN) _exit(90);
+        if (sigaction(SIGTERM, NULL, &old) < 0 || old.sa_handler == SIG_DFL || old.sa_handler == SIG_IGN) _exit(91);
+        raise(SIGINT);
+        _exit(0);
+    }
+    int st = 0;
+    waitpid(p, &st, 0);
+    CHECK(WIFEXITED(st));
+    CHECK_INT(WIFEXITED(st) ? WEXITSTATUS(st) : -1, 0);
+}
