@@ -23,6 +23,12 @@ int sub_read_file(const char *path, size_t max, char **out, size_t *len, sub_err
  * limit (-EFBIG) and result as sub_read_file. */
 int sub_read_fd(int fd, const char *what, size_t max, char **out, size_t *len, sub_err *e);
 int sub_mkdir_p(const char *path, mode_t mode, sub_err *e);
+/* Detach every mount at or under dir (deepest first, MNT_DETACH, never
+ * following a symlink), as /proc/self/mountinfo lists them: what a killed
+ * chroot builder (mmdebstrap's /proc, /sys, /dev/pts) leaves behind, before
+ * sub_rm_rf, which does not cross mount points. Returns how many were
+ * detached. */
+int sub_umount_under(const char *dir);
 /* Remove a tree without following symlinks or crossing mount points.
  * A missing path is success. Refuses "/" and "". */
 int sub_rm_rf(const char *path, sub_err *e);

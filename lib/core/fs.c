@@ -7,7 +7,9 @@
 #include <libgen.h>
 #include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -264,4 +266,51 @@ bool sub_fs_nearly_full(const char *path) {
     if (statvfs(path, &sv) < 0) return false;
     unsigned long long avail = (unsigned long long)sv.f_bavail * sv.f_frsize;
     return avail < (256ull << 10) || (sv.f_files && sv.f_favail == 0);
+}
+
+/* A mount point field of /proc/self/mountinfo, its octal escapes (\040 for
+ * a blank, \011, \012, \134) undone in place. */
+static void unescape_mountinfo(char *s) {
+    char *w = s;
+    for (char *r = s; *r; r++) {
+        if (r[0] == '\\' && r[1] >= '0' && r[1] <= '3' && r[2] >= '0' && r[2] <= '7' && r[3] >= '0' && r[3] <= '7') {
+            *w++ = (char)((r[1] - '0') * 64 + (r[2] - '0') * 8 + (r[3] - '0'));
+            r += 3;
+        } else {
+            *w++ = *r;
+        }
+    }
+    *w = '\0';
+}
+
+static int cmp_len_desc(const void *a, const void *b) {
+    size_t la = strlen(*(char *const *)a), lb = strlen(*(char *const *)b);
+    return la < lb ? 1 : la > lb ? -1 : strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int sub_umount_under(const char *dir) {
+    _cleanup_fclose_ FILE *f = fopen("/proc/self/mountinfo", "re");
+    if (!f) return 0;
+    size_t dl = strlen(dir);
+    while (dl > 1 && dir[dl - 1] == '/') dl--;
+    _cleanup_strv_ char **v = NULL;
+    size_t n = 0;
+    _cleanup_free_ char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        /* ID PARENT MAJ:MIN ROOT MOUNTPOINT ... */
+        char *save = NULL, *mp = strtok_r(line, " ", &save);
+        for (int i = 0; mp && i < 4; i++) mp = strtok_r(NULL, " ", &save);
+        if (!mp) continue;
+        unescape_mountinfo(mp);
+        if (strncmp(mp, dir, dl) || (mp[dl] != '/' && mp[dl] != '\0')) continue;
+        strv_push(&v, mp);
+        n++;
+    }
+    if (!n) return 0;
+    qsort(v, n, sizeof *v, cmp_len_desc); /* the deepest first */
+    int done = 0;
+    for (size_t i = 0; i < n; i++)
+        if (umount2(v[i], MNT_DETACH | UMOUNT_NOFOLLOW) == 0) done++;
+    return done;
 }

@@ -214,7 +214,8 @@ static int ssh_keypair(char **priv, sub_err *e) {
 
 /* ---- building the image ------------------------------------------------------------------ */
 
-/* Remove .build-* directories of builds whose process is gone. */
+/* Remove .build-* directories of builds whose process is gone, with what
+ * was left mounted in them. */
 static void sweep_builds(const char *cache) {
     _cleanup_(closedirp) DIR *d = opendir(cache);
     if (!d) return;
@@ -225,6 +226,7 @@ static void sweep_builds(const char *cache) {
         long pid = dash ? strtol(dash + 1, NULL, 10) : 0;
         if (pid > 0 && (kill((pid_t)pid, 0) == 0 || errno == EPERM)) continue;
         _cleanup_free_ char *p = sub_path_join(cache, de->d_name);
+        sub_umount_under(p); /* a killed mmdebstrap leaves its chroot's /proc, /sys, /dev/pts mounted */
         sub_rm_rf(p, NULL);
     }
 }

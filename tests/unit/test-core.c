@@ -5,6 +5,7 @@
 #include "substrate/strbuf.h"
 #include "unit.h"
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 
 TEST(digest_sha256_known_vectors) {
@@ -258,4 +259,33 @@ TEST(str_escape_renders_control_characters) {
     CHECK_STREQ(b, "plain: text/1.0 @sha256");
     _cleanup_free_ char *c = sub_str_escape(NULL);
     CHECK_STREQ(c, "");
+}
+
+/* sub_umount_under: every mount at or under a directory, the deepest first,
+ * a blank in a path included (mountinfo escapes it); a sibling whose name
+ * only starts the same is left alone. */
+TEST(fs_umount_under_detaches_nested_mounts_only_there) {
+    if (geteuid() != 0) {
+        unit_skip("needs root (mount)");
+        return;
+    }
+    const char *t = unit_tmpdir();
+    _cleanup_free_ char *d = xasprintf("%s/build", t), *x = xasprintf("%s/build/x", t),
+                       *y = xasprintf("%s/build/x/y", t), *b = xasprintf("%s/build/a b", t),
+                       *sib = xasprintf("%s/build2", t);
+    CHECK_OK(sub_mkdir_p(x, 0755, NULL), &(sub_err){0});
+    CHECK_OK(sub_mkdir_p(b, 0755, NULL), &(sub_err){0});
+    CHECK_OK(sub_mkdir_p(sib, 0755, NULL), &(sub_err){0});
+    CHECK(mount("t", x, "tmpfs", 0, "size=1m") == 0);
+    CHECK_OK(sub_mkdir_p(y, 0755, NULL), &(sub_err){0});
+    CHECK(mount("t", y, "tmpfs", 0, "size=1m") == 0);
+    CHECK(mount("t", b, "tmpfs", 0, "size=1m") == 0);
+    CHECK(mount("t", sib, "tmpfs", 0, "size=1m") == 0);
+    CHECK_INT(sub_umount_under(d), 3);
+    struct stat sd, sx, sb, ss, st0;
+    CHECK(stat(d, &sd) == 0 && stat(x, &sx) == 0 && stat(b, &sb) == 0 && stat(sib, &ss) == 0 && stat(t, &st0) == 0);
+    CHECK(sx.st_dev == sd.st_dev && sb.st_dev == sd.st_dev); /* no longer mount points */
+    CHECK(ss.st_dev != st0.st_dev);                          /* the sibling still is */
+    CHECK_INT(sub_umount_under(d), 0);
+    CHECK(umount2(sib, MNT_DETACH) == 0);
 }
